@@ -1,0 +1,65 @@
+"""Loupe: a human-in-the-loop review queue for machine-learning predictions."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from redis import Redis
+
+from app.db import get_engine
+from app.embedded_redis import embedded_redis_url
+from app.extensions import close_db_session, csrf, login_manager, openapi
+from app.settings import PROJECT_ROOT, Settings
+
+
+def resolve_redis_url(settings: Settings) -> str:
+    """REDIS_URL, or the embedded server's socket when none is given."""
+    return settings.redis_url or embedded_redis_url(settings.instance_path / "redis.rdb")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The application factory: settings, extensions, blueprints, errors, CLI."""
+    settings = settings or Settings()
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder="static",
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.require_secret(),
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.loupe_env == "production",
+        WTF_CSRF_TIME_LIMIT=None,
+        LOUPE_SETTINGS=settings,
+    )
+    app.extensions["loupe.engine"] = get_engine(settings.resolved_database_url())
+    app.extensions["loupe.redis"] = Redis.from_url(
+        resolve_redis_url(settings), socket_timeout=5, socket_connect_timeout=2
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    app.teardown_appcontext(close_db_session)
+
+    from app.api.routes import bp as api_bp
+    from app.auth.routes import bp as auth_bp
+    from app.ops.routes import bp as ops_bp
+    from app.queues.routes import bp as queues_bp
+    from app.review.routes import bp as review_bp
+
+    csrf.exempt(api_bp)
+    for bp in (auth_bp, queues_bp, review_bp, api_bp, ops_bp):
+        app.register_blueprint(bp)
+    openapi.register(app)
+
+    from app.api.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    return app

@@ -1,0 +1,287 @@
+"""The v1 JSON API: parse, call one domain function, serialise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from pydantic import ValidationError
+from sqlalchemy import select
+from spectree import Response as Doc
+
+from app.api.schemas import DecisionIn, ErrorOut, IngestOut, LabelsQuery, RetrainOut
+from app.auth.service import require, user_for_token
+from app.db import new_session
+from app.errors import (
+    Gone,
+    TooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    pydantic_details,
+)
+from app.exports.service import FORMATS, stream_labels
+from app.extensions import db_session, openapi, redis_conn
+from app.ingest.schemas import BatchIn
+from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson
+from app.learning.feedback import mark_enqueued
+from app.models import Item, ModelVersion, User
+from app.queues.service import (
+    QueueIn,
+    create_queue,
+    get_queue,
+    item_counts,
+    policy_of,
+    queue_json,
+    queues_for,
+    training_counts,
+)
+from app.review.service import claim_next, decide, get_item, item_json, release
+from app.tasks import enqueue_retrain, enqueue_training_examples
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+ERRORS = {"HTTP_401": ErrorOut, "HTTP_403": ErrorOut, "HTTP_404": ErrorOut, "HTTP_422": ErrorOut}
+
+
+def api_user() -> User:
+    """The user behind the bearer token; 401 without a valid one."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+    user = user_for_token(session=db_session(), token=token.strip())
+    if user is None:
+        raise Unauthorized("That token is not valid.")
+    return user
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object.", [{"field": "", "message": "not a JSON object"}])
+    return body
+
+
+@bp.post("/queues")
+@openapi.validate(json=QueueIn, resp=Doc(HTTP_201=None, HTTP_409=ErrorOut, **ERRORS),
+                  skip_validation=True, tags=["queues"])
+def create_queue_view():
+    """Create a queue (admin, lead)."""
+    user = api_user()
+    require(user, "create_queue")
+    session = db_session()
+    queue = create_queue(session=session, data=_json_body(), creator=user)
+    session.commit()
+    body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
+    return jsonify({**body, "policy": policy_of(queue).model_dump()}), 201
+
+
+@bp.get("/queues")
+@openapi.validate(resp=Doc(HTTP_200=None, HTTP_401=ErrorOut), skip_validation=True, tags=["queues"])
+def list_queues_view():
+    """The queues the caller belongs to, with item counts."""
+    user = api_user()
+    session = db_session()
+    queues = queues_for(session=session, user=user)
+    counts = item_counts(session=session, queue_ids=[q.id for q in queues])
+    return jsonify({"queues": [queue_json(q, counts[q.id]) for q in queues]})
+
+
+@bp.get("/queues/<name>")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["queues"])
+def get_queue_view(name: str):
+    """One queue with its policy, counts and training backlog."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
+    body["policy"] = policy_of(queue).model_dump()
+    body["training"] = training_counts(session=session, queue=queue)
+    return jsonify(body)
+
+
+@bp.post("/queues/<name>/items")
+@openapi.validate(json=BatchIn, resp=Doc(HTTP_200=IngestOut, HTTP_413=ErrorOut, **ERRORS),
+                  skip_validation=True, tags=["items"])
+def ingest_view(name: str):
+    """Push a batch of items: `{"items": [...]}` as JSON, or one item per line as NDJSON."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "ingest")
+    mimetype = request.mimetype
+    body = request.get_data()
+    if mimetype == "application/json":
+        items = parse_json_batch(body)
+    elif mimetype in ("application/x-ndjson", "application/jsonl", "application/ndjson"):
+        items = parse_ndjson(body)
+    else:
+        raise UnsupportedMediaType(
+            "Send application/json ({\"items\": [...]}) or application/x-ndjson (one item a line)."
+        )
+    limit = current_app.config["LOUPE_SETTINGS"].max_batch_items
+    if len(items) > limit:
+        raise TooLarge(f"A batch holds at most {limit} items; this one has {len(items)}.")
+    result = ingest_items(session=session, queue=queue, items=items)
+    session.commit()
+    return jsonify(result)
+
+
+@bp.get("/queues/<name>/items/<path:external_id>")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["items"])
+def get_item_view(name: str, external_id: str):
+    """One item with its prediction, route, reviews and final label."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    return jsonify(item_json(session=session, item=get_item(session=session, queue=queue,
+                                                            external_id=external_id)))
+
+
+def _claim_json(session, claim, item) -> dict:
+    return {"claim": {"token": claim.token, "expires_at": claim.expires_at.isoformat(),
+                      "item": item_json(session=session, item=item)}}
+
+
+@bp.post("/queues/<name>/claims")
+@openapi.validate(resp=Doc(HTTP_200=None, HTTP_204=None, **ERRORS), skip_validation=True,
+                  tags=["review"])
+def claim_view(name: str):
+    """Lease the next item to the caller; 204 when nothing is waiting."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "review")
+    claim = claim_next(session=session, queue=queue, user=user)
+    if claim is None:
+        session.commit()
+        return Response(status=204)
+    body = _claim_json(session, claim, session.get(Item, claim.item_id))
+    session.commit()
+    return jsonify(body)
+
+
+def hand_over_outbox(outbox_id: int | None) -> None:
+    """Enqueues the new training example now; if Redis is away, the relay does it later."""
+    if outbox_id is None:
+        return
+    try:
+        enqueue_training_examples(redis_conn(), [outbox_id])
+    except Exception:  # noqa: BLE001 - Redis down must not fail a stored decision
+        current_app.logger.warning("Redis unavailable; outbox row %s left for the relay", outbox_id)
+        return
+    with new_session(current_app.extensions["loupe.engine"], write=True) as s:
+        mark_enqueued(session=s, outbox_ids=[outbox_id])
+        s.commit()
+
+
+@bp.post("/claims/<token>/decision")
+@openapi.validate(json=DecisionIn, resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, HTTP_410=ErrorOut,
+                                            **ERRORS), skip_validation=True, tags=["review"])
+def decision_view(token: str):
+    """Record the decision for a claim; the same decision twice is one review."""
+    user = api_user()
+    try:
+        data = DecisionIn.model_validate(_json_body())
+    except ValidationError as exc:
+        raise ValidationFailed("The decision is not valid.", pydantic_details(exc.errors())) from None
+    session = db_session()
+    try:
+        decision = decide(session=session, token=token, user=user, label=data.label,
+                          comment=data.comment)
+    except Gone:
+        # A lost lease still releases the item: keep that part of the work.
+        session.commit()
+        raise
+    session.commit()
+    hand_over_outbox(decision.outbox_id)
+    return jsonify(item_json(session=session, item=decision.item))
+
+
+@bp.delete("/claims/<token>")
+@openapi.validate(resp=Doc(HTTP_204=None, **ERRORS), skip_validation=True, tags=["review"])
+def release_view(token: str):
+    """Give the item back to the queue (skip)."""
+    user = api_user()
+    session = db_session()
+    release(session=session, token=token, user=user)
+    session.commit()
+    return Response(status=204)
+
+
+def _parse_since(value: str | None):
+    if not value:
+        return None
+    try:
+        since = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            "since must be an ISO 8601 time, for example 2026-11-01T00:00:00Z.",
+            [{"field": "since", "message": "not an ISO 8601 time"}],
+        ) from None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)
+
+
+@bp.get("/queues/<name>/labels")
+@openapi.validate(query=LabelsQuery, resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True,
+                  tags=["labels"])
+def labels_view(name: str):
+    """Stream every final label with its provenance as JSONL, CSV or Parquet."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "export")
+    fmt = request.args.get("format", "jsonl")
+    if fmt not in FORMATS:
+        raise ValidationFailed(
+            f"format must be one of {', '.join(FORMATS)}.",
+            [{"field": "format", "message": "unknown format"}],
+        )
+    since = _parse_since(request.args.get("since"))
+    engine = session.get_bind()
+    queue_id = queue.id
+
+    def body():
+        # Its own session: the request's one is closed before streaming starts.
+        with new_session(engine) as s:
+            yield from stream_labels(session=s, queue_id=queue_id, fmt=fmt, since=since)
+
+    filename = f"{queue.name}-labels.{fmt}"
+    return Response(
+        stream_with_context(body()),
+        mimetype=FORMATS[fmt].split(";")[0],
+        content_type=FORMATS[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/queues/<name>/models")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
+def models_view(name: str):
+    """The queue's model versions, newest first."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    rows = session.execute(
+        select(ModelVersion.version, ModelVersion.active, ModelVersion.created_at,
+               ModelVersion.snapshot, ModelVersion.n_examples, ModelVersion.metrics)
+        .where(ModelVersion.queue_id == queue.id)
+        .order_by(ModelVersion.id.desc())
+    )
+    return jsonify({"versions": [
+        {"version": r.version, "active": r.active, "created_at": r.created_at.isoformat(),
+         "snapshot": r.snapshot, "n_examples": r.n_examples, "metrics": r.metrics}
+        for r in rows
+    ]})
+
+
+@bp.post("/queues/<name>/models/retrain")
+@openapi.validate(resp=Doc(HTTP_202=RetrainOut, **ERRORS), skip_validation=True, tags=["models"])
+def retrain_view(name: str):
+    """Start a retraining run; a run already waiting or running is reused."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "retrain")
+    job_id = enqueue_retrain(redis_conn(), queue.id, reason=f"requested by {user.name}")
+    return jsonify({"job_id": job_id}), 202

@@ -1,0 +1,1 @@
+"""Demo data generators for trying Loupe without external data."""

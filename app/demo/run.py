@@ -1,0 +1,56 @@
+"""`loupe demo`: schema, demo data, embedded Redis, a worker process and the web app."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+
+import click
+
+from app import create_app, resolve_redis_url
+from app.cli import upgrade_database
+from app.db import get_engine
+from app.demo.seed import QUEUE, seed_demo
+from app.settings import Settings
+
+
+def run_demo(*, host: str, port: int, workers: int) -> None:
+    settings = Settings()
+    upgrade_database(settings.resolved_database_url())
+    # Start (or join) Redis here and hand its address to the worker processes.
+    os.environ["REDIS_URL"] = resolve_redis_url(settings)
+    login = seed_demo(get_engine(settings.resolved_database_url()))
+
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--name", f"demo-{os.getpid()}-{n}"])
+        for n in range(workers)
+    ]
+
+    def stop_workers():
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    atexit.register(stop_workers)
+    url = f"http://{host}:{port}"
+    click.echo("")
+    click.echo("=" * 64)
+    click.echo(f"  Loupe demo is running at {url}")
+    click.echo(f"  Log in as   {login.reviewer} / {login.password}")
+    click.echo(f"  Review the '{QUEUE}' queue: {url}/queues/{QUEUE}/review")
+    if login.token:
+        click.echo(f"  API token for user '{login.producer}': {login.token}")
+    else:
+        click.echo("  API token: run `loupe token create --user producer`")
+    click.echo(f"  Redis: {os.environ['REDIS_URL']}  Database: {settings.resolved_database_url()}")
+    click.echo("  Stop with Ctrl-C.")
+    click.echo("=" * 64)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, create_app(Settings()), threaded=True, use_reloader=False)

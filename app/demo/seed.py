@@ -1,0 +1,72 @@
+"""Builds the demo queue through the same domain functions that users and producers use."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+from app.auth.service import add_membership, create_token, create_user
+from app.db import session_scope
+from app.demo.claims import LABELS, generate_claims
+from app.ingest.service import ingest_items, parse_rows
+from app.learning.feedback import make_training_example
+from app.learning.training import train_model_version
+from app.models import Item, Outbox, Queue, User
+from app.queues.service import create_queue
+from app.review.service import claim_next, decide
+
+QUEUE = "claims"
+
+
+@dataclass
+class DemoLogin:
+    reviewer: str
+    password: str
+    producer: str
+    token: str | None
+    seeded: bool
+
+
+def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
+    """Creates the demo queue once; every run gives the reviewer a fresh password."""
+    password = secrets.token_urlsafe(9)
+    with session_scope(engine) as s:
+        queue = s.scalar(select(Queue).where(Queue.name == QUEUE))
+        reviewer = s.scalar(select(User).where(User.name == "reviewer"))
+        if queue is not None and reviewer is not None:
+            reviewer.password_hash = generate_password_hash(password)
+            return DemoLogin("reviewer", password, "producer", None, seeded=False)
+
+        queue = create_queue(session=s, data={
+            "name": QUEUE,
+            "labels": LABELS,
+            "description": "Card repayment claims: is the claim legitimate, fraud, or a duplicate?",
+            "policy": {"auto_accept_threshold": 0.8, "min_margin": 0.4, "audit_rate": 0.05,
+                       "retrain_after": 25, "lease_seconds": 600},
+        })
+        reviewer = create_user(session=s, name="reviewer", role="reviewer", password=password)
+        producer = create_user(session=s, name="producer", role="scientist", password=None)
+        archivist = create_user(session=s, name="history", role="reviewer", password=None)
+        for u in (reviewer, producer, archivist):
+            add_membership(session=s, user=u, queue=queue)
+        token = create_token(session=s, user=producer)
+
+        claims = generate_claims(history + incoming)
+        past, new = claims[:history], claims[history:]
+        # The past: items a team already labelled, reviewed through the ordinary path.
+        ingest_items(session=s, queue=queue, items=parse_rows(
+            {"external_id": c["external_id"], "payload": c["payload"]} for c in past))
+        truth = {c["external_id"]: c["label"] for c in past}
+        while (claim := claim_next(session=s, queue=queue, user=archivist)) is not None:
+            external_id = s.get(Item, claim.item_id).external_id
+            decide(session=s, token=claim.token, user=archivist, label=truth[external_id])
+        for outbox_id in s.scalars(select(Outbox.id).where(Outbox.queue_id == queue.id)):
+            make_training_example(session=s, outbox_id=outbox_id)
+        train_model_version(session=s, queue=queue, seed=0)
+        # Today's claims arrive without a prediction: the baseline scores and routes them.
+        ingest_items(session=s, queue=queue, items=parse_rows(
+            {"external_id": c["external_id"], "payload": c["payload"]} for c in new))
+        return DemoLogin("reviewer", password, "producer", token, seeded=True)

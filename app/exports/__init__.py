@@ -1,0 +1,1 @@
+"""Exports: every final label with its provenance, streamed in flat memory."""

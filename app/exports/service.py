@@ -1,0 +1,129 @@
+"""Streaming label exports as JSONL, CSV or Parquet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.models import Item, Label
+
+FORMATS = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+COLUMNS = [
+    "external_id", "label", "source", "reviewers", "decided_at",
+    "model_version", "model_label", "model_score", "payload",
+]
+CHUNK_ROWS = 2000
+
+
+def label_rows(*, session: Session, queue_id: int, since: datetime | None = None) -> Iterator[dict]:
+    """Every final label of the queue, oldest first, fetched in chunks."""
+    stmt = (
+        select(Item.external_id, Label.value, Label.source, Label.reviewers, Label.decided_at,
+               Label.model_version, Label.model_label, Label.model_score, Item.payload)
+        .join(Item, Item.id == Label.item_id)
+        .where(Label.queue_id == queue_id)
+        .order_by(Label.decided_at, Label.id)
+        .execution_options(yield_per=CHUNK_ROWS)
+    )
+    if since is not None:
+        stmt = stmt.where(Label.decided_at >= since)
+    for row in session.execute(stmt):
+        yield {
+            "external_id": row[0], "label": row[1], "source": row[2], "reviewers": row[3] or [],
+            "decided_at": row[4].isoformat(), "model_version": row[5], "model_label": row[6],
+            "model_score": row[7], "payload": row[8],
+        }
+
+
+def _jsonl(rows: Iterator[dict]) -> Iterator[bytes]:
+    buf: list[str] = []
+    for row in rows:
+        buf.append(json.dumps(row, ensure_ascii=False))
+        if len(buf) >= CHUNK_ROWS:
+            yield ("\n".join(buf) + "\n").encode()
+            buf = []
+    if buf:
+        yield ("\n".join(buf) + "\n").encode()
+
+
+def _flat(row: dict) -> dict:
+    return {**row, "reviewers": ";".join(row["reviewers"]),
+            "payload": json.dumps(row["payload"], ensure_ascii=False)}
+
+
+def _csv(rows: Iterator[dict]) -> Iterator[bytes]:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    for n, row in enumerate(rows, 1):
+        writer.writerow(_flat(row))
+        if n % CHUNK_ROWS == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file whose bytes are taken out after every row group."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.parts.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def _parquet(rows: Iterator[dict]) -> Iterator[bytes]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([
+        ("external_id", pa.string()), ("label", pa.string()), ("source", pa.string()),
+        ("reviewers", pa.list_(pa.string())), ("decided_at", pa.string()),
+        ("model_version", pa.string()), ("model_label", pa.string()),
+        ("model_score", pa.float64()), ("payload", pa.string()),
+    ])
+    sink = _Sink()
+    writer = pq.ParquetWriter(sink, schema)
+    chunk: list[dict] = []
+
+    def flush():
+        batch = {c: [r[c] for r in chunk] for c in COLUMNS}
+        batch["payload"] = [json.dumps(p, ensure_ascii=False) for p in batch["payload"]]
+        writer.write_table(pa.table(batch, schema=schema))
+        chunk.clear()
+
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= CHUNK_ROWS:
+            flush()
+            yield sink.take()
+    if chunk:
+        flush()
+    writer.close()
+    yield sink.take()
+
+
+def stream_labels(*, session: Session, queue_id: int, fmt: str, since=None) -> Iterator[bytes]:
+    """The export body, chunk by chunk; the session stays open until the last chunk."""
+    rows = label_rows(session=session, queue_id=queue_id, since=since)
+    return {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}[fmt](rows)

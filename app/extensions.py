@@ -1,0 +1,53 @@
+"""Extensions created once here and bound to the app in the factory."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+from redis import Redis
+from spectree import SecurityScheme, SpecTree
+from spectree.models import SecureType, SecuritySchemeData
+from sqlmodel import Session
+
+from app.db import new_session
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+openapi = SpecTree(
+    "flask",
+    title="Loupe API",
+    version="1",
+    # Served at /api/openapi.json by the ops blueprint; spectree's own path would hide /api/*.
+    path="apidoc",
+    filename="openapi.json",
+    mode="strict",
+    page_templates={},
+    security_schemes=[
+        SecurityScheme(
+            name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")
+        )
+    ],
+    security={"bearer": []},
+)
+
+_WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def db_session() -> Session:
+    """The request's session, opened on first use; writes take SQLite's lock up front."""
+    if "db_session" not in g:
+        engine = current_app.extensions["loupe.engine"]
+        g.db_session = new_session(engine, write=request.method in _WRITE_METHODS)
+    return g.db_session
+
+
+def close_db_session(_exc=None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def redis_conn() -> Redis:
+    """The app's Redis connection (work queue only: never the only copy of a decision)."""
+    return current_app.extensions["loupe.redis"]

@@ -1,0 +1,1 @@
+"""Ingest: validating batches of predictions, routing them, storing them in bulk."""

@@ -1,0 +1,53 @@
+"""The routing decision: auto-accept, review or audit, always with its reason."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from app.queues.service import Policy
+
+
+@dataclass(frozen=True)
+class Route:
+    decision: str  # "auto_accept", "review" or "audit"
+    reason: str
+
+
+def audit_draw(queue_name: str, external_id: str) -> float:
+    """A uniform number in [0, 1) fixed by the item, so re-sending routes it the same way."""
+    digest = hashlib.blake2b(f"{queue_name}\x00{external_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def route_item(
+    *, policy: Policy, candidates: list[dict] | None, queue_name: str, external_id: str
+) -> Route:
+    """Decides whether a person must see this item, given its sorted candidates."""
+    if not candidates:
+        return Route("review", "no prediction: a person must answer")
+    top = candidates[0]["score"]
+    second = candidates[1]["score"] if len(candidates) > 1 else 0.0
+    margin = top - second
+    if top < policy.auto_accept_threshold:
+        return Route(
+            "review",
+            f"top score {top:.2f} is below the auto-accept threshold "
+            f"{policy.auto_accept_threshold:.2f}",
+        )
+    if margin < policy.min_margin:
+        return Route(
+            "review",
+            f"top two candidates are {margin:.2f} apart, less than the margin {policy.min_margin:.2f}",
+        )
+    if audit_draw(queue_name, external_id) < policy.audit_rate:
+        return Route(
+            "audit",
+            f"random audit ({policy.audit_rate:.0%}) of an item that would be auto-accepted "
+            f"(score {top:.2f})",
+        )
+    return Route(
+        "auto_accept",
+        f"top score {top:.2f} ≥ {policy.auto_accept_threshold:.2f} "
+        f"and {margin:.2f} ahead of the next candidate",
+    )

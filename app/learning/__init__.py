@@ -1,0 +1,1 @@
+"""The learning loop: outbox to training examples, snapshots, training, scoring."""

@@ -1,0 +1,40 @@
+"""Saving and loading fitted pipelines with skops: no unpickling, an explicit allow-list."""
+
+from __future__ import annotations
+
+import hashlib
+
+from skops.io import dumps, get_untrusted_types, loads
+
+# Exactly the types the default pipeline is made of; anything else in a file is refused.
+ALLOWED_TYPES = {
+    "sklearn.pipeline.Pipeline",
+    "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+    "sklearn.preprocessing._data.MaxAbsScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.dtype",
+    "builtins.float",
+    "builtins.int",
+}
+
+
+class ArtifactError(Exception):
+    """A stored model that is corrupt or holds types we do not load."""
+
+
+def save(pipeline) -> tuple[bytes, str]:
+    """The pipeline's bytes and their SHA-256."""
+    data = dumps(pipeline)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def load(data: bytes, sha256: str):
+    """Loads a pipeline after checking its checksum and that every type is allowed."""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ArtifactError("model file does not match its checksum")
+    untrusted = [t for t in get_untrusted_types(data=data) if t not in ALLOWED_TYPES]
+    if untrusted:
+        raise ArtifactError(f"model file holds types that are not allowed: {untrusted}")
+    return loads(data, trusted=sorted(set(get_untrusted_types(data=data))))

@@ -1,0 +1,96 @@
+"""From a final label to a training example, exactly once, through the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from app.learning.features import features_of
+from app.models import Item, Label, ModelVersion, Outbox, TrainingExample, utcnow
+from app.queues.service import TRAINABLE_SOURCES, policy_of
+
+# An outbox row handed to RQ but not done after this long is handed over again.
+STALE_AFTER = timedelta(minutes=2)
+
+
+def add_to_outbox(*, session: Session, label: Label) -> Outbox | None:
+    """Promises a training example for this label, in the caller's transaction."""
+    if label.source not in TRAINABLE_SOURCES:
+        return None
+    row = Outbox(kind="training_example", label_id=label.id, queue_id=label.queue_id)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def outbox_due(*, session: Session, now=None, limit: int = 500) -> list[int]:
+    """Outbox rows never handed to RQ, or handed over so long ago that the job was lost."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(Outbox.id)
+            .where(
+                Outbox.processed_at.is_(None),
+                or_(Outbox.enqueued_at.is_(None), Outbox.enqueued_at < now - STALE_AFTER),
+            )
+            .order_by(Outbox.id)
+            .limit(limit)
+        )
+    )
+
+
+def mark_enqueued(*, session: Session, outbox_ids: list[int], now=None) -> None:
+    if outbox_ids:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(outbox_ids))
+            .values(enqueued_at=now or utcnow(), attempts=Outbox.attempts + 1)
+        )
+
+
+def make_training_example(*, session: Session, outbox_id: int) -> int | None:
+    """Writes the training example promised by an outbox row; running it twice writes one.
+
+    Returns the queue id when a new example was written, else None.
+    """
+    row = session.get(Outbox, outbox_id)
+    if row is None or row.processed_at is not None:
+        return None
+    label = session.get(Label, row.label_id)
+    item = session.get(Item, label.item_id)
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+        TrainingExample.__table__
+    )
+    result = session.execute(
+        insert.values(
+            queue_id=label.queue_id,
+            label_id=label.id,
+            item_id=item.id,
+            features=features_of(item.payload),
+            target=label.value,
+            source=label.source,
+            decided_at=label.decided_at,
+            created_at=utcnow(),
+        ).on_conflict_do_nothing(index_elements=["label_id"])
+    )
+    row.processed_at = utcnow()
+    session.flush()
+    return label.queue_id if result.rowcount else None
+
+
+def retrain_due(*, session: Session, queue) -> bool:
+    """True when the queue has enough examples that no model version has seen yet."""
+    every = policy_of(queue).retrain_after
+    if not every:
+        return False
+    seen = session.scalar(
+        select(func.max(ModelVersion.n_examples)).where(ModelVersion.queue_id == queue.id)
+    ) or 0
+    total = session.scalar(
+        select(func.count()).select_from(TrainingExample).where(TrainingExample.queue_id == queue.id)
+    ) or 0
+    return total - seen >= every

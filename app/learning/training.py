@@ -1,0 +1,157 @@
+"""Snapshots of training examples, fitting, evaluating and storing model versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MaxAbsScaler
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from app.learning import artifacts
+from app.models import ModelVersion, Queue, TrainingExample, utcnow
+
+MIN_EXAMPLES = 10
+HOLDOUT_SHARE = 0.2
+
+
+class TrainingFailed(Exception):
+    """Training could not produce a model; the active model is untouched."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rows: list[tuple[int, dict, str]]  # (training example id, features, target), time-ordered
+    content_hash: str
+
+
+def take_snapshot(*, session: Session, queue_id: int) -> Snapshot:
+    """Every training example of the queue, oldest first, named by a hash of its content."""
+    rows = [
+        (r.id, r.features, r.target)
+        for r in session.execute(
+            select(TrainingExample.id, TrainingExample.features, TrainingExample.target)
+            .where(TrainingExample.queue_id == queue_id)
+            .order_by(TrainingExample.decided_at, TrainingExample.id)
+        )
+    ]
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, sort_keys=True, separators=(",", ":")).encode())
+        digest.update(b"\n")
+    return Snapshot(rows=rows, content_hash=digest.hexdigest())
+
+
+def build_pipeline(seed: int) -> Pipeline:
+    """The default pipeline: one-hot categories and words, scaled numbers, logistic regression."""
+    return Pipeline([
+        ("features", DictVectorizer(sparse=True)),
+        ("scale", MaxAbsScaler()),
+        ("model", LogisticRegression(max_iter=2000, C=1.0, random_state=seed)),
+    ])
+
+
+def evaluate(pipeline, features: list[dict], targets: list[str]) -> dict:
+    """Accuracy and macro F1 on held-out examples."""
+    predicted = pipeline.predict(features)
+    return {
+        "accuracy": round(float(accuracy_score(targets, predicted)), 4),
+        "macro_f1": round(float(f1_score(targets, predicted, average="macro", zero_division=0)), 4),
+        "n_eval": len(targets),
+    }
+
+
+def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> ModelVersion | None:
+    """Fits a new version on a fresh snapshot; promotes it when it beats the active one.
+
+    Returns None when a version for this exact snapshot already exists (nothing new).
+    """
+    snap = take_snapshot(session=session, queue_id=queue.id)
+    existing = session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.queue_id == queue.id, ModelVersion.snapshot == snap.content_hash
+        )
+    )
+    if existing is not None:
+        return None
+    if len(snap.rows) < MIN_EXAMPLES:
+        raise TrainingFailed(f"{len(snap.rows)} training examples; at least {MIN_EXAMPLES} needed")
+    features = [r[1] for r in snap.rows]
+    targets = [r[2] for r in snap.rows]
+    if len(set(targets)) < 2:
+        raise TrainingFailed("all training examples have the same label; need at least two")
+
+    # Time-ordered hold-out: the newest labels grade a model that never saw them.
+    cut = len(snap.rows) - max(1, int(len(snap.rows) * HOLDOUT_SHARE))
+    train_x, train_y, eval_x, eval_y = features[:cut], targets[:cut], features[cut:], targets[cut:]
+    if len(set(train_y)) < 2:
+        raise TrainingFailed("the training part of the snapshot holds a single label")
+
+    started = time.perf_counter()
+    pipeline = build_pipeline(seed)
+    pipeline.fit(train_x, train_y)
+    metrics = evaluate(pipeline, eval_x, eval_y)
+    metrics["n_train"] = len(train_y)
+    metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
+    metrics["classes"] = [str(c) for c in pipeline.classes_]
+
+    active = session.scalar(
+        select(ModelVersion).where(ModelVersion.queue_id == queue.id, ModelVersion.active)
+    )
+    promote, reason = True, "first model of the queue"
+    if active is not None:
+        try:
+            current = evaluate(artifacts.load(active.artifact, active.artifact_sha256), eval_x, eval_y)
+        except Exception as exc:  # a broken active model should not block a working one
+            current, reason = None, f"active model could not be evaluated ({exc})"
+        if current is not None:
+            metrics["active_macro_f1_on_same_holdout"] = current["macro_f1"]
+            promote = metrics["macro_f1"] >= current["macro_f1"]
+            reason = (
+                f"macro F1 {metrics['macro_f1']:.3f} vs active {current['macro_f1']:.3f} "
+                f"on the same {len(eval_y)} newest labels"
+            )
+    metrics["promoted"] = promote
+    metrics["promotion_reason"] = reason
+
+    data, sha = artifacts.save(pipeline)
+    n_versions = session.scalar(
+        select(func.count()).select_from(ModelVersion).where(ModelVersion.queue_id == queue.id)
+    )
+    version = ModelVersion(
+        queue_id=queue.id,
+        version=f"{queue.name}-v{(n_versions or 0) + 1}",
+        active=False,
+        created_at=utcnow(),
+        snapshot=snap.content_hash,
+        n_examples=len(snap.rows),
+        metrics=metrics,
+        artifact=data,
+        artifact_sha256=sha,
+    )
+    session.add(version)
+    session.flush()
+    if promote:
+        activate(session=session, version=version)
+    return version
+
+
+def activate(*, session: Session, version: ModelVersion) -> None:
+    """Makes this the queue's only active version."""
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.queue_id == version.queue_id, ModelVersion.id != version.id)
+        .values(active=False)
+    )
+    version.active = True
+    session.flush()
+
+

@@ -1,0 +1,200 @@
+"""Loupe's tables, in SQLModel. Every schema change also gets an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field, SQLModel
+
+ITEM_STATUSES = ("pending", "in_review", "done", "auto_accepted", "escalated")
+ROLES = ("reviewer", "lead", "scientist", "admin")
+LABEL_SOURCES = ("human", "auto", "audit", "adjudicated")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timestamp that is always timezone-aware UTC, on SQLite too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value is not None and dialect.name == "sqlite":
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=JSONType, nullable=nullable)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class User(UserMixin, SQLModel, table=True):
+    __tablename__ = "user_account"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True)
+    password_hash: str | None = Field(default=None, max_length=255)
+    role: str = Field(max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = _ts()
+
+
+class Queue(SQLModel, table=True):
+    __tablename__ = "review_queue"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    description: str = Field(default="", max_length=2000)
+    labels: list[str] | None = _json()
+    policy: dict = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class QueueMember(SQLModel, table=True):
+    __tablename__ = "queue_member"
+    queue_id: int = Field(foreign_key="review_queue.id", primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", primary_key=True)
+
+
+class Item(SQLModel, table=True):
+    __tablename__ = "item"
+    __table_args__ = (
+        sa.UniqueConstraint("queue_id", "external_id", name="uq_item_queue_external_id"),
+        # Matches the claim's WHERE and ORDER BY, so the next item is one index probe.
+        sa.Index("ix_item_claim_order", "queue_id", "status", sa.text("priority DESC"), "id"),
+        sa.Index("ix_item_lease_expiry", "queue_id", "status", "lease_expires_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    external_id: str = Field(max_length=200)
+    payload: dict = Field(default_factory=dict, sa_type=JSONType)
+    status: str = Field(default="pending", max_length=20)
+    priority: int = Field(default=0)
+    route_decision: str | None = Field(default=None, max_length=20)
+    route_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lease_owner_id: int | None = Field(default=None, foreign_key="user_account.id")
+    lease_token: str | None = Field(default=None, max_length=64, unique=True)
+    lease_expires_at: datetime | None = _ts()
+
+
+class Prediction(SQLModel, table=True):
+    __tablename__ = "prediction"
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    model_version: str | None = Field(default=None, max_length=120)
+    # "producer" when pushed with the item, "model" when the queue's model scored it.
+    source: str = Field(default="producer", max_length=20)
+    candidates: list = Field(default_factory=list, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Claim(SQLModel, table=True):
+    __tablename__ = "claim"
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, unique=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    # live, decided, released or expired
+    state: str = Field(default="live", max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Review(SQLModel, table=True):
+    __tablename__ = "review"
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    claim_id: int = Field(foreign_key="claim.id", unique=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    label: str = Field(max_length=200)
+    comment: str | None = Field(default=None, max_length=5000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Label(SQLModel, table=True):
+    """The final answer for an item, with the provenance exports carry."""
+
+    __tablename__ = "final_label"
+    __table_args__ = (sa.Index("ix_final_label_queue_decided", "queue_id", "decided_at", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", unique=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    value: str = Field(max_length=200)
+    source: str = Field(max_length=20)
+    reviewers: list = Field(default_factory=list, sa_type=JSONType)
+    decided_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    model_version: str | None = Field(default=None, max_length=120)
+    model_label: str | None = Field(default=None, max_length=200)
+    model_score: float | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """Work promised in the same transaction as a decision, handed to RQ by the relay."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_pending", "processed_at", "enqueued_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    label_id: int | None = Field(default=None, foreign_key="final_label.id")
+    queue_id: int = Field(foreign_key="review_queue.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    enqueued_at: datetime | None = _ts()
+    processed_at: datetime | None = _ts()
+    attempts: int = Field(default=0)
+
+
+class TrainingExample(SQLModel, table=True):
+    __tablename__ = "training_example"
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id", index=True)
+    label_id: int = Field(foreign_key="final_label.id", unique=True)
+    item_id: int = Field(foreign_key="item.id")
+    features: dict = Field(default_factory=dict, sa_type=JSONType)
+    target: str = Field(max_length=200)
+    source: str = Field(max_length=20)
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ModelVersion(SQLModel, table=True):
+    __tablename__ = "model_version"
+    __table_args__ = (sa.UniqueConstraint("queue_id", "snapshot", name="uq_model_queue_snapshot"),)
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id", index=True)
+    version: str = Field(max_length=120, unique=True)
+    active: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    snapshot: str = Field(max_length=64)
+    n_examples: int = Field(default=0)
+    metrics: dict = Field(default_factory=dict, sa_type=JSONType)
+    artifact: bytes = Field(sa_type=sa.LargeBinary)
+    artifact_sha256: str = Field(max_length=64)

@@ -1,0 +1,43 @@
+"""Prometheus metrics read from the database at scrape time, so every process agrees."""
+
+from __future__ import annotations
+
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from app.db import new_session
+from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
+
+
+class QueueCollector:
+    """Queue depth by status, feedback backlog and training examples, per queue."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def collect(self):
+        items = GaugeMetricFamily("loupe_items", "Items by queue and status", labels=["queue", "status"])
+        examples = GaugeMetricFamily("loupe_training_examples", "Training examples", labels=["queue"])
+        backlog = GaugeMetricFamily("loupe_outbox_pending", "Outbox rows not yet processed",
+                                    labels=["queue"])
+        versions = GaugeMetricFamily("loupe_model_versions", "Model versions", labels=["queue"])
+        with new_session(self.engine) as s:
+            names = dict(s.execute(select(Queue.id, Queue.name)).all())
+            for qid, status, n in s.execute(
+                select(Item.queue_id, Item.status, func.count()).group_by(Item.queue_id, Item.status)
+            ):
+                items.add_metric([names.get(qid, str(qid)), status], n)
+            for qid, n in s.execute(
+                select(TrainingExample.queue_id, func.count()).group_by(TrainingExample.queue_id)
+            ):
+                examples.add_metric([names.get(qid, str(qid))], n)
+            for qid, n in s.execute(
+                select(Outbox.queue_id, func.count()).where(Outbox.processed_at.is_(None))
+                .group_by(Outbox.queue_id)
+            ):
+                backlog.add_metric([names.get(qid, str(qid))], n)
+            for qid, n in s.execute(
+                select(ModelVersion.queue_id, func.count()).group_by(ModelVersion.queue_id)
+            ):
+                versions.add_metric([names.get(qid, str(qid))], n)
+        yield from (items, examples, backlog, versions)

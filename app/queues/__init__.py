@@ -1,0 +1,1 @@
+"""Queues: their labels, routing policy, membership and counts."""

@@ -1,0 +1,25 @@
+"""The queue list page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from app.extensions import db_session
+from app.queues.service import item_counts, queues_for
+
+bp = Blueprint("queues", __name__)
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("queues.index"))
+
+
+@bp.get("/queues")
+@login_required
+def index():
+    session = db_session()
+    queues = queues_for(session=session, user=current_user)
+    counts = item_counts(session=session, queue_ids=[q.id for q in queues])
+    return render_template("queues/index.html", queues=queues, counts=counts)

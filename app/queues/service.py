@@ -1,0 +1,137 @@
+"""Creating queues, reading their policy, and counting their items."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from app.auth.service import add_membership, is_member
+from app.errors import Conflict, NotFound, ValidationFailed, pydantic_details
+from app.models import ITEM_STATUSES, Item, Label, Queue, QueueMember, TrainingExample, User
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class Policy(BaseModel):
+    """How a queue routes items and leases them; every field has a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_accept_threshold: float = Field(0.9, ge=0, le=1)
+    min_margin: float = Field(0.2, ge=0, le=1)
+    audit_rate: float = Field(0.05, ge=0, le=1)
+    reviews_required: int = Field(1, ge=1, le=10)
+    lease_seconds: int = Field(300, ge=10, le=86_400)
+    # Retrain after this many new human labels (0: only on request).
+    retrain_after: int = Field(200, ge=0)
+
+
+class QueueIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    labels: list[str] | None = Field(None, min_length=1, max_length=1000)
+    description: str = Field("", max_length=2000)
+    policy: Policy = Field(default_factory=Policy)
+
+
+def policy_of(queue: Queue) -> Policy:
+    """The queue's policy with defaults filled in."""
+    return Policy(**(queue.policy or {}))
+
+
+def create_queue(*, session: Session, data: dict, creator: User | None = None) -> Queue:
+    """Validates and creates a queue; the creator becomes a member."""
+    try:
+        spec = QueueIn.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("The queue is not valid.", pydantic_details(exc.errors())) from None
+    if not SLUG.match(spec.name):
+        raise ValidationFailed(
+            "A queue name is a slug: lower-case letters, digits and '-', at most 64.",
+            [{"field": "name", "message": "not a slug"}],
+        )
+    if spec.labels is not None:
+        bad = [i for i, lab in enumerate(spec.labels) if not lab.strip() or len(lab) > 200]
+        if bad or len(set(spec.labels)) != len(spec.labels):
+            raise ValidationFailed(
+                "Labels must be distinct, non-empty, at most 200 characters.",
+                [{"field": f"labels.{i}", "message": "invalid label"} for i in bad]
+                or [{"field": "labels", "message": "duplicate labels"}],
+            )
+    if session.scalar(select(Queue.id).where(Queue.name == spec.name)) is not None:
+        raise Conflict(f"A queue named {spec.name!r} already exists.")
+    queue = Queue(
+        name=spec.name,
+        labels=spec.labels,
+        description=spec.description,
+        policy=spec.policy.model_dump(),
+    )
+    session.add(queue)
+    session.flush()
+    if creator is not None and creator.role != "admin":
+        add_membership(session=session, user=creator, queue=queue)
+    return queue
+
+
+def get_queue(*, session: Session, name: str, user: User | None = None) -> Queue:
+    """The named queue; 404 when it does not exist or the user is not a member."""
+    queue = session.scalar(select(Queue).where(Queue.name == name))
+    if queue is None or (user is not None and not is_member(session=session, user=user, queue=queue)):
+        raise NotFound(f"No queue named {name!r} that you can see.")
+    return queue
+
+
+def queues_for(*, session: Session, user: User) -> list[Queue]:
+    """The queues a user belongs to (all of them for an admin), by name."""
+    stmt = select(Queue).order_by(Queue.name)
+    if user.role != "admin":
+        stmt = stmt.join(QueueMember, QueueMember.queue_id == Queue.id).where(
+            QueueMember.user_id == user.id
+        )
+    return list(session.scalars(stmt))
+
+
+def item_counts(*, session: Session, queue_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Items per status for each queue, in one grouped query."""
+    counts = {qid: dict.fromkeys(ITEM_STATUSES, 0) for qid in queue_ids}
+    if not queue_ids:
+        return counts
+    rows = session.execute(
+        select(Item.queue_id, Item.status, func.count())
+        .where(Item.queue_id.in_(queue_ids))
+        .group_by(Item.queue_id, Item.status)
+    )
+    for qid, status, n in rows:
+        counts[qid][status] = n
+    return counts
+
+
+def training_counts(*, session: Session, queue: Queue) -> dict[str, int]:
+    """Training examples made, and final labels still waiting to become one."""
+    examples = session.scalar(
+        select(func.count()).select_from(TrainingExample).where(TrainingExample.queue_id == queue.id)
+    )
+    eligible = session.scalar(
+        select(func.count())
+        .select_from(Label)
+        .where(Label.queue_id == queue.id, Label.source.in_(TRAINABLE_SOURCES))
+    )
+    return {"examples": examples or 0, "awaiting": max((eligible or 0) - (examples or 0), 0)}
+
+
+# Auto-accepted labels are the model's own answers: training on them would teach it itself.
+TRAINABLE_SOURCES = ("human", "audit", "adjudicated")
+
+
+def queue_json(queue: Queue, counts: dict[str, int]) -> dict:
+    return {
+        "name": queue.name,
+        "labels": queue.labels,
+        "description": queue.description,
+        "counts": counts,
+        "created_at": queue.created_at.isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""Review: claiming the next item under a lease, and recording decisions."""

@@ -1,0 +1,293 @@
+"""Claims and decisions: the one path that both the pages and the API use."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import bindparam, select, text, update
+from sqlmodel import Session
+
+from app.db import is_sqlite
+from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from app.learning.feedback import add_to_outbox
+from app.models import Claim, Item, Label, Prediction, Queue, Review, User, UTCDateTime, utcnow
+from app.queues.service import policy_of
+
+MAX_COMMENT = 5000
+
+
+@dataclass
+class Decision:
+    item: Item
+    label: Label | None
+    review: Review
+    outbox_id: int | None
+    repeated: bool = False
+
+
+def expire_leases(*, session: Session, queue_id: int | None = None, now=None) -> int:
+    """Returns items whose lease ran out to the queue; returns how many."""
+    now = now or utcnow()
+    cond = [Item.status == "in_review", Item.lease_expires_at < now]
+    if queue_id is not None:
+        cond.insert(0, Item.queue_id == queue_id)
+    expired_tokens = select(Item.lease_token).where(*cond).scalar_subquery()
+    session.execute(
+        update(Claim)
+        .where(Claim.token.in_(expired_tokens), Claim.state == "live")
+        .values(state="expired")
+    )
+    result = session.execute(
+        update(Item)
+        .where(*cond)
+        .values(status="pending", lease_owner_id=None, lease_token=None, lease_expires_at=None)
+    )
+    return result.rowcount or 0
+
+
+def _claim_sql(sqlite: bool, exclude: bool) -> str:
+    # One statement picks and leases the next item; on PostgreSQL SKIP LOCKED lets
+    # concurrent claimers pass each other, on SQLite BEGIN IMMEDIATE serialises them.
+    lock = "" if sqlite else " FOR UPDATE SKIP LOCKED"
+    skipped = " AND i.id NOT IN :excluded" if exclude else ""
+    return f"""
+        UPDATE item
+           SET status = 'in_review', lease_owner_id = :user_id,
+               lease_token = :token, lease_expires_at = :expires_at
+         WHERE id = (
+               SELECT i.id FROM item AS i
+                WHERE i.queue_id = :queue_id AND i.status = 'pending'
+                  AND NOT EXISTS (SELECT 1 FROM review AS r
+                                   WHERE r.item_id = i.id AND r.user_id = :user_id){skipped}
+                ORDER BY i.priority DESC, i.id
+                LIMIT 1{lock})
+        RETURNING id
+    """
+
+
+def live_claim(*, session: Session, queue: Queue, user: User, now=None) -> Claim | None:
+    """The user's unexpired claim in this queue, if they already hold one."""
+    now = now or utcnow()
+    return session.scalar(
+        select(Claim)
+        .join(Item, Item.id == Claim.item_id)
+        .where(
+            Item.queue_id == queue.id,
+            Claim.user_id == user.id,
+            Claim.state == "live",
+            Claim.expires_at > now,
+            Item.lease_token == Claim.token,
+        )
+        .order_by(Claim.id.desc())
+        .limit(1)
+    )
+
+
+def claim_next(
+    *, session: Session, queue: Queue, user: User, now=None, exclude_item_ids=()
+) -> Claim | None:
+    """Leases the most urgent claimable item to the user; None when nothing is claimable.
+
+    `exclude_item_ids` are items this reviewer just skipped, so a skip moves on.
+    """
+    now = now or utcnow()
+    expire_leases(session=session, queue_id=queue.id, now=now)
+    token = secrets.token_urlsafe(24)
+    expires_at = now + timedelta(seconds=policy_of(queue).lease_seconds)
+    exclude = [int(i) for i in exclude_item_ids][:200]
+    stmt = text(_claim_sql(is_sqlite(session), bool(exclude))).bindparams(
+        bindparam("expires_at", type_=UTCDateTime())
+    )
+    params = {"user_id": user.id, "token": token, "queue_id": queue.id, "expires_at": expires_at}
+    if exclude:
+        stmt = stmt.bindparams(bindparam("excluded", expanding=True))
+        params["excluded"] = exclude
+    item_id = session.execute(stmt, params).scalar()
+    if item_id is None:
+        return None
+    claim = Claim(token=token, item_id=item_id, user_id=user.id, created_at=now, expires_at=expires_at)
+    session.add(claim)
+    session.flush()
+    return claim
+
+
+def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
+    claim = session.scalar(select(Claim).where(Claim.token == token)) if token else None
+    if claim is None:
+        raise NotFound("No such claim.")
+    if claim.user_id != user.id:
+        raise Forbidden("This claim belongs to someone else.")
+    # Lock the item so a concurrent decision on the same claim waits for this one.
+    item = session.scalar(
+        select(Item).where(Item.id == claim.item_id).with_for_update()
+    )
+    return claim, item
+
+
+def _release(item: Item) -> None:
+    item.status = "pending"
+    item.lease_owner_id = None
+    item.lease_token = None
+    item.lease_expires_at = None
+
+
+def _check_label(queue: Queue, label) -> str:
+    if not isinstance(label, str) or not label.strip():
+        raise ValidationFailed(
+            "A decision needs a label.", [{"field": "label", "message": "a non-empty string"}]
+        )
+    if len(label) > 200:
+        raise ValidationFailed(
+            "Labels are at most 200 characters.", [{"field": "label", "message": "too long"}]
+        )
+    if queue.labels and label not in queue.labels:
+        raise ValidationFailed(
+            f"{label!r} is not one of this queue's labels.",
+            [{"field": "label", "message": f"choose one of {', '.join(queue.labels)}"}],
+        )
+    return label
+
+
+def current_prediction(*, session: Session, item_id: int) -> Prediction | None:
+    return session.scalar(
+        select(Prediction).where(Prediction.item_id == item_id).order_by(Prediction.id.desc()).limit(1)
+    )
+
+
+def decide(
+    *, session: Session, token: str, user: User, label, comment=None, now=None
+) -> Decision:
+    """Records the reviewer's answer for a claim; the same answer twice records one review.
+
+    Raises Conflict for a different answer on a decided claim and Gone for a lost lease.
+    """
+    now = now or utcnow()
+    claim, item = _claim_for(session, token, user)
+    queue = session.get(Queue, item.queue_id)
+    if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
+        raise ValidationFailed(
+            "A comment is text of at most 5000 characters.",
+            [{"field": "comment", "message": "invalid comment"}],
+        )
+    previous = session.scalar(select(Review).where(Review.claim_id == claim.id))
+    if previous is not None:
+        if previous.label == label:
+            final = session.scalar(select(Label).where(Label.item_id == item.id))
+            return Decision(item=item, label=final, review=previous, outbox_id=None, repeated=True)
+        raise Conflict(
+            f"This claim was already decided as {previous.label!r}; a different answer needs a "
+            "new claim or an adjudication."
+        )
+    label = _check_label(queue, label)
+    if claim.state != "live" or item.lease_token != token:
+        raise Gone("This claim has ended (expired or released); the item went back to the queue.")
+    if claim.expires_at <= now:
+        claim.state = "expired"
+        _release(item)
+        session.flush()
+        raise Gone("This claim expired before the decision; the item went back to the queue.")
+
+    review = Review(
+        item_id=item.id, claim_id=claim.id, user_id=user.id, label=label,
+        comment=comment or None, created_at=now,
+    )
+    session.add(review)
+    claim.state = "decided"
+    session.flush()
+    return _settle(session=session, queue=queue, item=item, review=review, now=now)
+
+
+def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) -> Decision:
+    """Closes the item once it has all its reviews; disagreement goes to adjudication."""
+    policy = policy_of(queue)
+    reviews = list(session.execute(
+        select(Review.label, User.name).join(User, User.id == Review.user_id)
+        .where(Review.item_id == item.id).order_by(Review.id)
+    ))
+    item.lease_owner_id = None
+    item.lease_token = None
+    item.lease_expires_at = None
+    if len(reviews) < policy.reviews_required:
+        item.status = "pending"
+        session.flush()
+        return Decision(item=item, label=None, review=review, outbox_id=None)
+    if len({r.label for r in reviews}) > 1:
+        item.status = "escalated"
+        item.route_reason = (item.route_reason or "") + "; reviewers disagreed: needs adjudication"
+        session.flush()
+        return Decision(item=item, label=None, review=review, outbox_id=None)
+
+    prediction = current_prediction(session=session, item_id=item.id)
+    top = prediction.candidates[0] if prediction and prediction.candidates else None
+    final = Label(
+        item_id=item.id,
+        queue_id=item.queue_id,
+        value=review.label,
+        source="audit" if item.route_decision == "audit" else "human",
+        reviewers=[r.name for r in reviews],
+        decided_at=now,
+        model_version=prediction.model_version if prediction else None,
+        model_label=top["label"] if top else None,
+        model_score=top["score"] if top else None,
+    )
+    session.add(final)
+    item.status = "done"
+    session.flush()
+    outbox = add_to_outbox(session=session, label=final)
+    return Decision(item=item, label=final, review=review, outbox_id=outbox.id if outbox else None)
+
+
+def release(*, session: Session, token: str, user: User) -> None:
+    """Gives the item back to the queue (a skip); releasing twice is harmless."""
+    claim, item = _claim_for(session, token, user)
+    if claim.state != "live":
+        return
+    claim.state = "released"
+    if item.lease_token == token:
+        _release(item)
+    session.flush()
+
+
+def item_json(*, session: Session, item: Item) -> dict:
+    """The API's view of one item, per API.md."""
+    prediction = current_prediction(session=session, item_id=item.id)
+    reviews = session.execute(
+        select(Review, User.name).join(User, User.id == Review.user_id)
+        .where(Review.item_id == item.id).order_by(Review.id)
+    ).all()
+    final = session.scalar(select(Label).where(Label.item_id == item.id))
+    return {
+        "external_id": item.external_id,
+        "status": item.status,
+        "priority": item.priority,
+        "payload": item.payload,
+        "prediction": (
+            {"model_version": prediction.model_version, "source": prediction.source,
+             "candidates": prediction.candidates}
+            if prediction else None
+        ),
+        "route": {"decision": item.route_decision, "reason": item.route_reason},
+        "reviews": [
+            {"reviewer": name, "label": r.label, "comment": r.comment,
+             "created_at": r.created_at.isoformat()}
+            for r, name in reviews
+        ],
+        "label": (
+            {"value": final.value, "source": final.source,
+             "decided_at": final.decided_at.isoformat()}
+            if final else None
+        ),
+        "created_at": item.created_at.isoformat(),
+    }
+
+
+def get_item(*, session: Session, queue: Queue, external_id: str) -> Item:
+    item = session.scalar(
+        select(Item).where(Item.queue_id == queue.id, Item.external_id == external_id)
+    )
+    if item is None:
+        raise NotFound(f"No item {external_id!r} in queue {queue.name!r}.")
+    return item
+

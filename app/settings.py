@@ -1,0 +1,51 @@
+"""Loupe's settings, read once from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob Loupe reads from the environment (no prefix for the documented three)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    # development, demo, test or production: only the first three may run without SECRET_KEY.
+    loupe_env: str = "development"
+    instance_path: Path = Field(default=PROJECT_ROOT / "instance", alias="LOUPE_INSTANCE")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, alias="LOUPE_MAX_BODY_BYTES")
+    max_batch_items: int = Field(default=50_000, alias="LOUPE_MAX_BATCH_ITEMS")
+    maintenance_interval: float = Field(default=5.0, alias="LOUPE_MAINTENANCE_INTERVAL")
+    scoring_budget_seconds: float = Field(default=2.0, alias="LOUPE_SCORING_BUDGET")
+
+    def resolved_database_url(self) -> str:
+        """The configured database, or a SQLite file in the instance folder."""
+        if self.database_url:
+            url = self.database_url
+            # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://") :]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.instance_path / 'loupe.db'}"
+
+    def require_secret(self) -> str:
+        """The secret key; only development, demo and test may fall back to a fixed one."""
+        if self.secret_key:
+            return self.secret_key
+        if self.loupe_env in {"development", "demo", "test"}:
+            return "loupe-development-only-secret"
+        raise RuntimeError(
+            f"SECRET_KEY is not set and LOUPE_ENV={self.loupe_env!r}: refusing to start. "
+            "Set SECRET_KEY to a long random string."
+        )

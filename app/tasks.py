@@ -1,0 +1,82 @@
+"""The enqueueing side of RQ: which job goes on which queue, and the outbox relay."""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue as RQQueue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job
+
+from app.db import session_scope
+from app.learning.feedback import mark_enqueued, outbox_due
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_QUEUE = "loupe-feedback"
+TRAINING_QUEUE = "loupe-training"
+ALL_QUEUES = (FEEDBACK_QUEUE, TRAINING_QUEUE)
+RETRAIN_TIMEOUT = 60 * 60
+
+
+def enqueue_training_examples(conn: Redis, outbox_ids: list[int]) -> None:
+    """Hands outbox rows to RQ; the job id makes a repeat hand-over harmless."""
+    rq = RQQueue(FEEDBACK_QUEUE, connection=conn)
+    with conn.pipeline() as pipe:
+        for outbox_id in outbox_ids:
+            rq.enqueue_call(
+                "workers.jobs.make_training_example",
+                args=(outbox_id,),
+                job_id=f"outbox-{outbox_id}",
+                result_ttl=60,
+                pipeline=pipe,
+            )
+        pipe.execute()
+
+
+def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> str:
+    """Enqueues a retraining of the queue unless one is already waiting or running.
+
+    Repeated triggers collapse into the job already there, whose id is returned.
+    """
+    job_id = f"retrain-q{queue_id}"
+    rq = RQQueue(TRAINING_QUEUE, connection=conn)
+    for _ in range(3):
+        try:
+            rq.enqueue_call(
+                "workers.jobs.retrain",
+                args=(queue_id,),
+                kwargs={"reason": reason},
+                job_id=job_id,
+                timeout=RETRAIN_TIMEOUT,
+                result_ttl=3600,
+                failure_ttl=7 * 24 * 3600,
+                unique=True,
+            )
+            return job_id
+        except DuplicateJobError:
+            try:
+                job = Job.fetch(job_id, connection=conn)
+            except NoSuchJobError:
+                continue
+            if job.get_status(refresh=True) in ("queued", "started", "deferred", "scheduled"):
+                return job_id
+            job.delete()  # a finished or failed run: make room for the new one
+    return job_id
+
+
+def relay_outbox(engine, conn: Redis) -> int:
+    """Hands every due outbox row to RQ; rows stay due when Redis is away. Returns the count."""
+    with session_scope(engine) as session:
+        ids = outbox_due(session=session)
+        if not ids:
+            return 0
+        try:
+            enqueue_training_examples(conn, ids)
+        except RedisError as exc:
+            log.warning("outbox relay: Redis unavailable (%s); %d rows wait", exc, len(ids))
+            return 0
+        mark_enqueued(session=session, outbox_ids=ids)
+    return len(ids)

@@ -1,0 +1,1 @@
+"""Loupe's RQ side: job functions and the worker entry point."""

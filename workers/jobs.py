@@ -1,0 +1,71 @@
+"""RQ job functions: plain, importable, taking ids, each opening its own session.
+
+Every job is idempotent: running it twice has the effect of running it once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+
+from app import resolve_redis_url
+from app.db import get_engine, session_scope
+from app.learning.feedback import make_training_example as _make_example
+from app.learning.feedback import retrain_due
+from app.learning.training import TrainingFailed, train_model_version
+from app.models import Queue
+from app.review.service import expire_leases
+from app.settings import Settings
+from app.tasks import enqueue_retrain, relay_outbox
+
+log = logging.getLogger(__name__)
+
+
+def _engine():
+    return get_engine(Settings().resolved_database_url())
+
+
+def _redis() -> Redis:
+    return Redis.from_url(resolve_redis_url(Settings()))
+
+
+def make_training_example(outbox_id: int) -> bool:
+    """Turns one outbox row into a training example; triggers retraining when enough are new."""
+    with session_scope(_engine()) as session:
+        queue_id = _make_example(session=session, outbox_id=outbox_id)
+        queue = session.get(Queue, queue_id) if queue_id else None
+        due = queue is not None and retrain_due(session=session, queue=queue)
+    if due:
+        enqueue_retrain(_redis(), queue_id, reason="enough new labels")
+    return queue_id is not None
+
+
+def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
+    """Trains a new model version for the queue; one run per queue at a time."""
+    conn = _redis()
+    # The lock outlives a crashed run only by its timeout, so a dead worker cannot block forever.
+    with conn.lock(f"loupe:retrain-lock:{queue_id}", timeout=3600, blocking_timeout=5):
+        with session_scope(_engine()) as session:
+            queue = session.get(Queue, queue_id)
+            if queue is None:
+                return {"status": "skipped", "why": "queue no longer exists"}
+            try:
+                version = train_model_version(session=session, queue=queue, seed=seed)
+            except TrainingFailed as exc:
+                log.warning("retraining %s failed: %s", queue.name, exc)
+                raise
+            if version is None:
+                return {"status": "skipped", "why": "no new training examples since the last version"}
+            log.info("queue %s: trained %s (%s)", queue.name, version.version, reason)
+            return {"status": "trained", "version": version.version, "active": version.active,
+                    "metrics": version.metrics}
+
+
+def run_maintenance() -> dict:
+    """Relays the outbox and returns items whose lease ran out."""
+    engine = _engine()
+    relayed = relay_outbox(engine, _redis())
+    with session_scope(engine) as session:
+        expired = expire_leases(session=session)
+    return {"relayed": relayed, "expired": expired}

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-LabelText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+def _no_nul(value):
+    """Rejects NUL characters anywhere: PostgreSQL cannot store them in text or JSONB."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("NUL characters (\\u0000) are not allowed")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k)
+            _no_nul(v)
+    elif isinstance(value, list):
+        for v in value:
+            _no_nul(v)
+    return value
+
+
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+LabelText = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Payload = Annotated[dict, AfterValidator(_no_nul)]
 
 
 class Candidate(BaseModel):
@@ -28,7 +45,7 @@ class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: ExternalId
-    payload: dict
+    payload: Payload
     prediction: PredictionIn | None = None
     priority: int = Field(0, ge=-1000, le=1000)
 

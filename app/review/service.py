@@ -114,7 +114,10 @@ def claim_next(
 
 
 def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
-    claim = session.scalar(select(Claim).where(Claim.token == token)) if token else None
+    # populate_existing: the claim statement is raw SQL, so cached objects may be stale.
+    claim = session.scalar(
+        select(Claim).where(Claim.token == token).execution_options(populate_existing=True)
+    ) if token else None
     if claim is None:
         raise NotFound("No such claim.")
     if claim.user_id != user.id:
@@ -122,6 +125,7 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
     # Lock the item so a concurrent decision on the same claim waits for this one.
     item = session.scalar(
         select(Item).where(Item.id == claim.item_id).with_for_update()
+        .execution_options(populate_existing=True)
     )
     return claim, item
 

@@ -1,0 +1,229 @@
+"""Fixtures: a real database (SQLite or PostgreSQL), a real Redis, real RQ workers.
+
+By default the suite runs on a SQLite file and an embedded Redis. With
+TEST_DATABASE_URL and TEST_REDIS_URL set it runs on those instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+_TMP = Path(tempfile.mkdtemp(prefix="loupe-tests-"))
+DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP / 'loupe.db'}"
+os.environ.update(
+    DATABASE_URL=DATABASE_URL,
+    LOUPE_INSTANCE=str(_TMP),
+    LOUPE_ENV="test",
+    SECRET_KEY="test-secret",
+    LOUPE_MAINTENANCE_INTERVAL="1",
+)
+if os.environ.get("TEST_REDIS_URL"):
+    os.environ["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+else:
+    from app.embedded_redis import embedded_redis_url
+
+    os.environ["REDIS_URL"] = embedded_redis_url(_TMP / "redis.rdb")
+
+from redis import Redis  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlmodel import SQLModel  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.auth.service import add_membership, create_token, create_user  # noqa: E402
+from app.cli import upgrade_database  # noqa: E402
+from app.db import get_engine, new_session, session_scope  # noqa: E402
+from app.queues.service import create_queue  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.tasks import ALL_QUEUES  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def engine():
+    eng = get_engine(Settings().resolved_database_url())
+    if eng.dialect.name == "postgresql":
+        with eng.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    # The schema comes from the migrations, so they are tested on every run.
+    upgrade_database(DATABASE_URL)
+    return eng
+
+
+def _clean(engine) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def redis():
+    conn = Redis.from_url(os.environ["REDIS_URL"])
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def app(engine, redis):
+    _clean(engine)
+    application = create_app(Settings())
+    application.config.update(TESTING=True)
+    yield application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app, engine):
+    s = new_session(engine, write=True)
+    yield s
+    s.rollback()
+    s.close()
+
+
+class Reader:
+    """Reads in a short transaction of its own, so tests never hold SQLite's lock."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def scalar(self, stmt):
+        with new_session(self.engine) as s:
+            return s.scalar(stmt)
+
+    def all(self, stmt):
+        with new_session(self.engine) as s:
+            return s.execute(stmt).all()
+
+    def count(self, model, *where):
+        from sqlalchemy import func, select
+
+        return self.scalar(select(func.count()).select_from(model).where(*where))
+
+
+@pytest.fixture
+def db(app, engine):
+    return Reader(engine)
+
+
+class Factory:
+    """Small factories for users, tokens and queues, committed so HTTP calls see them."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.n = 0
+
+    def user(self, role="reviewer", queues=(), password="pw-123456", name=None):
+        self.n += 1
+        name = name or f"{role}{self.n}"
+        with session_scope(self.engine) as s:
+            u = create_user(session=s, name=name, role=role, password=password)
+            for q in queues:
+                from app.queues.service import get_queue
+
+                add_membership(session=s, user=u, queue=get_queue(session=s, name=q))
+            tok = create_token(session=s, user=u)
+        return {"name": name, "token": tok, "headers": {"Authorization": f"Bearer {tok}"},
+                "id": u.id, "password": password}
+
+    def queue(self, name="claims", labels=("legit", "fraud", "duplicate"), **policy):
+        with session_scope(self.engine) as s:
+            q = create_queue(session=s, data={"name": name, "labels": list(labels) if labels else None,
+                                              "policy": policy})
+            return q.id
+
+
+@pytest.fixture
+def make(app, engine):
+    return Factory(engine)
+
+
+def item(external_id, label="fraud", score=0.6, payload=None, **extra):
+    """One API item whose top candidate is `label` with `score`."""
+    others = [lab for lab in ("legit", "fraud", "duplicate") if lab != label]
+    rest = round((1 - score) / 2, 4)
+    return {
+        "external_id": external_id,
+        "payload": payload if payload is not None else {"amount": 120.5, "country": "FR"},
+        "prediction": {"model_version": "producer-1", "candidates": [
+            {"label": label, "score": score}, {"label": others[0], "score": rest},
+            {"label": others[1], "score": rest}]},
+        **extra,
+    }
+
+
+@pytest.fixture
+def run_jobs(redis):
+    """Runs every queued RQ job in this process with a real SimpleWorker, in burst mode."""
+    from rq import SimpleWorker
+
+    def run():
+        worker = SimpleWorker(list(ALL_QUEUES), connection=redis)
+        worker.work(burst=True)
+        return worker
+
+    return run
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real threaded HTTP server on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def worker_process(app):
+    """A real `loupe worker` process, stopped (and reaped) after the test."""
+    procs = []
+
+    def start():
+        p = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"], cwd=PROJECT,
+            env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
+    """Polls until predicate() is truthy; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

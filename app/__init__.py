@@ -6,6 +6,8 @@ import logging
 
 from flask import Flask
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from app.db import get_engine
 from app.embedded_redis import embedded_redis_url
@@ -37,8 +39,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         LOUPE_SETTINGS=settings,
     )
     app.extensions["loupe.engine"] = get_engine(settings.resolved_database_url())
+    # Fail fast: a decision is already stored when Redis is asked; the relay retries later.
     app.extensions["loupe.redis"] = Redis.from_url(
-        resolve_redis_url(settings), socket_timeout=5, socket_connect_timeout=2
+        resolve_redis_url(settings), socket_timeout=5, socket_connect_timeout=1,
+        retry=Retry(NoBackoff(), 1),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

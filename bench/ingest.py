@@ -2,8 +2,8 @@
 
 Run by hand (not part of the test suite):
 
-    .venv/bin/python bench/ingest.py [--items 200000] [--batch 5000] [--backend sqlite|postgresql|both]
-                                     [--profile] [--no-docs]
+    .venv/bin/python bench/ingest.py [--items 200000] [--batch 5000]
+                                     [--backend sqlite|postgresql|both] [--profile] [--no-docs]
 
 For each backend it migrates a fresh database, creates a queue, an admin and a token, serves
 `create_app()` with werkzeug in a thread and POSTs pre-serialised NDJSON batches over one
@@ -16,10 +16,12 @@ psycopg 3 `COPY ... FROM STDIN`). The table is printed and written between the
 functions (use it with a smaller `--items`; the figures are then not written to the docs).
 
 PostgreSQL: `postgresql://postgres@127.0.0.1:5432/test` (trust auth, override with
-BENCH_PG_URL); its `public` schema is dropped before and after the run. Redis: REDIS_URL or
+BENCH_PG_URL); its `public` schema is dropped before and after the run, so never point it at a
+database a test run is using at the same time. Redis: REDIS_URL or
 `redis://127.0.0.1:6379/15` (the app connects to it but the ingest path does not use it).
 """
 
+# ruff: noqa: T201  (a command-line report: printing is its job)
 from __future__ import annotations
 
 import argparse
@@ -163,6 +165,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "memory": mem,
+            "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
             "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
 
 
@@ -199,10 +202,10 @@ def serve(app):
     return server, thread
 
 
-def push(port: int, queue: str, token: str, batches: list[bytes]) -> tuple[int, float]:
+def push(port: int, queue: str, token: str, batches: list[bytes]) -> tuple[int, dict, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     headers = {"Content-Type": "application/x-ndjson", "Authorization": f"Bearer {token}"}
-    created = 0
+    created, routed = 0, {}
     t0 = time.perf_counter()
     for body in batches:
         conn.request("POST", f"/api/v1/queues/{queue}/items", body=body, headers=headers)
@@ -210,10 +213,13 @@ def push(port: int, queue: str, token: str, batches: list[bytes]) -> tuple[int, 
         data = resp.read()
         if resp.status != 200:
             raise SystemExit(f"ingest answered {resp.status}: {data[:500]!r}")
-        created += json.loads(data)["created"]
+        answer = json.loads(data)
+        created += answer["created"]
+        for key, n in answer["routed"].items():
+            routed[key] = routed.get(key, 0) + n
     elapsed = time.perf_counter() - t0
     conn.close()
-    return created, elapsed
+    return created, routed, elapsed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +246,8 @@ def raw_sqlite(db_file: Path, rows: list[tuple]) -> float:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    sql = f"INSERT INTO item ({', '.join(ITEM_COLUMNS)}) VALUES ({', '.join('?' * len(ITEM_COLUMNS))})"
+    marks = ", ".join("?" * len(ITEM_COLUMNS))
+    sql = f"INSERT INTO item ({', '.join(ITEM_COLUMNS)}) VALUES ({marks})"
     t0 = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(sql, rows)
@@ -255,7 +262,8 @@ def raw_postgres(rows: list[tuple]) -> float:
 
     with psycopg.connect(PG_URL) as conn:
         t0 = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY item ({', '.join(ITEM_COLUMNS)}) FROM STDIN") as cp:
+        copy_sql = f"COPY item ({', '.join(ITEM_COLUMNS)}) FROM STDIN"
+        with conn.cursor() as cur, cur.copy(copy_sql) as cp:
             for row in rows:
                 cp.write_row(row)
         conn.commit()
@@ -298,17 +306,20 @@ def run_backend(backend: str, items: list[dict], batch: int, profile: bool) -> d
         wsgi = _Profiled(app) if profile else app
         server, _thread = serve(wsgi)
         batches = ndjson_batches(items, batch)
-        created, api_s = push(server.server_port, api_queue.name, token, batches)
+        created, routed, api_s = push(server.server_port, api_queue.name, token, batches)
         if created != len(items):
             raise SystemExit(f"{backend}: created {created} of {len(items)} items")
 
         rows = raw_rows(items, raw_queue_id, raw_queue.name, policy, datetime.now(UTC),
                         sqlite_style=backend == "sqlite")
-        raw_s = raw_sqlite(instance / "loupe.db", rows) if backend == "sqlite" else raw_postgres(rows)
+        if backend == "sqlite":
+            raw_s = raw_sqlite(instance / "loupe.db", rows)
+        else:
+            raw_s = raw_postgres(rows)
 
         result = {"backend": backend, "version": version, "items": len(items), "batch": batch,
                   "api_s": api_s, "raw_s": raw_s, "api_per_s": len(items) / api_s,
-                  "raw_per_s": len(rows) / raw_s}
+                  "raw_per_s": len(rows) / raw_s, "routed": routed}
         result["ratio"] = result["api_per_s"] / result["raw_per_s"]
         if profile:
             result["profile"] = wsgi.profile
@@ -336,12 +347,21 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _mix(routed: dict) -> str:
+    total = sum(routed.values()) or 1
+    return ", ".join(
+        f"{k.replace('_', '-')} {100 * n / total:.0f}%" for k, n in sorted(routed.items())
+    )
+
+
 def section(results: list[dict], info: dict) -> str:
     versions = {r["backend"]: r["version"] for r in results}
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     raw_how = []
     if "sqlite" in versions:
-        raw_how.append("SQLite: `sqlite3` `executemany` in one transaction, WAL, synchronous=NORMAL")
+        raw_how.append(
+            "SQLite: `sqlite3` `executemany` in one transaction, WAL, synchronous=NORMAL"
+        )
     if "postgresql" in versions:
         raw_how.append("PostgreSQL: psycopg 3 `COPY item (...) FROM STDIN`")
     return "\n".join([
@@ -354,11 +374,16 @@ def section(results: list[dict], info: dict) -> str:
         f"rows written directly ({'; '.join(raw_how)}). Ratio = API items/s ÷ raw rows/s.",
         "",
         f"- Date: {when}",
-        f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; {info['memory']} RAM",
+        f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; "
+        f"{info['memory']} RAM; "
+        f"load average before the run {info['load']}",
         f"- Python {info['python']}; SQLite {info['sqlite']}"
         + (f"; PostgreSQL {versions['postgresql']}" if "postgresql" in versions else ""),
         "",
         table(results),
+        "",
+        "Routing of the generated items (3 candidates summing to 1, about half confident): "
+        + "; ".join(f"{r['backend']} {_mix(r['routed'])}" for r in results) + ".",
         "",
         "Beyond the raw insert, the API path authenticates the token, validates every row with "
         "pydantic, checks prediction labels against the queue, routes each item (threshold, "
@@ -394,14 +419,16 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
 
+    info = machine_info()  # before the run, so the load average is the machine's, not ours
     items = make_items(args.items)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results = []
     for backend in backends:
-        print(f"{backend}: pushing {args.items:,} items in batches of {args.batch:,} ...", flush=True)
+        print(f"{backend}: pushing {args.items:,} items in batches of {args.batch:,} ...",
+              flush=True)
         results.append(run_backend(backend, items, args.batch, args.profile))
         r = results[-1]
-        print(f"  API {r['api_s']:.2f}s  raw {r['raw_s']:.2f}s", flush=True)
+        print(f"  API {r['api_s']:.2f}s  raw {r['raw_s']:.2f}s  routed {r['routed']}", flush=True)
 
     print()
     print(table(results))
@@ -416,7 +443,7 @@ def main() -> None:
                 print(f"\n=== {r['backend']}: server-side profile by {key} ===")
                 print(out.getvalue())
     if not (args.profile or args.no_docs):
-        write_docs(section(results, machine_info()))
+        write_docs(section(results, info))
         print(f"\nwrote {DOCS.relative_to(ROOT)}")
 
 

@@ -76,10 +76,12 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
             decided_at=label.decided_at,
             created_at=utcnow(),
         ).on_conflict_do_nothing(index_elements=["label_id"])
+        .returning(TrainingExample.__table__.c.id)
     )
+    created = result.first() is not None
     row.processed_at = utcnow()
     session.flush()
-    return label.queue_id if result.rowcount else None
+    return label.queue_id if created else None
 
 
 def retrain_due(*, session: Session, queue) -> bool:

@@ -1,0 +1,85 @@
+"""Retraining: snapshots, versions, promotion, refusal, safe loading."""
+
+import pytest
+from sqlalchemy import select
+
+from app.db import session_scope
+from app.demo.claims import generate_claims
+from app.learning import artifacts
+from app.learning.feedback import make_training_example
+from app.learning.training import TrainingFailed, take_snapshot, train_model_version
+from app.models import ModelVersion, Outbox, Queue, User
+from app.review.service import claim_next, decide
+from app.ingest.service import ingest_items, parse_rows
+
+
+def _labelled(engine, n, seed=1):
+    """n human-labelled claims through the ordinary claim/decide path."""
+    with session_scope(engine) as s:
+        queue = s.scalar(select(Queue))
+        user = s.scalar(select(User).where(User.role == "reviewer"))
+        claims = generate_claims(n, seed=seed)
+        truth = {c["external_id"]: c["label"] for c in claims}
+        ingest_items(session=s, queue=queue, items=parse_rows(
+            {"external_id": f"s{seed}-{c['external_id']}", "payload": c["payload"]} for c in claims))
+        from app.models import Item
+
+        while (claim := claim_next(session=s, queue=queue, user=user)) is not None:
+            ext = s.get(Item, claim.item_id).external_id.split("-", 1)[1]
+            decide(session=s, token=claim.token, user=user, label=truth[ext])
+        for oid in s.scalars(select(Outbox.id)):
+            make_training_example(session=s, outbox_id=oid)
+        return queue.id
+
+
+def test_retrain_versions_snapshot_and_promotion(make, engine, db):
+    make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=1, min_margin=1)
+    make.user("reviewer", queues=["claims"])
+    queue_id = _labelled(engine, 200)
+    with session_scope(engine) as s:
+        queue = s.get(Queue, queue_id)
+        v1 = train_model_version(session=s, queue=queue, seed=0)
+        assert v1.active and v1.metrics["promoted"]
+        assert 0 < v1.metrics["macro_f1"] <= 1
+        assert v1.snapshot == take_snapshot(session=s, queue_id=queue_id).content_hash
+        # Nothing new: no second version for the same snapshot.
+        assert train_model_version(session=s, queue=queue, seed=0) is None
+    _labelled(engine, 100, seed=2)
+    with session_scope(engine) as s:
+        v2 = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=0)
+        assert v2.snapshot != v1.snapshot and v2.n_examples == 300
+        assert "active_macro_f1_on_same_holdout" in v2.metrics
+        actives = s.scalars(select(ModelVersion.version).where(ModelVersion.active)).all()
+        assert len(actives) == 1
+
+
+def test_same_snapshot_and_seed_give_the_same_metrics(make, engine):
+    make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=1, min_margin=1)
+    make.user("reviewer", queues=["claims"])
+    queue_id = _labelled(engine, 120)
+    metrics = []
+    for _ in range(2):
+        with session_scope(engine) as s:
+            v = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=3)
+            metrics.append({k: v.metrics[k] for k in ("accuracy", "macro_f1", "n_eval")})
+            s.delete(v)
+    assert metrics[0] == metrics[1]
+
+
+def test_too_few_or_single_label_examples_fail_without_a_version(make, engine, db):
+    make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=1, min_margin=1)
+    make.user("reviewer", queues=["claims"])
+    queue_id = _labelled(engine, 5)
+    with pytest.raises(TrainingFailed, match="at least"), session_scope(engine) as s:
+        train_model_version(session=s, queue=s.get(Queue, queue_id))
+    assert db.count(ModelVersion) == 0
+
+
+def test_tampered_model_file_is_refused():
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit([[0.0], [1.0]], ["a", "b"])
+    data, sha = artifacts.save(model)
+    assert artifacts.load(data, sha).predict([[1.0]])[0] == "b"
+    with pytest.raises(artifacts.ArtifactError, match="checksum"):
+        artifacts.load(data + b"x", sha)

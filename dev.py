@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""The two commands of the README, for a fresh machine with nothing but Python 3.11+.
+
+    python3 dev.py demo   # a virtualenv, the dependencies, then `loupe demo`
+    python3 dev.py test   # the same virtualenv, then the whole test suite
+
+Extra arguments are passed on (to `loupe demo` or to pytest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def ensure_env() -> None:
+    """Creates .venv and installs the project when pyproject.toml changed since last time."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Loupe needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if not PY.exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / ".loupe-installed"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("installing Loupe and its dependencies into .venv (first run takes a minute) ...",
+          flush=True)
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"], check=True)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test"}:
+        print(__doc__)
+        return 2
+    ensure_env()
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        return subprocess.call([BIN / "loupe", "demo", *rest], cwd=ROOT)
+    return subprocess.call([PY, "-m", "pytest", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

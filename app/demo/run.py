@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import subprocess
 import sys
 
@@ -38,6 +39,8 @@ def run_demo(*, host: str, port: int, workers: int) -> None:
                 p.kill()
 
     atexit.register(stop_workers)
+    # SIGTERM would skip atexit: turn it into a normal exit so the workers stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = f"http://{host}:{port}"
     click.echo("")
     click.echo("=" * 64)

@@ -41,10 +41,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["loupe.engine"] = get_engine(settings.resolved_database_url())
     # Fail fast: a decision is already stored when Redis is asked; the relay retries later.
     app.extensions["loupe.redis"] = Redis.from_url(
-        resolve_redis_url(settings), socket_timeout=5, socket_connect_timeout=1,
+        resolve_redis_url(settings),
+        socket_timeout=5,
+        socket_connect_timeout=1,
         retry=Retry(NoBackoff(), 1),
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -64,7 +64,9 @@ def user() -> None:
 
 @user.command("create")
 @click.argument("name")
-@click.option("--role", required=True, type=click.Choice(["reviewer", "lead", "scientist", "admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["reviewer", "lead", "scientist", "admin"])
+)
 @click.option("--password", default=None, help="Prompted for when not given.")
 @click.option("--queue", "queues", multiple=True, help="Add a membership; may repeat.")
 def user_create(name: str, role: str, password: str | None, queues: tuple[str, ...]) -> None:
@@ -122,8 +124,11 @@ def queue_create(name: str, labels: str | None, description: str, members: tuple
     from app.db import session_scope
     from app.queues.service import create_queue
 
-    data = {"name": name, "description": description,
-            "labels": [lab.strip() for lab in labels.split(",")] if labels else None}
+    data = {
+        "name": name,
+        "description": description,
+        "labels": [lab.strip() for lab in labels.split(",")] if labels else None,
+    }
     try:
         with session_scope(_engine()) as s:
             q = create_queue(session=s, data=data)
@@ -176,7 +181,9 @@ def import_items(file: Path, queue_name: str) -> None:
         else:
             items = parse_ndjson(raw)
         with session_scope(_engine()) as s:
-            result = ingest_items(session=s, queue=get_queue(session=s, name=queue_name), items=items)
+            result = ingest_items(
+                session=s, queue=get_queue(session=s, name=queue_name), items=items
+            )
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
     click.echo(
@@ -188,8 +195,13 @@ def import_items(file: Path, queue_name: str) -> None:
 @main.command("export")
 @click.option("--queue", "queue_name", required=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A file; standard output when omitted (not for parquet).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A file; standard output when omitted (not for parquet).",
+)
 @click.option("--since", default=None, help="ISO 8601 time; only labels decided since then.")
 def export(queue_name: str, fmt: str, output: Path | None, since: str | None) -> None:
     """Stream the queue's final labels with provenance."""

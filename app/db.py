@@ -15,7 +15,11 @@ _engines: dict[str, Engine] = {}
 
 def is_sqlite(engine_or_session) -> bool:
     """True when the session or engine talks to SQLite."""
-    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    bind = (
+        engine_or_session.get_bind()
+        if isinstance(engine_or_session, Session)
+        else engine_or_session
+    )
     return bind.dialect.name == "sqlite"
 
 

@@ -67,10 +67,10 @@ def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> st
     return job_id
 
 
-def relay_outbox(engine, conn: Redis) -> int:
+def relay_outbox(engine, conn: Redis, now=None) -> int:
     """Hands every due outbox row to RQ; rows stay due when Redis is away. Returns the count."""
     with session_scope(engine) as session:
-        ids = outbox_due(session=session)
+        ids = outbox_due(session=session, now=now)
         if not ids:
             return 0
         try:
@@ -78,5 +78,5 @@ def relay_outbox(engine, conn: Redis) -> int:
         except RedisError as exc:
             log.warning("outbox relay: Redis unavailable (%s); %d rows wait", exc, len(ids))
             return 0
-        mark_enqueued(session=session, outbox_ids=ids)
+        mark_enqueued(session=session, outbox_ids=ids, now=now)
     return len(ids)

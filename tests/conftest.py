@@ -140,13 +140,20 @@ class Factory:
 
                 add_membership(session=s, user=u, queue=get_queue(session=s, name=q))
             tok = create_token(session=s, user=u)
-        return {"name": name, "token": tok, "headers": {"Authorization": f"Bearer {tok}"},
-                "id": u.id, "password": password}
+        return {
+            "name": name,
+            "token": tok,
+            "headers": {"Authorization": f"Bearer {tok}"},
+            "id": u.id,
+            "password": password,
+        }
 
     def queue(self, name="claims", labels=("legit", "fraud", "duplicate"), **policy):
         with session_scope(self.engine) as s:
-            q = create_queue(session=s, data={"name": name, "labels": list(labels) if labels else None,
-                                              "policy": policy})
+            q = create_queue(
+                session=s,
+                data={"name": name, "labels": list(labels) if labels else None, "policy": policy},
+            )
             return q.id
 
 
@@ -162,9 +169,14 @@ def item(external_id, label="fraud", score=0.6, payload=None, **extra):
     return {
         "external_id": external_id,
         "payload": payload if payload is not None else {"amount": 120.5, "country": "FR"},
-        "prediction": {"model_version": "producer-1", "candidates": [
-            {"label": label, "score": score}, {"label": others[0], "score": rest},
-            {"label": others[1], "score": rest}]},
+        "prediction": {
+            "model_version": "producer-1",
+            "candidates": [
+                {"label": label, "score": score},
+                {"label": others[0], "score": rest},
+                {"label": others[1], "score": rest},
+            ],
+        },
         **extra,
     }
 
@@ -202,8 +214,11 @@ def worker_process(app):
 
     def start():
         p = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"], cwd=PROJECT,
-            env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "app.cli", "worker"],
+            cwd=PROJECT,
+            env={**os.environ},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         procs.append(p)
         return p

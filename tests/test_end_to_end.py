@@ -14,20 +14,38 @@ def test_ingest_review_learn_retrain_score_export(client, make, db, worker_proce
     producer = make.user("scientist", queues=["claims"])
     reviewer = make.user("reviewer", queues=["claims"])
     claims = generate_claims(80, seed=3)
-    items = [{"external_id": c["external_id"], "payload": c["payload"],
-              "prediction": {"model_version": "upstream-7", "candidates": [
-                  {"label": "legit", "score": 0.5}, {"label": "fraud", "score": 0.3},
-                  {"label": "duplicate", "score": 0.2}]}} for c in claims[:60]]
-    r = client.post("/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"])
+    items = [
+        {
+            "external_id": c["external_id"],
+            "payload": c["payload"],
+            "prediction": {
+                "model_version": "upstream-7",
+                "candidates": [
+                    {"label": "legit", "score": 0.5},
+                    {"label": "fraud", "score": 0.3},
+                    {"label": "duplicate", "score": 0.2},
+                ],
+            },
+        }
+        for c in claims[:60]
+    ]
+    r = client.post(
+        "/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"]
+    )
     assert r.json["routed"]["review"] == 60
 
     worker = worker_process()
     truth = {c["external_id"]: c["label"] for c in claims}
     for _ in range(60):
-        claim = client.post("/api/v1/queues/claims/claims", headers=reviewer["headers"]).json["claim"]
+        claim = client.post("/api/v1/queues/claims/claims", headers=reviewer["headers"]).json[
+            "claim"
+        ]
         ext = claim["item"]["external_id"]
-        r = client.post(f"/api/v1/claims/{claim['token']}/decision",
-                        json={"label": truth[ext], "comment": "checked"}, headers=reviewer["headers"])
+        r = client.post(
+            f"/api/v1/claims/{claim['token']}/decision",
+            json={"label": truth[ext], "comment": "checked"},
+            headers=reviewer["headers"],
+        )
         assert r.status_code == 200
     # The worker turns each decision into exactly one training example.
     wait_for(lambda: db.count(TrainingExample) == 60, what="60 training examples")
@@ -37,16 +55,20 @@ def test_ingest_review_learn_retrain_score_export(client, make, db, worker_proce
     r = client.post("/api/v1/queues/claims/models/retrain", headers=producer["headers"])
     assert r.status_code == 202 and r.json["job_id"]
     versions = wait_for(
-        lambda: client.get("/api/v1/queues/claims/models", headers=producer["headers"]).json["versions"],
-        what="a model version")
+        lambda: client.get("/api/v1/queues/claims/models", headers=producer["headers"]).json[
+            "versions"
+        ],
+        what="a model version",
+    )
     assert versions[0]["active"] is True and len(versions[0]["snapshot"]) == 64
     assert versions[0]["metrics"]["n_train"] + versions[0]["metrics"]["n_eval"] == 60
 
     # New items without a prediction are scored by the new model.
     fresh = [{"external_id": c["external_id"], "payload": c["payload"]} for c in claims[60:]]
     client.post("/api/v1/queues/claims/items", json={"items": fresh}, headers=producer["headers"])
-    one = client.get(f"/api/v1/queues/claims/items/{claims[70]['external_id']}",
-                     headers=producer["headers"]).json
+    one = client.get(
+        f"/api/v1/queues/claims/items/{claims[70]['external_id']}", headers=producer["headers"]
+    ).json
     assert one["prediction"]["source"] == "model"
     assert one["prediction"]["model_version"] == versions[0]["version"]
     assert abs(sum(c["score"] for c in one["prediction"]["candidates"]) - 1) < 0.01

@@ -15,8 +15,11 @@ def _schema_diff(conn):
     """Differences between the database and the models, except the claim index, whose
     `priority DESC` expression SQLite's reflection cannot compare (checked by name instead)."""
     diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
-    diff = [d for d in diff if not (d[0] in ("add_index", "remove_index")
-                                    and d[1].name == "ix_item_claim_order")]
+    diff = [
+        d
+        for d in diff
+        if not (d[0] in ("add_index", "remove_index") and d[1].name == "ix_item_claim_order")
+    ]
     assert "ix_item_claim_order" in {ix["name"] for ix in inspect(conn).get_indexes("item")}
     return diff
 

@@ -10,7 +10,9 @@ from tests.conftest import item
 def test_health_and_readiness(app, client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").json["status"] == "ready"
-    app.extensions["loupe.redis"] = Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    app.extensions["loupe.redis"] = Redis(
+        port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     r = client.get("/readyz")
     assert r.status_code == 503 and "redis" in r.json["message"]
 
@@ -18,8 +20,11 @@ def test_health_and_readiness(app, client):
 def test_metrics_show_queue_depth(client, make):
     make.queue(audit_rate=0)
     producer = make.user("scientist", queues=["claims"])
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
-                json={"items": [item("m-1", "fraud", 0.5), item("m-2", "fraud", 0.99)]})
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={"items": [item("m-1", "fraud", 0.5), item("m-2", "fraud", 0.99)]},
+    )
     text = client.get("/metrics").data.decode()
     assert 'loupe_items{queue="claims",status="pending"} 1.0' in text
     assert 'loupe_items{queue="claims",status="auto_accepted"} 1.0' in text
@@ -28,9 +33,14 @@ def test_metrics_show_queue_depth(client, make):
 def test_openapi_lists_the_contract(client):
     spec = client.get("/api/openapi.json").json
     assert spec["openapi"].startswith("3.")
-    for path in ["/api/v1/queues", "/api/v1/queues/{name}/items", "/api/v1/queues/{name}/claims",
-                 "/api/v1/claims/{token}/decision", "/api/v1/queues/{name}/labels",
-                 "/api/v1/queues/{name}/models/retrain"]:
+    for path in [
+        "/api/v1/queues",
+        "/api/v1/queues/{name}/items",
+        "/api/v1/queues/{name}/claims",
+        "/api/v1/claims/{token}/decision",
+        "/api/v1/queues/{name}/labels",
+        "/api/v1/queues/{name}/models/retrain",
+    ]:
         assert path in spec["paths"], path
     assert "BatchIn" in str(spec["paths"]["/api/v1/queues/{name}/items"]["post"]["requestBody"])
 

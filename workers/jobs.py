@@ -56,10 +56,17 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
                 log.warning("retraining %s failed: %s", queue.name, exc)
                 raise
             if version is None:
-                return {"status": "skipped", "why": "no new training examples since the last version"}
+                return {
+                    "status": "skipped",
+                    "why": "no new training examples since the last version",
+                }
             log.info("queue %s: trained %s (%s)", queue.name, version.version, reason)
-            return {"status": "trained", "version": version.version, "active": version.active,
-                    "metrics": version.metrics}
+            return {
+                "status": "trained",
+                "version": version.version,
+                "active": version.active,
+                "metrics": version.metrics,
+            }
 
 
 def run_maintenance() -> dict:

@@ -51,7 +51,9 @@ def preload() -> None:
 
 def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     preload()
     conn = Redis.from_url(resolve_redis_url(settings))
     LoupeWorker.loupe_interval = settings.maintenance_interval

@@ -34,8 +34,9 @@ def register_error_handlers(app: Flask) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         message = exc.description or exc.name
         if exc.code == 413:
-            code, message = "too_large", (
-                f"The body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes."
+            code, message = (
+                "too_large",
+                (f"The body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes."),
             )
         resp, status = error_response(exc.code or 500, code, message)
         if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:

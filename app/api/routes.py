@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from pydantic import ValidationError
-from sqlalchemy import select
 from spectree import Response as Doc
+from sqlalchemy import select
 
 from app.api.schemas import DecisionIn, ErrorOut, IngestOut, LabelsQuery, RetrainOut
 from app.auth.service import require, user_for_token
@@ -58,13 +58,19 @@ def api_user() -> User:
 def _json_body() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ValidationFailed("The body must be a JSON object.", [{"field": "", "message": "not a JSON object"}])
+        raise ValidationFailed(
+            "The body must be a JSON object.", [{"field": "", "message": "not a JSON object"}]
+        )
     return body
 
 
 @bp.post("/queues")
-@openapi.validate(json=QueueIn, resp=Doc(HTTP_201=None, HTTP_409=ErrorOut, **ERRORS),
-                  skip_validation=True, tags=["queues"])
+@openapi.validate(
+    json=QueueIn,
+    resp=Doc(HTTP_201=None, HTTP_409=ErrorOut, **ERRORS),
+    skip_validation=True,
+    tags=["queues"],
+)
 def create_queue_view():
     """Create a queue (admin, lead)."""
     user = api_user()
@@ -101,8 +107,12 @@ def get_queue_view(name: str):
 
 
 @bp.post("/queues/<name>/items")
-@openapi.validate(json=BatchIn, resp=Doc(HTTP_200=IngestOut, HTTP_413=ErrorOut, **ERRORS),
-                  skip_validation=True, tags=["items"])
+@openapi.validate(
+    json=BatchIn,
+    resp=Doc(HTTP_200=IngestOut, HTTP_413=ErrorOut, **ERRORS),
+    skip_validation=True,
+    tags=["items"],
+)
 def ingest_view(name: str):
     """Push a batch of items: `{"items": [...]}` as JSON, or one item per line as NDJSON."""
     user = api_user()
@@ -117,7 +127,7 @@ def ingest_view(name: str):
         items = parse_ndjson(body)
     else:
         raise UnsupportedMediaType(
-            "Send application/json ({\"items\": [...]}) or application/x-ndjson (one item a line)."
+            'Send application/json ({"items": [...]}) or application/x-ndjson (one item a line).'
         )
     limit = current_app.config["LOUPE_SETTINGS"].max_batch_items
     if len(items) > limit:
@@ -134,18 +144,27 @@ def get_item_view(name: str, external_id: str):
     user = api_user()
     session = db_session()
     queue = get_queue(session=session, name=name, user=user)
-    return jsonify(item_json(session=session, item=get_item(session=session, queue=queue,
-                                                            external_id=external_id)))
+    return jsonify(
+        item_json(
+            session=session, item=get_item(session=session, queue=queue, external_id=external_id)
+        )
+    )
 
 
 def _claim_json(session, claim, item) -> dict:
-    return {"claim": {"token": claim.token, "expires_at": claim.expires_at.isoformat(),
-                      "item": item_json(session=session, item=item)}}
+    return {
+        "claim": {
+            "token": claim.token,
+            "expires_at": claim.expires_at.isoformat(),
+            "item": item_json(session=session, item=item),
+        }
+    }
 
 
 @bp.post("/queues/<name>/claims")
-@openapi.validate(resp=Doc(HTTP_200=None, HTTP_204=None, **ERRORS), skip_validation=True,
-                  tags=["review"])
+@openapi.validate(
+    resp=Doc(HTTP_200=None, HTTP_204=None, **ERRORS), skip_validation=True, tags=["review"]
+)
 def claim_view(name: str):
     """Lease the next item to the caller; 204 when nothing is waiting."""
     user = api_user()
@@ -176,19 +195,26 @@ def hand_over_outbox(outbox_id: int | None) -> None:
 
 
 @bp.post("/claims/<token>/decision")
-@openapi.validate(json=DecisionIn, resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, HTTP_410=ErrorOut,
-                                            **ERRORS), skip_validation=True, tags=["review"])
+@openapi.validate(
+    json=DecisionIn,
+    resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, HTTP_410=ErrorOut, **ERRORS),
+    skip_validation=True,
+    tags=["review"],
+)
 def decision_view(token: str):
     """Record the decision for a claim; the same decision twice is one review."""
     user = api_user()
     try:
         data = DecisionIn.model_validate(_json_body())
     except ValidationError as exc:
-        raise ValidationFailed("The decision is not valid.", pydantic_details(exc.errors())) from None
+        raise ValidationFailed(
+            "The decision is not valid.", pydantic_details(exc.errors())
+        ) from None
     session = db_session()
     try:
-        decision = decide(session=session, token=token, user=user, label=data.label,
-                          comment=data.comment)
+        decision = decide(
+            session=session, token=token, user=user, label=data.label, comment=data.comment
+        )
     except Gone:
         # A lost lease still releases the item: keep that part of the work.
         session.commit()
@@ -223,8 +249,9 @@ def _parse_since(value: str | None):
 
 
 @bp.get("/queues/<name>/labels")
-@openapi.validate(query=LabelsQuery, resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True,
-                  tags=["labels"])
+@openapi.validate(
+    query=LabelsQuery, resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["labels"]
+)
 def labels_view(name: str):
     """Stream every final label with its provenance as JSONL, CSV or Parquet."""
     user = api_user()
@@ -263,16 +290,32 @@ def models_view(name: str):
     session = db_session()
     queue = get_queue(session=session, name=name, user=user)
     rows = session.execute(
-        select(ModelVersion.version, ModelVersion.active, ModelVersion.created_at,
-               ModelVersion.snapshot, ModelVersion.n_examples, ModelVersion.metrics)
+        select(
+            ModelVersion.version,
+            ModelVersion.active,
+            ModelVersion.created_at,
+            ModelVersion.snapshot,
+            ModelVersion.n_examples,
+            ModelVersion.metrics,
+        )
         .where(ModelVersion.queue_id == queue.id)
         .order_by(ModelVersion.id.desc())
     )
-    return jsonify({"versions": [
-        {"version": r.version, "active": r.active, "created_at": r.created_at.isoformat(),
-         "snapshot": r.snapshot, "n_examples": r.n_examples, "metrics": r.metrics}
-        for r in rows
-    ]})
+    return jsonify(
+        {
+            "versions": [
+                {
+                    "version": r.version,
+                    "active": r.active,
+                    "created_at": r.created_at.isoformat(),
+                    "snapshot": r.snapshot,
+                    "n_examples": r.n_examples,
+                    "metrics": r.metrics,
+                }
+                for r in rows
+            ]
+        }
+    )
 
 
 @bp.post("/queues/<name>/models/retrain")

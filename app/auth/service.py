@@ -75,7 +75,8 @@ def user_for_token(*, session: Session, token: str) -> User | None:
     if not token or len(token) > 200:
         return None
     row = session.execute(
-        select(User, ApiToken).join(ApiToken, ApiToken.user_id == User.id)
+        select(User, ApiToken)
+        .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == hash_token(token))
     ).first()
     return row[0] if row else None
@@ -103,5 +104,3 @@ def require(user: User, action: str) -> None:
     """Raises 403 unless the user's role allows the action."""
     if user.role not in PERMISSIONS[action]:
         raise Forbidden(f"Your role ({user.role}) may not {action.replace('_', ' ')}.")
-
-

@@ -14,10 +14,18 @@ FIELDS = [
     {"name": "country", "label": "Country", "format": "category"},
     {"name": "merchant_category", "label": "Merchant category", "format": "category"},
     {"name": "channel", "label": "Channel", "format": "category"},
-    {"name": "days_since_purchase", "label": "Days since purchase", "format": "int",
-     "unit": "days"},
-    {"name": "customer_tenure_months", "label": "Customer tenure", "format": "int",
-     "unit": "months"},
+    {
+        "name": "days_since_purchase",
+        "label": "Days since purchase",
+        "format": "int",
+        "unit": "days",
+    },
+    {
+        "name": "customer_tenure_months",
+        "label": "Customer tenure",
+        "format": "int",
+        "unit": "months",
+    },
     {"name": "previous_claims_12m", "label": "Claims in last 12 months", "format": "int"},
     {"name": "purchase_date", "label": "Purchase date", "format": "date"},
     {"name": "note", "label": "Customer note", "format": "text"},
@@ -67,8 +75,12 @@ NOTE_TEMPLATES = {
     ],
 }
 CATEGORY_RISK = {
-    "groceries": -0.6, "fashion": 0.0, "electronics": 0.7,
-    "travel": 0.2, "gaming": 0.9, "utilities": -0.8,
+    "groceries": -0.6,
+    "fashion": 0.0,
+    "electronics": 0.7,
+    "travel": 0.2,
+    "gaming": 0.9,
+    "utilities": -0.8,
 }
 CHANNEL_RISK = {"web": 0.0, "app": -0.2, "phone": 0.9, "branch": -0.8}
 REASON_FRAUD = {"card_stolen": 0.8, "unrecognised": 0.5, "not_received": 0.2}
@@ -101,14 +113,18 @@ def generate_claims(n: int, seed: int = 7) -> list[dict]:
         fraud = (
             -2.8
             + 1.8 * (np.log(amount[i]) - np.log(180))
-            + 1.5 * (tenure[i] < 6) - 0.02 * tenure[i]
+            + 1.5 * (tenure[i] < 6)
+            - 0.02 * tenure[i]
             + 0.8 * prev[i]
-            + 2.0 * CATEGORY_RISK[cat] + 2.0 * CHANNEL_RISK[chan]
+            + 2.0 * CATEGORY_RISK[cat]
+            + 2.0 * CHANNEL_RISK[chan]
             + REASON_FRAUD.get(why, 0.0)
         )
         duplicate = (
-            -0.6 + 1.4 * (why == "charged_twice")
-            + 3.5 * (days[i] <= 3) - 0.15 * days[i]
+            -0.6
+            + 1.4 * (why == "charged_twice")
+            + 3.5 * (days[i] <= 3)
+            - 0.15 * days[i]
             + 0.6 * (chan == "web")
         )
         # Gumbel noise turns the scores into a softmax draw: a noisy but learnable rule.

@@ -25,7 +25,9 @@ def run_demo(*, host: str, port: int, workers: int) -> None:
     login = seed_demo(get_engine(settings.resolved_database_url()))
 
     procs = [
-        subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--name", f"demo-{os.getpid()}-{n}"])
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--name", f"demo-{os.getpid()}-{n}"]
+        )
         for n in range(workers)
     ]
 

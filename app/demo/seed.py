@@ -40,13 +40,21 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
             reviewer.password_hash = generate_password_hash(password)
             return DemoLogin("reviewer", password, "producer", None, seeded=False)
 
-        queue = create_queue(session=s, data={
-            "name": QUEUE,
-            "labels": LABELS,
-            "description": "Card repayment claims: is the claim legitimate, fraud, or a duplicate?",
-            "policy": {"auto_accept_threshold": 0.8, "min_margin": 0.4, "audit_rate": 0.05,
-                       "retrain_after": 25, "lease_seconds": 600},
-        })
+        queue = create_queue(
+            session=s,
+            data={
+                "name": QUEUE,
+                "labels": LABELS,
+                "description": "Card repayment claims: legitimate, fraud, or a duplicate?",
+                "policy": {
+                    "auto_accept_threshold": 0.8,
+                    "min_margin": 0.4,
+                    "audit_rate": 0.05,
+                    "retrain_after": 25,
+                    "lease_seconds": 600,
+                },
+            },
+        )
         reviewer = create_user(session=s, name="reviewer", role="reviewer", password=password)
         producer = create_user(session=s, name="producer", role="scientist", password=None)
         archivist = create_user(session=s, name="history", role="reviewer", password=None)
@@ -57,8 +65,13 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
         claims = generate_claims(history + incoming)
         past, new = claims[:history], claims[history:]
         # The past: items a team already labelled, reviewed through the ordinary path.
-        ingest_items(session=s, queue=queue, items=parse_rows(
-            {"external_id": c["external_id"], "payload": c["payload"]} for c in past))
+        ingest_items(
+            session=s,
+            queue=queue,
+            items=parse_rows(
+                {"external_id": c["external_id"], "payload": c["payload"]} for c in past
+            ),
+        )
         truth = {c["external_id"]: c["label"] for c in past}
         while (claim := claim_next(session=s, queue=queue, user=archivist)) is not None:
             external_id = s.get(Item, claim.item_id).external_id
@@ -67,6 +80,11 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
             make_training_example(session=s, outbox_id=outbox_id)
         train_model_version(session=s, queue=queue, seed=0)
         # Today's claims arrive without a prediction: the baseline scores and routes them.
-        ingest_items(session=s, queue=queue, items=parse_rows(
-            {"external_id": c["external_id"], "payload": c["payload"]} for c in new))
+        ingest_items(
+            session=s,
+            queue=queue,
+            items=parse_rows(
+                {"external_id": c["external_id"], "payload": c["payload"]} for c in new
+            ),
+        )
         return DemoLogin("reviewer", password, "producer", token, seeded=True)

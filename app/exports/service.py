@@ -19,8 +19,15 @@ FORMATS = {
     "parquet": "application/vnd.apache.parquet",
 }
 COLUMNS = [
-    "external_id", "label", "source", "reviewers", "decided_at",
-    "model_version", "model_label", "model_score", "payload",
+    "external_id",
+    "label",
+    "source",
+    "reviewers",
+    "decided_at",
+    "model_version",
+    "model_label",
+    "model_score",
+    "payload",
 ]
 CHUNK_ROWS = 2000
 
@@ -28,8 +35,17 @@ CHUNK_ROWS = 2000
 def label_rows(*, session: Session, queue_id: int, since: datetime | None = None) -> Iterator[dict]:
     """Every final label of the queue, oldest first, fetched in chunks."""
     stmt = (
-        select(Item.external_id, Label.value, Label.source, Label.reviewers, Label.decided_at,
-               Label.model_version, Label.model_label, Label.model_score, Item.payload)
+        select(
+            Item.external_id,
+            Label.value,
+            Label.source,
+            Label.reviewers,
+            Label.decided_at,
+            Label.model_version,
+            Label.model_label,
+            Label.model_score,
+            Item.payload,
+        )
         .join(Item, Item.id == Label.item_id)
         .where(Label.queue_id == queue_id)
         .order_by(Label.decided_at, Label.id)
@@ -39,9 +55,15 @@ def label_rows(*, session: Session, queue_id: int, since: datetime | None = None
         stmt = stmt.where(Label.decided_at >= since)
     for row in session.execute(stmt):
         yield {
-            "external_id": row[0], "label": row[1], "source": row[2], "reviewers": row[3] or [],
-            "decided_at": row[4].isoformat(), "model_version": row[5], "model_label": row[6],
-            "model_score": row[7], "payload": row[8],
+            "external_id": row[0],
+            "label": row[1],
+            "source": row[2],
+            "reviewers": row[3] or [],
+            "decided_at": row[4].isoformat(),
+            "model_version": row[5],
+            "model_label": row[6],
+            "model_score": row[7],
+            "payload": row[8],
         }
 
 
@@ -57,8 +79,11 @@ def _jsonl(rows: Iterator[dict]) -> Iterator[bytes]:
 
 
 def _flat(row: dict) -> dict:
-    return {**row, "reviewers": ";".join(row["reviewers"]),
-            "payload": json.dumps(row["payload"], ensure_ascii=False)}
+    return {
+        **row,
+        "reviewers": ";".join(row["reviewers"]),
+        "payload": json.dumps(row["payload"], ensure_ascii=False),
+    }
 
 
 def _csv(rows: Iterator[dict]) -> Iterator[bytes]:
@@ -96,12 +121,19 @@ def _parquet(rows: Iterator[dict]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([
-        ("external_id", pa.string()), ("label", pa.string()), ("source", pa.string()),
-        ("reviewers", pa.list_(pa.string())), ("decided_at", pa.string()),
-        ("model_version", pa.string()), ("model_label", pa.string()),
-        ("model_score", pa.float64()), ("payload", pa.string()),
-    ])
+    schema = pa.schema(
+        [
+            ("external_id", pa.string()),
+            ("label", pa.string()),
+            ("source", pa.string()),
+            ("reviewers", pa.list_(pa.string())),
+            ("decided_at", pa.string()),
+            ("model_version", pa.string()),
+            ("model_label", pa.string()),
+            ("model_score", pa.float64()),
+            ("payload", pa.string()),
+        ]
+    )
     sink = _Sink()
     writer = pq.ParquetWriter(sink, schema)
     chunk: list[dict] = []

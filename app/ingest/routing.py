@@ -38,7 +38,8 @@ def route_item(
     if margin < policy.min_margin:
         return Route(
             "review",
-            f"top two candidates are {margin:.2f} apart, less than the margin {policy.min_margin:.2f}",
+            f"top two candidates are {margin:.2f} apart, "
+            f"less than the margin {policy.min_margin:.2f}",
         )
     if audit_draw(queue_name, external_id) < policy.audit_rate:
         return Route(

@@ -22,7 +22,9 @@ def _no_nul(value):
     return value
 
 
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)
+]
 LabelText = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Payload = Annotated[dict, AfterValidator(_no_nul)]
 

@@ -105,11 +105,18 @@ def parse_csv(text: str) -> list[ItemIn]:
         candidates = record.pop("candidates", None)
         if candidates:
             try:
-                row["prediction"] = {"model_version": model_version or None,
-                                     "candidates": json.loads(candidates)}
+                row["prediction"] = {
+                    "model_version": model_version or None,
+                    "candidates": json.loads(candidates),
+                }
             except json.JSONDecodeError:
-                details.append({"index": index, "field": "candidates",
-                                "message": "candidates must be a JSON list"})
+                details.append(
+                    {
+                        "index": index,
+                        "field": "candidates",
+                        "message": "candidates must be a JSON list",
+                    }
+                )
         row["payload"] = {k: _cell(v) for k, v in record.items() if k is not None and v != ""}
         rows.append(row)
     if details:
@@ -140,11 +147,13 @@ def _check_labels(queue: Queue, items: list[ItemIn]) -> None:
             continue
         for c, cand in enumerate(item.prediction.candidates):
             if cand.label not in allowed:
-                details.append({
-                    "index": index,
-                    "field": f"prediction.candidates.{c}.label",
-                    "message": f"{cand.label!r} is not one of the queue's labels",
-                })
+                details.append(
+                    {
+                        "index": index,
+                        "field": f"prediction.candidates.{c}.label",
+                        "message": f"{cand.label!r} is not one of the queue's labels",
+                    }
+                )
     if details:
         raise _batch_error(details)
 
@@ -186,7 +195,9 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
             sources.append("model")
     unscored = [i for i, c in enumerate(candidates) if c is None]
     if unscored:
-        scored = score_payloads(session=session, queue=queue, payloads=[batch[i].payload for i in unscored])
+        scored = score_payloads(
+            session=session, queue=queue, payloads=[batch[i].payload for i in unscored]
+        )
         if scored is not None:
             for i, cands in zip(unscored, scored.candidates, strict=True):
                 candidates[i] = cands
@@ -224,23 +235,37 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
 
     prediction_rows, label_rows = [], []
     routed = {"review": 0, "auto_accepted": 0, "audit": 0}
-    for it, cands, version, source, r in zip(batch, candidates, versions, sources, routes, strict=True):
+    for it, cands, version, source, r in zip(
+        batch, candidates, versions, sources, routes, strict=True
+    ):
         item_id = created.get(it.external_id)
         if item_id is None:
             continue
         routed["auto_accepted" if r.decision == "auto_accept" else r.decision] += 1
         if cands is not None:
-            prediction_rows.append({
-                "item_id": item_id, "model_version": version, "source": source,
-                "candidates": cands, "created_at": now,
-            })
+            prediction_rows.append(
+                {
+                    "item_id": item_id,
+                    "model_version": version,
+                    "source": source,
+                    "candidates": cands,
+                    "created_at": now,
+                }
+            )
         if r.decision == "auto_accept":
-            label_rows.append({
-                "item_id": item_id, "queue_id": queue.id, "value": cands[0]["label"],
-                "source": "auto", "reviewers": [], "decided_at": now,
-                "model_version": version, "model_label": cands[0]["label"],
-                "model_score": cands[0]["score"],
-            })
+            label_rows.append(
+                {
+                    "item_id": item_id,
+                    "queue_id": queue.id,
+                    "value": cands[0]["label"],
+                    "source": "auto",
+                    "reviewers": [],
+                    "decided_at": now,
+                    "model_version": version,
+                    "model_label": cands[0]["label"],
+                    "model_score": cands[0]["score"],
+                }
+            )
     for table, values in ((Prediction.__table__, prediction_rows), (Label.__table__, label_rows)):
         for start in range(0, len(values), INSERT_CHUNK):
             session.execute(insert(table).values(values[start : start + INSERT_CHUNK]))

@@ -75,7 +75,8 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
             source=label.source,
             decided_at=label.decided_at,
             created_at=utcnow(),
-        ).on_conflict_do_nothing(index_elements=["label_id"])
+        )
+        .on_conflict_do_nothing(index_elements=["label_id"])
         .returning(TrainingExample.__table__.c.id)
     )
     created = result.first() is not None
@@ -89,10 +90,18 @@ def retrain_due(*, session: Session, queue) -> bool:
     every = policy_of(queue).retrain_after
     if not every:
         return False
-    seen = session.scalar(
-        select(func.max(ModelVersion.n_examples)).where(ModelVersion.queue_id == queue.id)
-    ) or 0
-    total = session.scalar(
-        select(func.count()).select_from(TrainingExample).where(TrainingExample.queue_id == queue.id)
-    ) or 0
+    seen = (
+        session.scalar(
+            select(func.max(ModelVersion.n_examples)).where(ModelVersion.queue_id == queue.id)
+        )
+        or 0
+    )
+    total = (
+        session.scalar(
+            select(func.count())
+            .select_from(TrainingExample)
+            .where(TrainingExample.queue_id == queue.id)
+        )
+        or 0
+    )
     return total - seen >= every

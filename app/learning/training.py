@@ -7,7 +7,6 @@ import json
 import time
 from dataclasses import dataclass
 
-
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -52,11 +51,13 @@ def take_snapshot(*, session: Session, queue_id: int) -> Snapshot:
 
 def build_pipeline(seed: int) -> Pipeline:
     """The default pipeline: one-hot categories and words, scaled numbers, logistic regression."""
-    return Pipeline([
-        ("features", DictVectorizer(sparse=True)),
-        ("scale", MaxAbsScaler()),
-        ("model", LogisticRegression(max_iter=2000, C=1.0, random_state=seed)),
-    ])
+    return Pipeline(
+        [
+            ("features", DictVectorizer(sparse=True)),
+            ("scale", MaxAbsScaler()),
+            ("model", LogisticRegression(max_iter=2000, C=1.0, random_state=seed)),
+        ]
+    )
 
 
 def evaluate(pipeline, features: list[dict], targets: list[str]) -> dict:
@@ -109,7 +110,9 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
     promote, reason = True, "first model of the queue"
     if active is not None:
         try:
-            current = evaluate(artifacts.load(active.artifact, active.artifact_sha256), eval_x, eval_y)
+            current = evaluate(
+                artifacts.load(active.artifact, active.artifact_sha256), eval_x, eval_y
+            )
         except Exception as exc:  # a broken active model should not block a working one
             current, reason = None, f"active model could not be evaluated ({exc})"
         if current is not None:
@@ -153,5 +156,3 @@ def activate(*, session: Session, version: ModelVersion) -> None:
     )
     version.active = True
     session.flush()
-
-

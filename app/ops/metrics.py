@@ -16,15 +16,22 @@ class QueueCollector:
         self.engine = engine
 
     def collect(self):
-        items = GaugeMetricFamily("loupe_items", "Items by queue and status", labels=["queue", "status"])
-        examples = GaugeMetricFamily("loupe_training_examples", "Training examples", labels=["queue"])
-        backlog = GaugeMetricFamily("loupe_outbox_pending", "Outbox rows not yet processed",
-                                    labels=["queue"])
+        items = GaugeMetricFamily(
+            "loupe_items", "Items by queue and status", labels=["queue", "status"]
+        )
+        examples = GaugeMetricFamily(
+            "loupe_training_examples", "Training examples", labels=["queue"]
+        )
+        backlog = GaugeMetricFamily(
+            "loupe_outbox_pending", "Outbox rows not yet processed", labels=["queue"]
+        )
         versions = GaugeMetricFamily("loupe_model_versions", "Model versions", labels=["queue"])
         with new_session(self.engine) as s:
             names = dict(s.execute(select(Queue.id, Queue.name)).all())
             for qid, status, n in s.execute(
-                select(Item.queue_id, Item.status, func.count()).group_by(Item.queue_id, Item.status)
+                select(Item.queue_id, Item.status, func.count()).group_by(
+                    Item.queue_id, Item.status
+                )
             ):
                 items.add_metric([names.get(qid, str(qid)), status], n)
             for qid, n in s.execute(
@@ -32,7 +39,8 @@ class QueueCollector:
             ):
                 examples.add_metric([names.get(qid, str(qid))], n)
             for qid, n in s.execute(
-                select(Outbox.queue_id, func.count()).where(Outbox.processed_at.is_(None))
+                select(Outbox.queue_id, func.count())
+                .where(Outbox.processed_at.is_(None))
                 .group_by(Outbox.queue_id)
             ):
                 backlog.add_metric([names.get(qid, str(qid))], n)

@@ -31,11 +31,13 @@ def readyz():
     except Exception as exc:  # noqa: BLE001
         failing["redis"] = str(exc)[:200]
     if failing:
-        return jsonify({
-            "error": "not_ready",
-            "message": "Not ready: " + " and ".join(sorted(failing)) + " not answering.",
-            "details": [{"field": k, "message": v} for k, v in failing.items()],
-        }), 503
+        return jsonify(
+            {
+                "error": "not_ready",
+                "message": "Not ready: " + " and ".join(sorted(failing)) + " not answering.",
+                "details": [{"field": k, "message": v} for k, v in failing.items()],
+            }
+        ), 503
     return jsonify({"status": "ready", "database": "ok", "redis": "ok"})
 
 

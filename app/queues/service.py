@@ -80,7 +80,9 @@ def create_queue(*, session: Session, data: dict, creator: User | None = None) -
 def get_queue(*, session: Session, name: str, user: User | None = None) -> Queue:
     """The named queue; 404 when it does not exist or the user is not a member."""
     queue = session.scalar(select(Queue).where(Queue.name == name))
-    if queue is None or (user is not None and not is_member(session=session, user=user, queue=queue)):
+    if queue is None or (
+        user is not None and not is_member(session=session, user=user, queue=queue)
+    ):
         raise NotFound(f"No queue named {name!r} that you can see.")
     return queue
 
@@ -113,7 +115,9 @@ def item_counts(*, session: Session, queue_ids: list[int]) -> dict[int, dict[str
 def training_counts(*, session: Session, queue: Queue) -> dict[str, int]:
     """Training examples made, and final labels still waiting to become one."""
     examples = session.scalar(
-        select(func.count()).select_from(TrainingExample).where(TrainingExample.queue_id == queue.id)
+        select(func.count())
+        .select_from(TrainingExample)
+        .where(TrainingExample.queue_id == queue.id)
     )
     eligible = session.scalar(
         select(func.count())

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from app.api.routes import hand_over_outbox
@@ -74,8 +83,13 @@ def decide_view(name: str, token: str):
     label = (request.form.get("label") or request.form.get("other") or "").strip()
     notice = None
     try:
-        decision = decide(session=s, token=token, user=current_user, label=label,
-                          comment=request.form.get("comment") or None)
+        decision = decide(
+            session=s,
+            token=token,
+            user=current_user,
+            label=label,
+            comment=request.form.get("comment") or None,
+        )
         s.commit()
         hand_over_outbox(decision.outbox_id)
         notice = f"Saved “{label}” for {decision.item.external_id}."
@@ -85,7 +99,9 @@ def decide_view(name: str, token: str):
     except (Conflict, ValidationFailed) as exc:
         s.rollback()
         claim = live_claim(session=s, queue=queue, user=current_user)
-        return _render(queue, claim, notice=exc.message), 422 if isinstance(exc, ValidationFailed) else 409
+        return _render(queue, claim, notice=exc.message), 422 if isinstance(
+            exc, ValidationFailed
+        ) else 409
     if not _is_htmx():
         flash(notice, "success")
         return redirect(url_for("review.page", name=queue.name), code=303)

@@ -107,7 +107,9 @@ def claim_next(
     item_id = session.execute(stmt, params).scalar()
     if item_id is None:
         return None
-    claim = Claim(token=token, item_id=item_id, user_id=user.id, created_at=now, expires_at=expires_at)
+    claim = Claim(
+        token=token, item_id=item_id, user_id=user.id, created_at=now, expires_at=expires_at
+    )
     session.add(claim)
     session.flush()
     return claim
@@ -115,16 +117,22 @@ def claim_next(
 
 def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
     # populate_existing: the claim statement is raw SQL, so cached objects may be stale.
-    claim = session.scalar(
-        select(Claim).where(Claim.token == token).execution_options(populate_existing=True)
-    ) if token else None
+    claim = (
+        session.scalar(
+            select(Claim).where(Claim.token == token).execution_options(populate_existing=True)
+        )
+        if token
+        else None
+    )
     if claim is None:
         raise NotFound("No such claim.")
     if claim.user_id != user.id:
         raise Forbidden("This claim belongs to someone else.")
     # Lock the item so a concurrent decision on the same claim waits for this one.
     item = session.scalar(
-        select(Item).where(Item.id == claim.item_id).with_for_update()
+        select(Item)
+        .where(Item.id == claim.item_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
     return claim, item
@@ -156,13 +164,14 @@ def _check_label(queue: Queue, label) -> str:
 
 def current_prediction(*, session: Session, item_id: int) -> Prediction | None:
     return session.scalar(
-        select(Prediction).where(Prediction.item_id == item_id).order_by(Prediction.id.desc()).limit(1)
+        select(Prediction)
+        .where(Prediction.item_id == item_id)
+        .order_by(Prediction.id.desc())
+        .limit(1)
     )
 
 
-def decide(
-    *, session: Session, token: str, user: User, label, comment=None, now=None
-) -> Decision:
+def decide(*, session: Session, token: str, user: User, label, comment=None, now=None) -> Decision:
     """Records the reviewer's answer for a claim; the same answer twice records one review.
 
     Raises Conflict for a different answer on a decided claim and Gone for a lost lease.
@@ -194,8 +203,12 @@ def decide(
         raise Gone("This claim expired before the decision; the item went back to the queue.")
 
     review = Review(
-        item_id=item.id, claim_id=claim.id, user_id=user.id, label=label,
-        comment=comment or None, created_at=now,
+        item_id=item.id,
+        claim_id=claim.id,
+        user_id=user.id,
+        label=label,
+        comment=comment or None,
+        created_at=now,
     )
     session.add(review)
     claim.state = "decided"
@@ -206,10 +219,14 @@ def decide(
 def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) -> Decision:
     """Closes the item once it has all its reviews; disagreement goes to adjudication."""
     policy = policy_of(queue)
-    reviews = list(session.execute(
-        select(Review.label, User.name).join(User, User.id == Review.user_id)
-        .where(Review.item_id == item.id).order_by(Review.id)
-    ))
+    reviews = list(
+        session.execute(
+            select(Review.label, User.name)
+            .join(User, User.id == Review.user_id)
+            .where(Review.item_id == item.id)
+            .order_by(Review.id)
+        )
+    )
     item.lease_owner_id = None
     item.lease_token = None
     item.lease_expires_at = None
@@ -258,8 +275,10 @@ def item_json(*, session: Session, item: Item) -> dict:
     """The API's view of one item, per API.md."""
     prediction = current_prediction(session=session, item_id=item.id)
     reviews = session.execute(
-        select(Review, User.name).join(User, User.id == Review.user_id)
-        .where(Review.item_id == item.id).order_by(Review.id)
+        select(Review, User.name)
+        .join(User, User.id == Review.user_id)
+        .where(Review.item_id == item.id)
+        .order_by(Review.id)
     ).all()
     final = session.scalar(select(Label).where(Label.item_id == item.id))
     return {
@@ -268,20 +287,32 @@ def item_json(*, session: Session, item: Item) -> dict:
         "priority": item.priority,
         "payload": item.payload,
         "prediction": (
-            {"model_version": prediction.model_version, "source": prediction.source,
-             "candidates": prediction.candidates}
-            if prediction else None
+            {
+                "model_version": prediction.model_version,
+                "source": prediction.source,
+                "candidates": prediction.candidates,
+            }
+            if prediction
+            else None
         ),
         "route": {"decision": item.route_decision, "reason": item.route_reason},
         "reviews": [
-            {"reviewer": name, "label": r.label, "comment": r.comment,
-             "created_at": r.created_at.isoformat()}
+            {
+                "reviewer": name,
+                "label": r.label,
+                "comment": r.comment,
+                "created_at": r.created_at.isoformat(),
+            }
             for r, name in reviews
         ],
         "label": (
-            {"value": final.value, "source": final.source,
-             "decided_at": final.decided_at.isoformat()}
-            if final else None
+            {
+                "value": final.value,
+                "source": final.source,
+                "decided_at": final.decided_at.isoformat(),
+            }
+            if final
+            else None
         ),
         "created_at": item.created_at.isoformat(),
     }
@@ -294,4 +325,3 @@ def get_item(*, session: Session, queue: Queue, external_id: str) -> Item:
     if item is None:
         raise NotFound(f"No item {external_id!r} in queue {queue.name!r}.")
     return item
-

@@ -54,10 +54,14 @@ def item_view(item: Item, prediction: Prediction | None) -> ItemView:
     candidates = []
     for n, cand in enumerate((prediction.candidates if prediction else [])[:9], 1):
         score = float(cand["score"])
-        candidates.append({
-            "key": n, "label": cand["label"], "pct": round(score * 100),
-            "words": confidence_words(score),
-        })
+        candidates.append(
+            {
+                "key": n,
+                "label": cand["label"],
+                "pct": round(score * 100),
+                "words": confidence_words(score),
+            }
+        )
     return ItemView(
         external_id=item.external_id,
         fields=fields,

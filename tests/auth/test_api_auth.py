@@ -18,7 +18,10 @@ def test_non_member_sees_no_queue_and_reviewer_may_not_ingest(client, make):
     assert client.get("/api/v1/queues/claims", headers=outsider["headers"]).status_code == 404
     r = client.post("/api/v1/queues/claims/items", json={"items": []}, headers=reviewer["headers"])
     assert r.status_code == 403
-    assert client.post("/api/v1/queues/claims/models/retrain", headers=reviewer["headers"]).status_code == 403
+    assert (
+        client.post("/api/v1/queues/claims/models/retrain", headers=reviewer["headers"]).status_code
+        == 403
+    )
 
 
 def test_lead_creates_queue_and_becomes_member(client, make):
@@ -29,9 +32,14 @@ def test_lead_creates_queue_and_becomes_member(client, make):
     r = client.post("/api/v1/queues", json=body, headers=lead["headers"])
     assert r.status_code == 201 and r.json["policy"]["audit_rate"] == 0.1
     assert client.post("/api/v1/queues", json=body, headers=lead["headers"]).status_code == 409
-    names = [q["name"] for q in client.get("/api/v1/queues", headers=lead["headers"]).json["queues"]]
+    names = [
+        q["name"] for q in client.get("/api/v1/queues", headers=lead["headers"]).json["queues"]
+    ]
     assert names == ["loans"]
-    bad = client.post("/api/v1/queues", json={"name": "Bad Name!", "policy": {"audit_rate": 3}},
-                      headers=lead["headers"])
+    bad = client.post(
+        "/api/v1/queues",
+        json={"name": "Bad Name!", "policy": {"audit_rate": 3}},
+        headers=lead["headers"],
+    )
     assert bad.status_code == 422
     assert any(d["field"] == "policy.audit_rate" for d in bad.json["details"])

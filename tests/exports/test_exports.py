@@ -7,16 +7,32 @@ import pyarrow.parquet as pq
 
 from tests.conftest import item
 
-FIELDS = {"external_id", "label", "source", "reviewers", "decided_at", "model_version",
-          "model_label", "model_score", "payload"}
+FIELDS = {
+    "external_id",
+    "label",
+    "source",
+    "reviewers",
+    "decided_at",
+    "model_version",
+    "model_label",
+    "model_score",
+    "payload",
+}
 
 
 def _setup(client, make, n_auto=3):
     make.queue(audit_rate=0)
     producer = make.user("scientist", queues=["claims"])
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
-                json={"items": [item(f"x-{i}", "fraud", 0.97, payload={"n": i, "t": "<b>é</b>"})
-                                for i in range(n_auto)]})
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={
+            "items": [
+                item(f"x-{i}", "fraud", 0.97, payload={"n": i, "t": "<b>é</b>"})
+                for i in range(n_auto)
+            ]
+        },
+    )
     return producer
 
 
@@ -53,4 +69,6 @@ def test_since_filter_and_bad_parameters(client, make):
     assert client.get("/api/v1/queues/claims/labels?format=xml", headers=h).status_code == 422
     assert client.get("/api/v1/queues/claims/labels?since=yesterday", headers=h).status_code == 422
     reviewer = make.user("reviewer", queues=["claims"])
-    assert client.get("/api/v1/queues/claims/labels", headers=reviewer["headers"]).status_code == 403
+    assert (
+        client.get("/api/v1/queues/claims/labels", headers=reviewer["headers"]).status_code == 403
+    )

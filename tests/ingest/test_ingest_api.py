@@ -10,16 +10,25 @@ def test_json_batch_is_stored_and_routed(client, make, db):
     make.queue(auto_accept_threshold=0.9, min_margin=0.2, audit_rate=0.0)
     producer = make.user("scientist", queues=["claims"])
     items = [item("a-1", "fraud", 0.97), item("a-2", "legit", 0.55), item("a-3", "legit", 0.93)]
-    r = client.post("/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"])
+    r = client.post(
+        "/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"]
+    )
     assert r.status_code == 200, r.json
-    assert r.json == {"received": 3, "created": 3, "duplicates": 0,
-                      "routed": {"review": 1, "auto_accepted": 2, "audit": 0}}
+    assert r.json == {
+        "received": 3,
+        "created": 3,
+        "duplicates": 0,
+        "routed": {"review": 1, "auto_accepted": 2, "audit": 0},
+    }
     got = client.get("/api/v1/queues/claims/items/a-1", headers=producer["headers"]).json
     assert got["status"] == "auto_accepted"
     assert got["label"]["value"] == "fraud" and got["label"]["source"] == "auto"
     assert "0.97" in got["route"]["reason"]
     pending = client.get("/api/v1/queues/claims/items/a-2", headers=producer["headers"]).json
-    assert pending["status"] == "pending" and "below the auto-accept threshold" in pending["route"]["reason"]
+    assert (
+        pending["status"] == "pending"
+        and "below the auto-accept threshold" in pending["route"]["reason"]
+    )
     assert db.count(Prediction) == 3
 
 
@@ -45,7 +54,9 @@ def test_one_bad_row_in_the_middle_rejects_the_whole_batch(client, make, db):
     items = [item(f"b-{i}") for i in range(10)]
     items[4] = {"external_id": "b-4", "payload": "not an object"}
     items[7]["prediction"]["candidates"][0]["score"] = 1.7
-    r = client.post("/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"])
+    r = client.post(
+        "/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"]
+    )
     assert r.status_code == 422
     assert r.json["error"] == "validation_failed"
     rows = {(d["index"], d["field"]) for d in r.json["details"]}
@@ -59,8 +70,11 @@ def test_ndjson_bad_line_is_named_by_line_number(client, make, db):
     make.queue()
     producer = make.user("scientist", queues=["claims"])
     body = json.dumps(item("ok-0")) + "\n{not json\n" + json.dumps(item("ok-2")) + "\n"
-    r = client.post("/api/v1/queues/claims/items", data=body,
-                    headers={**producer["headers"], "Content-Type": "application/x-ndjson"})
+    r = client.post(
+        "/api/v1/queues/claims/items",
+        data=body,
+        headers={**producer["headers"], "Content-Type": "application/x-ndjson"},
+    )
     assert r.status_code == 422
     assert [d["index"] for d in r.json["details"]] == [1]
     assert db.count(Item) == 0
@@ -73,7 +87,8 @@ def test_wrong_types_missing_fields_and_unknown_labels(client, make, db):
         {"payload": {}},  # no external_id
         {"external_id": 42, "payload": {}},  # wrong type
         {"external_id": "x", "payload": {}, "priority": "high"},
-        item("y", label="fraud") | {"prediction": {"candidates": [{"label": "maybe", "score": 0.5}]}},
+        item("y", label="fraud")
+        | {"prediction": {"candidates": [{"label": "maybe", "score": 0.5}]}},
         {"external_id": "", "payload": {}},
         {"external_id": "z", "payload": {}, "surprise": 1},
     ]
@@ -82,7 +97,9 @@ def test_wrong_types_missing_fields_and_unknown_labels(client, make, db):
     indexes = {d["index"] for d in r.json["details"]}
     assert {0, 1, 2, 4, 5} <= indexes
     # Unknown labels are checked once the rows are well-formed.
-    r = client.post("/api/v1/queues/claims/items", json={"items": [bad[3]]}, headers=producer["headers"])
+    r = client.post(
+        "/api/v1/queues/claims/items", json={"items": [bad[3]]}, headers=producer["headers"]
+    )
     assert r.status_code == 422
     assert r.json["details"][0]["field"] == "prediction.candidates.0.label"
     assert db.count(Item) == 0
@@ -92,9 +109,15 @@ def test_malformed_bodies_get_clear_errors_not_500(client, make):
     make.queue()
     producer = make.user("scientist", queues=["claims"])
     h = producer["headers"]
-    for body, ctype in [("{", "application/json"), ("[]", "application/json"),
-                        ('{"items": 5}', "application/json"), ("hello", "text/plain")]:
-        r = client.post("/api/v1/queues/claims/items", data=body, headers={**h, "Content-Type": ctype})
+    for body, ctype in [
+        ("{", "application/json"),
+        ("[]", "application/json"),
+        ('{"items": 5}', "application/json"),
+        ("hello", "text/plain"),
+    ]:
+        r = client.post(
+            "/api/v1/queues/claims/items", data=body, headers={**h, "Content-Type": ctype}
+        )
         assert r.status_code in (415, 422), (body, r.status_code)
         assert set(r.json) == {"error", "message", "details"}
 
@@ -113,11 +136,16 @@ def test_body_over_the_limit_gets_413(app, client, make, db):
 def test_hostile_strings_are_stored_verbatim(client, make):
     make.queue(labels=None)
     producer = make.user("scientist", queues=["claims"])
-    hostile = {"note": "<script>alert(1)</script>", "sql": "'; DROP TABLE item; --",
-               "unicode": "Zoë 💸 \u202e gnp.exe"}
-    r = client.post("/api/v1/queues/claims/items",
-                    json={"items": [{"external_id": "évil/<b>", "payload": hostile}]},
-                    headers=producer["headers"])
+    hostile = {
+        "note": "<script>alert(1)</script>",
+        "sql": "'; DROP TABLE item; --",
+        "unicode": "Zoë 💸 \u202e gnp.exe",
+    }
+    r = client.post(
+        "/api/v1/queues/claims/items",
+        json={"items": [{"external_id": "évil/<b>", "payload": hostile}]},
+        headers=producer["headers"],
+    )
     assert r.status_code == 200, r.json
     got = client.get("/api/v1/queues/claims/items/évil/<b>", headers=producer["headers"])
     assert got.status_code == 200
@@ -128,8 +156,10 @@ def test_hostile_strings_are_stored_verbatim(client, make):
 def test_nul_characters_get_a_clear_error(client, make, db):
     make.queue(labels=None)
     producer = make.user("scientist", queues=["claims"])
-    r = client.post("/api/v1/queues/claims/items",
-                    json={"items": [{"external_id": "n", "payload": {"note": "a\u0000b"}}]},
-                    headers=producer["headers"])
+    r = client.post(
+        "/api/v1/queues/claims/items",
+        json={"items": [{"external_id": "n", "payload": {"note": "a\u0000b"}}]},
+        headers=producer["headers"],
+    )
     assert r.status_code == 422
     assert r.json["details"][0]["field"] == "payload" and "NUL" in r.json["details"][0]["message"]

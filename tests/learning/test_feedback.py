@@ -13,21 +13,32 @@ from tests.conftest import item
 
 
 def _decide_all(client, producer, reviewer, n):
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
-                json={"items": [item(f"f-{i}", "fraud", 0.5) for i in range(n)]})
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={"items": [item(f"f-{i}", "fraud", 0.5) for i in range(n)]},
+    )
     for _ in range(n):
-        claim = client.post("/api/v1/queues/claims/claims", headers=reviewer["headers"]).json["claim"]
-        client.post(f"/api/v1/claims/{claim['token']}/decision", json={"label": "legit"},
-                    headers=reviewer["headers"])
+        claim = client.post("/api/v1/queues/claims/claims", headers=reviewer["headers"]).json[
+            "claim"
+        ]
+        client.post(
+            f"/api/v1/claims/{claim['token']}/decision",
+            json={"label": "legit"},
+            headers=reviewer["headers"],
+        )
 
 
-def test_decisions_made_while_redis_is_away_are_relayed_later(app, client, make, db, engine, redis, run_jobs):
+def test_decisions_made_while_redis_is_away_are_relayed_later(
+    app, client, make, db, engine, redis, run_jobs
+):
     make.queue(audit_rate=0, retrain_after=0)
     producer = make.user("scientist", queues=["claims"])
     reviewer = make.user("reviewer", queues=["claims"])
     # Point the app at a Redis that is not there: decisions must still be stored.
-    app.extensions["loupe.redis"] = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
-                                          retry=Retry(NoBackoff(), 0))
+    app.extensions["loupe.redis"] = Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     _decide_all(client, producer, reviewer, 5)
     assert db.count(Outbox, Outbox.enqueued_at.is_(None)) == 5
     assert relay_outbox(engine, app.extensions["loupe.redis"]) == 0
@@ -39,7 +50,9 @@ def test_decisions_made_while_redis_is_away_are_relayed_later(app, client, make,
     assert db.count(Outbox, Outbox.processed_at.is_(None)) == 0
 
 
-def test_training_example_is_written_once_however_often_the_job_runs(client, make, db, engine, run_jobs, redis):
+def test_training_example_is_written_once_however_often_the_job_runs(
+    client, make, db, engine, run_jobs, redis
+):
     make.queue(audit_rate=0, retrain_after=0)
     producer = make.user("scientist", queues=["claims"])
     reviewer = make.user("reviewer", queues=["claims"])
@@ -61,7 +74,44 @@ def test_training_example_is_written_once_however_often_the_job_runs(client, mak
 def test_auto_accepted_labels_are_not_fed_back(client, make, db, run_jobs):
     make.queue(audit_rate=0, retrain_after=0)
     producer = make.user("scientist", queues=["claims"])
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
-                json={"items": [item("auto", "fraud", 0.99)]})
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={"items": [item("auto", "fraud", 0.99)]},
+    )
     run_jobs()
     assert db.count(Outbox) == 0 and db.count(TrainingExample) == 0
+
+
+def test_jobs_lost_by_redis_are_sent_again_after_the_stale_window(
+    client, make, db, engine, redis, run_jobs
+):
+    from datetime import timedelta
+
+    from app.learning.feedback import STALE_AFTER
+    from app.models import utcnow
+
+    make.queue(audit_rate=0, retrain_after=0)
+    producer = make.user("scientist", queues=["claims"])
+    reviewer = make.user("reviewer", queues=["claims"])
+    _decide_all(client, producer, reviewer, 4)
+    assert db.count(Outbox, Outbox.enqueued_at.is_(None)) == 0  # handed over at once
+    redis.flushdb()  # Redis restarted without persistence: the jobs are gone
+    assert relay_outbox(engine, redis) == 0  # too early to call them lost
+    later = utcnow() + STALE_AFTER + timedelta(seconds=1)
+    assert relay_outbox(engine, redis, now=later) == 4
+    run_jobs()
+    assert db.count(TrainingExample) == 4
+    assert relay_outbox(engine, redis, now=later + STALE_AFTER * 2) == 0
+
+
+def test_repeated_retrain_triggers_collapse_into_one_job(make, redis, engine):
+    from rq import Queue as RQQueue
+
+    from app.tasks import TRAINING_QUEUE, enqueue_retrain
+
+    queue_id = make.queue()
+    first = enqueue_retrain(redis, queue_id)
+    second = enqueue_retrain(redis, queue_id)
+    assert first == second
+    assert RQQueue(TRAINING_QUEUE, connection=redis).count == 1

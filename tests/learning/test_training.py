@@ -5,12 +5,12 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.demo.claims import generate_claims
+from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.feedback import make_training_example
 from app.learning.training import TrainingFailed, take_snapshot, train_model_version
 from app.models import ModelVersion, Outbox, Queue, User
 from app.review.service import claim_next, decide
-from app.ingest.service import ingest_items, parse_rows
 
 
 def _labelled(engine, n, seed=1):
@@ -20,8 +20,14 @@ def _labelled(engine, n, seed=1):
         user = s.scalar(select(User).where(User.role == "reviewer"))
         claims = generate_claims(n, seed=seed)
         truth = {c["external_id"]: c["label"] for c in claims}
-        ingest_items(session=s, queue=queue, items=parse_rows(
-            {"external_id": f"s{seed}-{c['external_id']}", "payload": c["payload"]} for c in claims))
+        ingest_items(
+            session=s,
+            queue=queue,
+            items=parse_rows(
+                {"external_id": f"s{seed}-{c['external_id']}", "payload": c["payload"]}
+                for c in claims
+            ),
+        )
         from app.models import Item
 
         while (claim := claim_next(session=s, queue=queue, user=user)) is not None:

@@ -11,7 +11,9 @@ from tests.conftest import item
 
 
 def _push(client, producer, items):
-    r = client.post("/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"])
+    r = client.post(
+        "/api/v1/queues/claims/items", json={"items": items}, headers=producer["headers"]
+    )
     assert r.status_code == 200, r.json
 
 
@@ -25,7 +27,9 @@ def test_claim_decide_is_idempotent_and_conflicts_on_a_different_answer(client, 
     claim = r.json["claim"]
     assert claim["item"]["external_id"] == "c-1" and claim["item"]["status"] == "in_review"
     url = f"/api/v1/claims/{claim['token']}/decision"
-    first = client.post(url, json={"label": "legit", "comment": "receipt attached"}, headers=reviewer["headers"])
+    first = client.post(
+        url, json={"label": "legit", "comment": "receipt attached"}, headers=reviewer["headers"]
+    )
     assert first.status_code == 200 and first.json["status"] == "done"
     assert first.json["label"]["value"] == "legit" and first.json["label"]["source"] == "human"
     again = client.post(url, json={"label": "legit"}, headers=reviewer["headers"])
@@ -36,7 +40,9 @@ def test_claim_decide_is_idempotent_and_conflicts_on_a_different_answer(client, 
     assert db.count(Outbox) == 1
     lab = db.all(select(Label.model_label, Label.model_score, Label.model_version))
     assert lab == [("fraud", 0.55, "producer-1")]
-    assert client.post("/api/v1/queues/claims/claims", headers=reviewer["headers"]).status_code == 204
+    assert (
+        client.post("/api/v1/queues/claims/claims", headers=reviewer["headers"]).status_code == 204
+    )
 
 
 def test_decision_validation_and_foreign_claims(client, make):
@@ -45,15 +51,21 @@ def test_decision_validation_and_foreign_claims(client, make):
     alice = make.user("reviewer", queues=["claims"])
     bob = make.user("reviewer", queues=["claims"])
     _push(client, producer, [item("c-1", "fraud", 0.5)])
-    token = client.post("/api/v1/queues/claims/claims", headers=alice["headers"]).json["claim"]["token"]
+    token = client.post("/api/v1/queues/claims/claims", headers=alice["headers"]).json["claim"][
+        "token"
+    ]
     url = f"/api/v1/claims/{token}/decision"
     assert client.post(url, json={"label": "maybe"}, headers=alice["headers"]).status_code == 422
     assert client.post(url, json={}, headers=alice["headers"]).status_code == 422
     assert client.post(url, json={"label": 5}, headers=alice["headers"]).status_code == 422
     assert client.post(url, data="nope", headers=alice["headers"]).status_code == 422
     assert client.post(url, json={"label": "fraud"}, headers=bob["headers"]).status_code == 403
-    assert client.post("/api/v1/claims/unknown/decision", json={"label": "fraud"},
-                       headers=alice["headers"]).status_code == 404
+    assert (
+        client.post(
+            "/api/v1/claims/unknown/decision", json={"label": "fraud"}, headers=alice["headers"]
+        ).status_code
+        == 404
+    )
     assert client.post(url, json={"label": "fraud"}, headers=alice["headers"]).status_code == 200
 
 
@@ -63,12 +75,18 @@ def test_expired_claim_is_gone_and_item_returns(client, make, session, db):
     alice = make.user("reviewer", queues=["claims"])
     bob = make.user("reviewer", queues=["claims"])
     _push(client, producer, [item("c-1", "fraud", 0.5)])
-    token = client.post("/api/v1/queues/claims/claims", headers=alice["headers"]).json["claim"]["token"]
+    token = client.post("/api/v1/queues/claims/claims", headers=alice["headers"]).json["claim"][
+        "token"
+    ]
     # Age the lease instead of sleeping through it.
     session.execute(Claim.__table__.update().values(expires_at=utcnow() - timedelta(seconds=1)))
-    session.execute(Item.__table__.update().values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    session.execute(
+        Item.__table__.update().values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
     session.commit()
-    r = client.post(f"/api/v1/claims/{token}/decision", json={"label": "fraud"}, headers=alice["headers"])
+    r = client.post(
+        f"/api/v1/claims/{token}/decision", json={"label": "fraud"}, headers=alice["headers"]
+    )
     assert r.status_code == 410 and r.json["error"] == "gone"
     assert db.scalar(select(Item.status)) == "pending"
     again = client.post("/api/v1/queues/claims/claims", headers=bob["headers"])
@@ -79,21 +97,38 @@ def test_release_returns_item_and_order_is_priority_then_age(client, make):
     make.queue(audit_rate=0)
     producer = make.user("scientist", queues=["claims"])
     rev = make.user("reviewer", queues=["claims"])
-    _push(client, producer, [item("old", "fraud", 0.5), item("urgent", "fraud", 0.5, priority=5),
-                             item("new", "fraud", 0.5)])
+    _push(
+        client,
+        producer,
+        [
+            item("old", "fraud", 0.5),
+            item("urgent", "fraud", 0.5, priority=5),
+            item("new", "fraud", 0.5),
+        ],
+    )
     order = []
     for _ in range(3):
         claim = client.post("/api/v1/queues/claims/claims", headers=rev["headers"]).json["claim"]
         order.append(claim["item"]["external_id"])
-        assert client.delete(f"/api/v1/claims/{claim['token']}", headers=rev["headers"]).status_code == 204
+        assert (
+            client.delete(f"/api/v1/claims/{claim['token']}", headers=rev["headers"]).status_code
+            == 204
+        )
         # A released claim can no longer be decided.
-        r = client.post(f"/api/v1/claims/{claim['token']}/decision", json={"label": "fraud"},
-                        headers=rev["headers"])
+        r = client.post(
+            f"/api/v1/claims/{claim['token']}/decision",
+            json={"label": "fraud"},
+            headers=rev["headers"],
+        )
         assert r.status_code == 410
         break
     assert order == ["urgent"]
-    seen = [client.post("/api/v1/queues/claims/claims", headers=rev["headers"]).json["claim"]["item"]["external_id"]
-            for _ in range(3)]
+    seen = [
+        client.post("/api/v1/queues/claims/claims", headers=rev["headers"]).json["claim"]["item"][
+            "external_id"
+        ]
+        for _ in range(3)
+    ]
     assert seen == ["urgent", "old", "new"]
     assert client.post("/api/v1/queues/claims/claims", headers=rev["headers"]).status_code == 204
 

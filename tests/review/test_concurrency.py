@@ -17,8 +17,12 @@ ITEMS = 500
 
 def _call(url, method="POST", body=None, token=None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             raw = resp.read()
@@ -31,9 +35,11 @@ def test_sixteen_reviewers_claim_and_decide_five_hundred_items(live_server, make
     make.queue(audit_rate=0, retrain_after=0)
     producer = make.user("scientist", queues=["claims"])
     reviewers = [make.user("reviewer", queues=["claims"]) for _ in range(THREADS)]
-    status, body = _call(f"{live_server}/api/v1/queues/claims/items",
-                         body={"items": [item(f"k-{i}", "fraud", 0.5) for i in range(ITEMS)]},
-                         token=producer["token"])
+    status, body = _call(
+        f"{live_server}/api/v1/queues/claims/items",
+        body={"items": [item(f"k-{i}", "fraud", 0.5) for i in range(ITEMS)]},
+        token=producer["token"],
+    )
     assert status == 200 and body["created"] == ITEMS
 
     live = {}  # item -> token currently held; guarded by lock
@@ -42,7 +48,9 @@ def test_sixteen_reviewers_claim_and_decide_five_hundred_items(live_server, make
 
     def review(reviewer):
         while True:
-            status, body = _call(f"{live_server}/api/v1/queues/claims/claims", token=reviewer["token"])
+            status, body = _call(
+                f"{live_server}/api/v1/queues/claims/claims", token=reviewer["token"]
+            )
             if status == 204:
                 return
             if status != 200:
@@ -55,8 +63,11 @@ def test_sixteen_reviewers_claim_and_decide_five_hundred_items(live_server, make
                     problems.append(("double claim", ext))
                 live[ext] = claim["token"]
             label = ["legit", "fraud", "duplicate"][hash(ext) % 3]
-            status, body = _call(f"{live_server}/api/v1/claims/{claim['token']}/decision",
-                                 body={"label": label}, token=reviewer["token"])
+            status, body = _call(
+                f"{live_server}/api/v1/claims/{claim['token']}/decision",
+                body={"label": label},
+                token=reviewer["token"],
+            )
             with lock:
                 live.pop(ext, None)
             if status != 200:

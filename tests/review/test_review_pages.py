@@ -11,8 +11,9 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 def login(client, user):
     page = client.get("/login")
     token = CSRF.search(page.data.decode()).group(1)
-    r = client.post("/login", data={"name": user["name"], "password": user["password"],
-                                    "csrf_token": token})
+    r = client.post(
+        "/login", data={"name": user["name"], "password": user["password"], "csrf_token": token}
+    )
     assert r.status_code == 303, r.data
     return token
 
@@ -34,10 +35,21 @@ def test_review_page_escapes_payload_and_swaps_to_next_item(client, make, db):
     make.queue(audit_rate=0)
     producer = make.user("scientist", queues=["claims"])
     rev = make.user("reviewer", queues=["claims"])
-    hostile = {"note": "<script>alert('x')</script>", "link": "javascript:alert(1)",
-               "site": "https://example.org/a?b=<i>"}
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"], json={"items": [
-        item("first", "fraud", 0.6, payload=hostile, priority=1), item("second", "legit", 0.6)]})
+    hostile = {
+        "note": "<script>alert('x')</script>",
+        "link": "javascript:alert(1)",
+        "site": "https://example.org/a?b=<i>",
+    }
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={
+            "items": [
+                item("first", "fraud", 0.6, payload=hostile, priority=1),
+                item("second", "legit", 0.6),
+            ]
+        },
+    )
     csrf = login(client, rev)
     queues = client.get("/queues")
     assert b"Start reviewing" in queues.data
@@ -52,8 +64,9 @@ def test_review_page_escapes_payload_and_swaps_to_next_item(client, make, db):
     action = re.search(r'hx-post="(/queues/claims/claims/[^"]+/decide)"', html).group(1)
     # Without the CSRF header or field the decision is refused.
     assert client.post(action, data={"label": "fraud"}).status_code == 400
-    swap = client.post(action, data={"label": "fraud"},
-                       headers={"HX-Request": "true", "X-CSRFToken": csrf})
+    swap = client.post(
+        action, data={"label": "fraud"}, headers={"HX-Request": "true", "X-CSRFToken": csrf}
+    )
     assert swap.status_code == 200
     fragment = swap.data.decode()
     assert fragment.startswith('<section id="review-item"')  # a fragment, not a page
@@ -66,8 +79,11 @@ def test_skip_moves_on_and_empty_queue_says_so(client, make):
     make.queue(audit_rate=0)
     producer = make.user("scientist", queues=["claims"])
     rev = make.user("reviewer", queues=["claims"])
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
-                json={"items": [item("one", priority=1), item("two")]})
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={"items": [item("one", priority=1), item("two")]},
+    )
     csrf = login(client, rev)
     html = client.get("/queues/claims/review").data.decode()
     assert "one" in html

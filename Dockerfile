@@ -24,7 +24,7 @@ COPY app ./app
 COPY workers ./workers
 COPY templates ./templates
 COPY migrations ./migrations
-COPY alembic.ini ./
+COPY alembic.ini gunicorn.conf.py ./
 
 # Installs the dependencies and the `loupe` console script.
 RUN pip install . && chown -R loupe:loupe /app
@@ -38,4 +38,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "app:create_app()"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]

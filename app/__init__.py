@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from flask import Flask
@@ -18,6 +19,17 @@ from app.settings import PROJECT_ROOT, Settings
 def resolve_redis_url(settings: Settings) -> str:
     """REDIS_URL, or the embedded server's socket when none is given."""
     return settings.redis_url or embedded_redis_url(settings.instance_path / "redis.rdb")
+
+
+def settle_heap() -> None:
+    """Hides everything loaded at start-up from the garbage collector.
+
+    Called once a server or worker process is ready: later collections then walk only the
+    objects of the request at hand, not the hundreds of thousands that Flask, SQLAlchemy and
+    scikit-learn leave in memory (bulk ingest ran about 40 % slower without it).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -146,10 +146,12 @@ def serve(host: str, port: int) -> None:
     """The web app and API (development server; production runs gunicorn on create_app)."""
     from werkzeug.serving import run_simple
 
-    from app import create_app
+    from app import create_app, settle_heap
 
     upgrade_database()
-    run_simple(host, port, create_app(), threaded=True, use_reloader=False)
+    app = create_app()
+    settle_heap()
+    run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
 @main.command("worker")

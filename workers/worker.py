@@ -8,7 +8,7 @@ import time
 from redis import Redis
 from rq import Worker
 
-from app import resolve_redis_url
+from app import resolve_redis_url, settle_heap
 from app.settings import Settings
 from app.tasks import ALL_QUEUES
 
@@ -58,4 +58,5 @@ def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
     conn = Redis.from_url(resolve_redis_url(settings))
     LoupeWorker.loupe_interval = settings.maintenance_interval
     worker = LoupeWorker(list(ALL_QUEUES), connection=conn, name=name)
+    settle_heap()  # also keeps forked work-horses from copying pages the collector touches
     return worker.work(burst=burst, logging_level="INFO")

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from app import create_app, resolve_redis_url
+from app import create_app, resolve_redis_url, settle_heap
 from app.cli import upgrade_database
 from app.db import get_engine
 from app.demo.seed import QUEUE, seed_demo
@@ -58,4 +58,6 @@ def run_demo(*, host: str, port: int, workers: int) -> None:
     click.echo("=" * 64)
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, create_app(Settings()), threaded=True, use_reloader=False)
+    app = create_app(Settings())
+    settle_heap()
+    run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -6,24 +6,24 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from operator import itemgetter
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from app.errors import ValidationFailed, pydantic_details
+from app.ingest.bulk import insert_items, insert_rows
 from app.ingest.routing import route_item
-from app.ingest.schemas import BatchIn, ItemIn
+from app.ingest.schemas import BatchIn, ItemIn, nul_paths
 from app.learning.scoring import score_payloads
-from app.models import Item, Label, Prediction, Queue, utcnow
+from app.models import Label, Prediction, Queue, utcnow
 from app.queues.service import policy_of
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)
 _MAX_LISTED_ERRORS = 1000
-# Rows per INSERT statement: 8 columns x 1000 stays far under SQLite's 32,766 variables.
-INSERT_CHUNK = 1000
+
+_score = itemgetter("score")
 
 STATUS_FOR_ROUTE = {"review": "pending", "audit": "pending", "auto_accept": "auto_accepted"}
 
@@ -37,10 +37,24 @@ def _batch_error(details: list[dict]) -> ValidationFailed:
     )
 
 
+def _reject_nul(items: list[ItemIn], body: bytes | str | None = None) -> list[ItemIn]:
+    # JSON can only carry NUL as the escape \u0000: without it in the body, skip the walk.
+    if body is not None and ("\\u0000" not in body if isinstance(body, str) else b"\\u0000" not in body):
+        return items
+    details = [
+        {"index": index, "field": path, "message": "NUL characters (\\u0000) are not allowed"}
+        for index, item in enumerate(items)
+        for path in nul_paths(item)
+    ]
+    if details:
+        raise _batch_error(details)
+    return items
+
+
 def parse_json_batch(body: bytes) -> list[ItemIn]:
     """Parses `{"items": [...]}`, listing every bad row."""
     try:
-        return BatchIn.model_validate_json(body).items
+        return _reject_nul(BatchIn.model_validate_json(body).items, body)
     except ValidationError as exc:
         details = []
         for err in exc.errors():
@@ -63,10 +77,11 @@ def parse_ndjson(body: bytes | str) -> list[ItemIn]:
     lines = body.splitlines()
     try:
         # Fast path: one validation call for the whole batch.
-        return _ITEMS.validate_json("[" + ",".join(ln for ln in lines if ln.strip()) + "]")
+        items = _ITEMS.validate_json("[" + ",".join(ln for ln in lines if ln.strip()) + "]")
+        return _reject_nul(items, body)
     except ValidationError:
         pass
-    items: list[ItemIn] = []
+    items = []
     details: list[dict] = []
     for index, line in enumerate(lines):
         if not line.strip():
@@ -77,7 +92,7 @@ def parse_ndjson(body: bytes | str) -> list[ItemIn]:
             details.extend(pydantic_details(exc.errors(), index=index))
     if details:
         raise _batch_error(details)
-    return items
+    return _reject_nul(items, body)
 
 
 def _cell(value: str):
@@ -134,7 +149,7 @@ def parse_rows(rows: Iterable[dict]) -> list[ItemIn]:
             details.extend(pydantic_details(exc.errors(), index=index))
     if details:
         raise _batch_error(details)
-    return items
+    return _reject_nul(items)
 
 
 def _check_labels(queue: Queue, items: list[ItemIn]) -> None:
@@ -143,24 +158,20 @@ def _check_labels(queue: Queue, items: list[ItemIn]) -> None:
     allowed = set(queue.labels)
     details = []
     for index, item in enumerate(items):
-        if item.prediction is None:
+        prediction = item.get("prediction")
+        if prediction is None:
             continue
-        for c, cand in enumerate(item.prediction.candidates):
-            if cand.label not in allowed:
+        for c, cand in enumerate(prediction["candidates"]):
+            if cand["label"] not in allowed:
                 details.append(
                     {
                         "index": index,
                         "field": f"prediction.candidates.{c}.label",
-                        "message": f"{cand.label!r} is not one of the queue's labels",
+                        "message": f"{cand['label']!r} is not one of the queue's labels",
                     }
                 )
     if details:
         raise _batch_error(details)
-
-
-def _insert(session: Session):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Item.__table__)
 
 
 def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=None) -> dict:
@@ -175,19 +186,17 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
     # Repeats inside the batch are duplicates too: the first one wins.
     unique: dict[str, ItemIn] = {}
     for item in items:
-        unique.setdefault(item.external_id, item)
+        unique.setdefault(item["external_id"], item)
     batch = list(unique.values())
 
     candidates: list[list[dict] | None] = []
     versions: list[str | None] = []
     sources: list[str] = []
     for item in batch:
-        if item.prediction is not None:
-            cands = sorted(
-                (c.model_dump() for c in item.prediction.candidates), key=lambda c: -c["score"]
-            )
-            candidates.append(cands)
-            versions.append(item.prediction.model_version)
+        prediction = item.get("prediction")
+        if prediction is not None:
+            candidates.append(sorted(prediction["candidates"], key=_score, reverse=True))
+            versions.append(prediction.get("model_version"))
             sources.append("producer")
         else:
             candidates.append(None)
@@ -196,7 +205,7 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
     unscored = [i for i, c in enumerate(candidates) if c is None]
     if unscored:
         scored = score_payloads(
-            session=session, queue=queue, payloads=[batch[i].payload for i in unscored]
+            session=session, queue=queue, payloads=[batch[i]["payload"] for i in unscored]
         )
         if scored is not None:
             for i, cands in zip(unscored, scored.candidates, strict=True):
@@ -204,41 +213,28 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
                 versions[i] = scored.version
 
     routes = [
-        route_item(policy=policy, candidates=c, queue_name=queue.name, external_id=it.external_id)
+        route_item(policy=policy, candidates=c, queue_name=queue.name, external_id=it["external_id"])
         for it, c in zip(batch, candidates, strict=True)
     ]
     rows = [
         {
-            "queue_id": queue.id,
-            "external_id": it.external_id,
-            "payload": it.payload,
+            "external_id": it["external_id"],
+            "payload": it["payload"],
             "status": STATUS_FOR_ROUTE[r.decision],
-            "priority": it.priority,
+            "priority": it.get("priority", 0),
             "route_decision": r.decision,
             "route_reason": r.reason,
-            "created_at": now,
         }
         for it, r in zip(batch, routes, strict=True)
     ]
-    created: dict[str, int] = {}
-    for start in range(0, len(rows), INSERT_CHUNK):
-        # One multi-row INSERT per chunk; ON CONFLICT skips ids the queue already has,
-        # also when another producer sends the same id at the same moment.
-        stmt = (
-            _insert(session)
-            .values(rows[start : start + INSERT_CHUNK])
-            .on_conflict_do_nothing(index_elements=["queue_id", "external_id"])
-            .returning(Item.__table__.c.id, Item.__table__.c.external_id)
-        )
-        for item_id, external_id in session.execute(stmt):
-            created[external_id] = item_id
+    created = insert_items(session=session, queue_id=queue.id, rows=rows, now=now)
 
     prediction_rows, label_rows = [], []
     routed = {"review": 0, "auto_accepted": 0, "audit": 0}
     for it, cands, version, source, r in zip(
         batch, candidates, versions, sources, routes, strict=True
     ):
-        item_id = created.get(it.external_id)
+        item_id = created.get(it["external_id"])
         if item_id is None:
             continue
         routed["auto_accepted" if r.decision == "auto_accept" else r.decision] += 1
@@ -266,9 +262,10 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
                     "model_score": cands[0]["score"],
                 }
             )
-    for table, values in ((Prediction.__table__, prediction_rows), (Label.__table__, label_rows)):
-        for start in range(0, len(values), INSERT_CHUNK):
-            session.execute(insert(table).values(values[start : start + INSERT_CHUNK]))
+    insert_rows(session=session, table=Prediction.__table__, rows=prediction_rows,
+                json_columns=("candidates",))
+    insert_rows(session=session, table=Label.__table__, rows=label_rows,
+                json_columns=("reviewers",))
     return {
         "received": len(items),
         "created": len(created),

@@ -162,4 +162,5 @@ def test_nul_characters_get_a_clear_error(client, make, db):
         headers=producer["headers"],
     )
     assert r.status_code == 422
-    assert r.json["details"][0]["field"] == "payload" and "NUL" in r.json["details"][0]["message"]
+    assert r.json["details"][0]["field"] == "payload.note"
+    assert "NUL" in r.json["details"][0]["message"]

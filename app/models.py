@@ -75,6 +75,8 @@ class Queue(SQLModel, table=True):
     description: str = Field(default="", max_length=2000)
     labels: list[str] | None = _json()
     policy: dict = Field(default_factory=dict, sa_type=JSONType)
+    # How reviewers see the payload: field order, labels, formats, units (see review/view.py).
+    display: dict | None = _json()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -137,6 +139,21 @@ class Review(SQLModel, table=True):
     user_id: int = Field(foreign_key="user_account.id", index=True)
     label: str = Field(max_length=200)
     comment: str | None = Field(default=None, max_length=5000)
+    # The reviewer's word on the model: "right", "wrong" or "all_wrong" (no candidate fit).
+    model_feedback: str | None = Field(default=None, max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ItemEvent(SQLModel, table=True):
+    """What happened to an item besides decisions: skip, escalate, flag, undo, reopen."""
+
+    __tablename__ = "item_event"
+    __table_args__ = (sa.Index("ix_item_event_user_time", "user_id", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    user_id: int = Field(foreign_key="user_account.id")
+    kind: str = Field(max_length=20)
+    comment: str | None = Field(default=None, max_length=5000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -155,6 +172,7 @@ class Label(SQLModel, table=True):
     model_version: str | None = Field(default=None, max_length=120)
     model_label: str | None = Field(default=None, max_length=200)
     model_score: float | None = None
+    model_feedback: str | None = Field(default=None, max_length=20)
 
 
 class Outbox(SQLModel, table=True):
@@ -183,6 +201,8 @@ class TrainingExample(SQLModel, table=True):
     source: str = Field(max_length=20)
     decided_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The first model version trained on this example; from then on its label is final.
+    used_by_version_id: int | None = Field(default=None, foreign_key="model_version.id")
 
 
 class ModelVersion(SQLModel, table=True):

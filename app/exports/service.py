@@ -27,6 +27,7 @@ COLUMNS = [
     "model_version",
     "model_label",
     "model_score",
+    "model_feedback",
     "payload",
 ]
 CHUNK_ROWS = 2000
@@ -44,6 +45,7 @@ def label_rows(*, session: Session, queue_id: int, since: datetime | None = None
             Label.model_version,
             Label.model_label,
             Label.model_score,
+            Label.model_feedback,
             Item.payload,
         )
         .join(Item, Item.id == Label.item_id)
@@ -63,7 +65,8 @@ def label_rows(*, session: Session, queue_id: int, since: datetime | None = None
             "model_version": row[5],
             "model_label": row[6],
             "model_score": row[7],
-            "payload": row[8],
+            "model_feedback": row[8],
+            "payload": row[9],
         }
 
 
@@ -131,6 +134,7 @@ def _parquet(rows: Iterator[dict]) -> Iterator[bytes]:
             ("model_version", pa.string()),
             ("model_label", pa.string()),
             ("model_score", pa.float64()),
+            ("model_feedback", pa.string()),
             ("payload", pa.string()),
         ]
     )

@@ -142,6 +142,17 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
     )
     session.add(version)
     session.flush()
+    # From now on these labels shaped a model: they can no longer be reopened.
+    ids = [r[0] for r in snap.rows]
+    for start in range(0, len(ids), 10_000):
+        session.execute(
+            update(TrainingExample)
+            .where(
+                TrainingExample.id.in_(ids[start : start + 10_000]),
+                TrainingExample.used_by_version_id.is_(None),
+            )
+            .values(used_by_version_id=version.id)
+        )
     if promote:
         activate(session=session, version=version)
     return version

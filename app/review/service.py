@@ -171,7 +171,12 @@ def current_prediction(*, session: Session, item_id: int) -> Prediction | None:
     )
 
 
-def decide(*, session: Session, token: str, user: User, label, comment=None, now=None) -> Decision:
+FEEDBACK = ("right", "wrong", "all_wrong")
+
+
+def decide(
+    *, session: Session, token: str, user: User, label, comment=None, model_feedback=None, now=None
+) -> Decision:
     """Records the reviewer's answer for a claim; the same answer twice records one review.
 
     Raises Conflict for a different answer on a decided claim and Gone for a lost lease.
@@ -194,6 +199,11 @@ def decide(*, session: Session, token: str, user: User, label, comment=None, now
             "new claim or an adjudication."
         )
     label = _check_label(queue, label)
+    if model_feedback is not None and model_feedback not in FEEDBACK:
+        raise ValidationFailed(
+            "model_feedback is one of right, wrong, all_wrong.",
+            [{"field": "model_feedback", "message": "unknown value"}],
+        )
     if claim.state != "live" or item.lease_token != token:
         raise Gone("This claim has ended (expired or released); the item went back to the queue.")
     if claim.expires_at <= now:
@@ -208,12 +218,25 @@ def decide(*, session: Session, token: str, user: User, label, comment=None, now
         user_id=user.id,
         label=label,
         comment=comment or None,
+        model_feedback=model_feedback or _implied_feedback(session, item.id, label),
         created_at=now,
     )
     session.add(review)
     claim.state = "decided"
     session.flush()
     return _settle(session=session, queue=queue, item=item, review=review, now=now)
+
+
+def _implied_feedback(session: Session, item_id: int, label: str) -> str | None:
+    """What the answer says about the model when the reviewer did not say it explicitly."""
+    prediction = current_prediction(session=session, item_id=item_id)
+    if not prediction or not prediction.candidates:
+        return None
+    if prediction.candidates[0]["label"] == label:
+        return "right"
+    if any(c["label"] == label for c in prediction.candidates):
+        return "wrong"
+    return "all_wrong"
 
 
 def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) -> Decision:
@@ -252,6 +275,7 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
         model_version=prediction.model_version if prediction else None,
         model_label=top["label"] if top else None,
         model_score=top["score"] if top else None,
+        model_feedback=review.model_feedback,
     )
     session.add(final)
     item.status = "done"

@@ -16,6 +16,7 @@ FIELDS = {
     "model_version",
     "model_label",
     "model_score",
+    "model_feedback",
     "payload",
 }
 

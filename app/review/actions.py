@@ -1,0 +1,238 @@
+"""What a reviewer can do besides answering: escalate, flag, keep the lease, undo, reopen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from app.models import (
+    Claim,
+    Item,
+    ItemEvent,
+    Label,
+    Outbox,
+    Queue,
+    Review,
+    TrainingExample,
+    User,
+    utcnow,
+)
+from app.queues.service import policy_of
+from app.review.service import _claim_for, _release
+
+UNDO_WINDOW = timedelta(minutes=2)
+MAX_TEXT = 2000
+
+
+def _text(value, field: str, required: bool) -> str | None:
+    value = (value or "").strip() if isinstance(value, str) or value is None else None
+    if value is None or (required and not value) or (value and len(value) > MAX_TEXT):
+        raise ValidationFailed(
+            f"A {field} is text of {'1' if required else '0'} to {MAX_TEXT} characters.",
+            [{"field": field, "message": "required" if required else "too long"}],
+        )
+    return value or None
+
+
+def _live(session: Session, token: str, user: User, now) -> tuple[Claim, Item]:
+    claim, item = _claim_for(session, token, user)
+    if claim.state != "live" or item.lease_token != token or claim.expires_at <= now:
+        raise Gone("This claim has ended; the item went back to the queue.")
+    return claim, item
+
+
+def record(session: Session, *, item_id: int, user: User, kind: str, comment=None, now=None):
+    session.add(
+        ItemEvent(
+            item_id=item_id, user_id=user.id, kind=kind, comment=comment, created_at=now or utcnow()
+        )
+    )
+
+
+def escalate(*, session: Session, token: str, user: User, reason, now=None) -> Item:
+    """Sends the item to a lead with the reviewer's reason; it leaves the review queue."""
+    now = now or utcnow()
+    reason = _text(reason, "reason", required=True)
+    claim, item = _live(session, token, user, now)
+    claim.state = "escalated"
+    _release(item)
+    item.status = "escalated"
+    record(session, item_id=item.id, user=user, kind="escalate", comment=reason, now=now)
+    session.flush()
+    return item
+
+
+def flag(*, session: Session, token: str, user: User, comment, now=None) -> Item:
+    """Marks the item as suspicious; the reviewer keeps it and still answers."""
+    now = now or utcnow()
+    comment = _text(comment, "comment", required=True)
+    _claim, item = _live(session, token, user, now)
+    record(session, item_id=item.id, user=user, kind="flag", comment=comment, now=now)
+    session.flush()
+    return item
+
+
+def flags_of(*, session: Session, item_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(ItemEvent.comment)
+            .where(ItemEvent.item_id == item_id, ItemEvent.kind == "flag")
+            .order_by(ItemEvent.id)
+        )
+    )
+
+
+def heartbeat(*, session: Session, token: str, user: User, now=None) -> datetime:
+    """Extends a live lease by the queue's lease length; returns the new expiry."""
+    now = now or utcnow()
+    claim, item = _live(session, token, user, now)
+    queue = session.get(Queue, item.queue_id)
+    claim.expires_at = now + timedelta(seconds=policy_of(queue).lease_seconds)
+    item.lease_expires_at = claim.expires_at
+    session.flush()
+    return claim.expires_at
+
+
+@dataclass
+class Reopened:
+    item: Item
+    claim: Claim
+    previous_label: str
+
+
+def _used_for_training(session: Session, item_id: int) -> bool:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(TrainingExample)
+            .where(
+                TrainingExample.item_id == item_id, TrainingExample.used_by_version_id.is_not(None)
+            )
+        )
+        > 0
+    )
+
+
+def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Reopened:
+    """Takes a decision back and hands the item to the reviewer again, under a new claim."""
+    item = session.scalar(
+        select(Item)
+        .where(Item.id == review.item_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if _used_for_training(session, item.id):
+        raise Conflict("This label has already been used to train a model; it cannot be reopened.")
+    if item.status == "in_review":
+        raise Conflict("Someone is reviewing this item right now; try again later.")
+    label = session.scalar(select(Label).where(Label.item_id == item.id))
+    if label is not None:
+        session.execute(delete(TrainingExample).where(TrainingExample.label_id == label.id))
+        session.execute(delete(Outbox).where(Outbox.label_id == label.id))
+        session.delete(label)
+    previous = review.label
+    session.delete(review)
+    session.flush()
+    queue = session.get(Queue, item.queue_id)
+    claim = Claim(
+        token=_new_token(),
+        item_id=item.id,
+        user_id=user.id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=policy_of(queue).lease_seconds),
+    )
+    session.add(claim)
+    item.status = "in_review"
+    item.lease_owner_id = user.id
+    item.lease_token = claim.token
+    item.lease_expires_at = claim.expires_at
+    record(session, item_id=item.id, user=user, kind=kind, comment=f"was {previous!r}", now=now)
+    session.flush()
+    return Reopened(item=item, claim=claim, previous_label=previous)
+
+
+def _new_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+def undo_last(*, session: Session, queue: Queue, user: User, now=None) -> Reopened:
+    """Takes back the reviewer's latest decision in this queue, if it is recent enough."""
+    now = now or utcnow()
+    review = session.scalar(
+        select(Review)
+        .join(Item, Item.id == Review.item_id)
+        .where(Review.user_id == user.id, Item.queue_id == queue.id)
+        .order_by(Review.id.desc())
+        .limit(1)
+    )
+    if review is None or review.created_at < now - UNDO_WINDOW:
+        raise NotFound(
+            "There is no recent decision to undo (decisions can be undone for "
+            f"{int(UNDO_WINDOW.total_seconds() // 60)} minutes)."
+        )
+    return _reverse(session, review, user, "undo", now)
+
+
+def reopen(*, session: Session, review_id: int, user: User, now=None) -> Reopened:
+    """Reopens one of the reviewer's own decisions while no model has trained on it."""
+    review = session.get(Review, review_id)
+    if review is None:
+        raise NotFound("No such decision.")
+    if review.user_id != user.id:
+        raise Forbidden("You can only reopen your own decisions.")
+    return _reverse(session, review, user, "reopen", now or utcnow())
+
+
+def history(
+    *,
+    session: Session,
+    user: User,
+    queue_id: int | None = None,
+    label: str | None = None,
+    since: datetime | None = None,
+    limit: int = 200,
+) -> list[dict]:
+    """The reviewer's own decisions, newest first, with whether each can still be reopened."""
+    stmt = (
+        select(Review, Item.external_id, Item.status, Queue.name)
+        .join(Item, Item.id == Review.item_id)
+        .join(Queue, Queue.id == Item.queue_id)
+        .where(Review.user_id == user.id)
+        .order_by(Review.id.desc())
+        .limit(limit)
+    )
+    if queue_id is not None:
+        stmt = stmt.where(Item.queue_id == queue_id)
+    if label:
+        stmt = stmt.where(Review.label == label)
+    if since is not None:
+        stmt = stmt.where(Review.created_at >= since)
+    rows = session.execute(stmt).all()
+    used = (
+        set(
+            session.scalars(
+                select(TrainingExample.item_id).where(
+                    TrainingExample.item_id.in_([r[0].item_id for r in rows]),
+                    TrainingExample.used_by_version_id.is_not(None),
+                )
+            )
+        )
+        if rows
+        else set()
+    )
+    return [
+        {
+            "review": r,
+            "external_id": ext,
+            "status": status,
+            "queue": qname,
+            "reopenable": r.item_id not in used and status != "in_review",
+        }
+        for r, ext, status, qname in rows
+    ]

@@ -10,7 +10,7 @@ from werkzeug.security import generate_password_hash
 
 from app.auth.service import add_membership, create_token, create_user
 from app.db import session_scope
-from app.demo.claims import LABELS, generate_claims
+from app.demo.claims import FIELDS, LABELS, generate_claims
 from app.ingest.service import ingest_items, parse_rows
 from app.learning.feedback import make_training_example
 from app.learning.training import train_model_version
@@ -46,6 +46,7 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
                 "name": QUEUE,
                 "labels": LABELS,
                 "description": "Card repayment claims: legitimate, fraud, or a duplicate?",
+                "display": {"fields": FIELDS},
                 "policy": {
                     "auto_accept_threshold": 0.8,
                     "min_margin": 0.4,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_WORD = re.compile(r"[a-z0-9]+")
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+_WORD = re.compile(r"[a-z][a-z0-9]+")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _MAX_TOKENS = 64
 
 
@@ -20,9 +23,11 @@ def features_of(payload: dict, prefix: str = "") -> dict[str, float | str]:
                 out[name] = float(value)
         elif isinstance(value, str):
             if " " in value.strip():
-                for word in _WORD.findall(value.lower())[:_MAX_TOKENS]:
+                words = [w for w in _WORD.findall(value.lower()) if w not in ENGLISH_STOP_WORDS]
+                for word in words[:_MAX_TOKENS]:
                     out[f"{name}~{word}"] = 1.0
-            elif value:
+            elif value and not _DATE.match(value):
+                # Dates as categories would be one rare value each: noise, not signal.
                 out[name] = value[:100]
         elif isinstance(value, dict) and not prefix:
             out.update(features_of(value, prefix=f"{name}."))

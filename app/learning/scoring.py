@@ -27,10 +27,12 @@ class Scored:
     candidates: list[list[dict]]
 
 
-def _pipeline_for(session: Session, queue: Queue):
+def _pipeline_for(session: Session, queue: Queue, version: str | None = None):
+    """The active pipeline (or the named version) of the queue, loaded once per process."""
+    cond = ModelVersion.active if version is None else ModelVersion.version == version
     row = session.execute(
         select(ModelVersion.id, ModelVersion.version, ModelVersion.artifact_sha256).where(
-            ModelVersion.queue_id == queue.id, ModelVersion.active
+            ModelVersion.queue_id == queue.id, cond
         )
     ).first()
     if row is None:
@@ -47,6 +49,17 @@ def _pipeline_for(session: Session, queue: Queue):
         while len(_cache) > 8:
             _cache.popitem(last=False)
     return row.version, pipeline
+
+
+def pipeline_for_version(*, session: Session, queue: Queue, version: str | None):
+    """The queue's pipeline called `version`, or None (unknown, or a producer's model)."""
+    if not version:
+        return None
+    try:
+        return _pipeline_for(session, queue, version)[1]
+    except artifacts.ArtifactError:
+        log.exception("model %s of queue %s cannot be loaded", version, queue.name)
+        return None
 
 
 def score_payloads(*, session: Session, queue: Queue, payloads: list[dict]) -> Scored | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
@@ -29,6 +30,25 @@ class Policy(BaseModel):
     retrain_after: int = Field(200, ge=0)
 
 
+class FieldDisplay(BaseModel):
+    """How one payload field is shown to reviewers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    label: str | None = Field(None, max_length=200)
+    format: Literal["money", "int", "number", "percent", "date", "text", "category", "image"] | None = None
+    unit: str | None = Field(None, max_length=20)
+
+
+class Display(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[FieldDisplay] = Field(default_factory=list, max_length=200)
+    # Image URLs in payloads are shown only from these hosts (https or http).
+    image_hosts: list[str] = Field(default_factory=list, max_length=50)
+
+
 class QueueIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -36,6 +56,7 @@ class QueueIn(BaseModel):
     labels: list[str] | None = Field(None, min_length=1, max_length=1000)
     description: str = Field("", max_length=2000)
     policy: Policy = Field(default_factory=Policy)
+    display: Display | None = None
 
 
 def policy_of(queue: Queue) -> Policy:
@@ -69,6 +90,7 @@ def create_queue(*, session: Session, data: dict, creator: User | None = None) -
         labels=spec.labels,
         description=spec.description,
         policy=spec.policy.model_dump(),
+        display=spec.display.model_dump(exclude_none=True) if spec.display else None,
     )
     session.add(queue)
     session.flush()
@@ -139,3 +161,48 @@ def queue_json(queue: Queue, counts: dict[str, int]) -> dict:
         "counts": counts,
         "created_at": queue.created_at.isoformat(),
     }
+
+
+def queue_home_stats(*, session: Session, queues: list[Queue], user: User, now=None) -> dict:
+    """Per queue: oldest waiting item's age, and items decided today by the user and the team."""
+    from datetime import UTC, datetime
+
+    from app.models import Review, utcnow
+
+    now = now or utcnow()
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    ids = [q.id for q in queues]
+    stats = {qid: {"oldest": None, "mine_today": 0, "team_today": 0} for qid in ids}
+    if not ids:
+        return stats
+    for qid, oldest in session.execute(
+        select(Item.queue_id, func.min(Item.created_at))
+        .where(Item.queue_id.in_(ids), Item.status == "pending")
+        .group_by(Item.queue_id)
+    ):
+        if oldest is not None:
+            stats[qid]["oldest"] = now - oldest
+    for qid, reviewer, n in session.execute(
+        select(Item.queue_id, Review.user_id, func.count())
+        .join(Item, Item.id == Review.item_id)
+        .where(Item.queue_id.in_(ids), Review.created_at >= midnight)
+        .group_by(Item.queue_id, Review.user_id)
+    ):
+        stats[qid]["team_today"] += n
+        if reviewer == user.id:
+            stats[qid]["mine_today"] += n
+    return stats
+
+
+def age_words(delta) -> str:
+    """A waiting time a person reads at a glance."""
+    if delta is None:
+        return "—"
+    seconds = int(delta.total_seconds())
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"

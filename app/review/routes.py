@@ -1,10 +1,12 @@
-"""The review page: claim, show, decide, next item, swapped in by htmx."""
+"""The review workspace: claim, show, decide, and the next item swapped in by htmx."""
 
 from __future__ import annotations
 
 from flask import (
     Blueprint,
+    abort,
     flash,
+    jsonify,
     make_response,
     redirect,
     render_template,
@@ -14,12 +16,14 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from app.api.routes import hand_over_outbox
+from app.api.routes import _parse_since, hand_over_outbox
 from app.auth.service import require
-from app.errors import Conflict, Gone, ValidationFailed
+from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
 from app.extensions import db_session
+from app.learning.scoring import pipeline_for_version
 from app.models import Claim, Item
-from app.queues.service import get_queue, item_counts
+from app.queues.service import get_queue, item_counts, queues_for
+from app.review import actions
 from app.review.service import claim_next, current_prediction, decide, live_claim, release
 from app.review.view import item_view
 
@@ -34,21 +38,33 @@ def _skipped_key(queue_id: int) -> str:
     return f"skipped:{queue_id}"
 
 
-def _render(queue, claim, notice: str | None = None):
+def _render(queue, claim, notice: str | None = None, status: int = 200):
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
     item = s.get(Item, claim.item_id) if claim else None
+    view = None
+    if item is not None:
+        prediction = current_prediction(session=s, item_id=item.id)
+        pipeline = pipeline_for_version(
+            session=s, queue=queue, version=prediction.model_version if prediction else None
+        )
+        view = item_view(item, prediction, queue=queue, pipeline=pipeline,
+                         flags=actions.flags_of(session=s, item_id=item.id))
     context = {
         "queue": queue,
         "claim": claim,
-        "item": item_view(item, current_prediction(session=s, item_id=item.id)) if item else None,
+        "item": view,
         "counts": item_counts(session=s, queue_ids=[queue.id])[queue.id],
         "notice": notice,
+        "undo_seconds": int(actions.UNDO_WINDOW.total_seconds()),
     }
     template = "review/_item.html" if _is_htmx() else "review/page.html"
-    response = make_response(render_template(template, **context))
+    response = make_response(render_template(template, **context), status)
     response.headers["Vary"] = "HX-Request"
     response.headers["Cache-Control"] = "no-store"
+    if view is not None and _is_htmx():
+        # The address names the item on screen, without adding a history entry per item.
+        response.headers["HX-Replace-Url"] = url_for("review.page", name=queue.name)
     return response
 
 
@@ -66,59 +82,196 @@ def _next_claim(queue):
     return claim
 
 
+def _queue(name: str):
+    queue = get_queue(session=db_session(), name=name, user=current_user)
+    require(current_user, "review")
+    return queue
+
+
 @bp.route("/queues/<name>/review", methods=["GET", "POST"])
 @login_required
 def page(name: str):
     """Shows the reviewer's current item, claiming the next one when they hold none."""
-    queue = get_queue(session=db_session(), name=name, user=current_user)
-    require(current_user, "review")
+    queue = _queue(name)
     return _render(queue, _next_claim(queue))
 
 
-@bp.post("/queues/<name>/claims/<token>/decide")
-@login_required
-def decide_view(name: str, token: str):
-    s = db_session()
-    queue = get_queue(session=s, name=name, user=current_user)
-    label = (request.form.get("label") or request.form.get("other") or "").strip()
-    notice = None
-    try:
-        decision = decide(
-            session=s,
-            token=token,
-            user=current_user,
-            label=label,
-            comment=request.form.get("comment") or None,
-        )
-        s.commit()
-        hand_over_outbox(decision.outbox_id)
-        notice = f"Saved “{label}” for {decision.item.external_id}."
-    except Gone as exc:
-        s.commit()
-        notice = f"{exc.message}"
-    except (Conflict, ValidationFailed) as exc:
-        s.rollback()
-        claim = live_claim(session=s, queue=queue, user=current_user)
-        return _render(queue, claim, notice=exc.message), 422 if isinstance(
-            exc, ValidationFailed
-        ) else 409
+def _after(queue, notice: str):
     if not _is_htmx():
         flash(notice, "success")
         return redirect(url_for("review.page", name=queue.name), code=303)
     return _render(queue, _next_claim(queue), notice=notice)
 
 
+def _lost(queue, exc: Gone):
+    db_session().commit()  # keep the release of the expired lease
+    return _after(queue, "Your hold on that item expired or was released, so it went back "
+                         "to the queue and your answer was not saved. " + _short(exc))
+
+
+def _short(exc: LoupeError) -> str:
+    return exc.message if len(exc.message) < 200 else ""
+
+
+@bp.post("/queues/<name>/claims/<token>/decide")
+@login_required
+def decide_view(name: str, token: str):
+    s = db_session()
+    queue = _queue(name)
+    label = (request.form.get("label") or request.form.get("other") or "").strip()
+    try:
+        decision = decide(session=s, token=token, user=current_user, label=label,
+                          comment=request.form.get("comment") or None,
+                          model_feedback=request.form.get("model_feedback") or None)
+    except Gone as exc:
+        return _lost(queue, exc)
+    except (Conflict, ValidationFailed) as exc:
+        s.rollback()
+        claim = live_claim(session=s, queue=queue, user=current_user)
+        return _render(queue, claim, notice=exc.message, status=exc.status)
+    s.commit()
+    hand_over_outbox(decision.outbox_id)
+    return _after(queue, f"Saved “{label}” for {decision.item.external_id}. Press u to undo.")
+
+
 @bp.post("/queues/<name>/claims/<token>/skip")
 @login_required
 def skip_view(name: str, token: str):
     s = db_session()
-    queue = get_queue(session=s, name=name, user=current_user)
+    queue = _queue(name)
     claim = s.query(Claim).filter(Claim.token == token).first()
     release(session=s, token=token, user=current_user)
     s.commit()
     if claim is not None:
         skipped = session.get(_skipped_key(queue.id), [])
         session[_skipped_key(queue.id)] = (skipped + [claim.item_id])[-200:]
-    if not _is_htmx():
-        return redirect(url_for("review.page", name=queue.name), code=303)
-    return _render(queue, _next_claim(queue), notice="Skipped; the item went back to the queue.")
+    return _after(queue, "Skipped; the item went back to the queue.")
+
+
+@bp.post("/queues/<name>/claims/<token>/escalate")
+@login_required
+def escalate_view(name: str, token: str):
+    s = db_session()
+    queue = _queue(name)
+    try:
+        it = actions.escalate(session=s, token=token, user=current_user,
+                              reason=request.form.get("reason"))
+    except Gone as exc:
+        return _lost(queue, exc)
+    except ValidationFailed as exc:
+        s.rollback()
+        return _render(queue, live_claim(session=s, queue=queue, user=current_user),
+                       notice="Escalating needs a reason: " + exc.message, status=422)
+    s.commit()
+    return _after(queue, f"Escalated {it.external_id} to a lead.")
+
+
+@bp.post("/queues/<name>/claims/<token>/flag")
+@login_required
+def flag_view(name: str, token: str):
+    s = db_session()
+    queue = _queue(name)
+    try:
+        it = actions.flag(session=s, token=token, user=current_user,
+                          comment=request.form.get("comment"))
+    except Gone as exc:
+        return _lost(queue, exc)
+    except ValidationFailed as exc:
+        s.rollback()
+        return _render(queue, live_claim(session=s, queue=queue, user=current_user),
+                       notice="Flagging needs a comment: " + exc.message, status=422)
+    s.commit()
+    claim = live_claim(session=s, queue=queue, user=current_user)
+    return _render(queue, claim, notice=f"Flagged {it.external_id}; now give your answer.")
+
+
+@bp.post("/queues/<name>/claims/<token>/heartbeat")
+@login_required
+def heartbeat_view(name: str, token: str):
+    """Keeps the lease while the reviewer is active; 410 once it is lost."""
+    s = db_session()
+    _queue(name)
+    try:
+        expires = actions.heartbeat(session=s, token=token, user=current_user)
+    except (Gone, NotFound):
+        s.commit()
+        return jsonify({"error": "gone", "message": "This item is no longer yours."}), 410
+    s.commit()
+    return jsonify({"expires_at": expires.isoformat()})
+
+
+@bp.post("/queues/<name>/claims/<token>/release")
+@login_required
+def release_view(name: str, token: str):
+    """Sent by the browser when the reviewer leaves the page (navigator.sendBeacon)."""
+    s = db_session()
+    _queue(name)
+    try:
+        release(session=s, token=token, user=current_user)
+    except NotFound:
+        pass
+    s.commit()
+    return "", 204
+
+
+@bp.post("/queues/<name>/undo")
+@login_required
+def undo_view(name: str):
+    s = db_session()
+    queue = _queue(name)
+    current = live_claim(session=s, queue=queue, user=current_user)
+    try:
+        back = actions.undo_last(session=s, queue=queue, user=current_user)
+    except (NotFound, Conflict) as exc:
+        s.rollback()
+        return _render(queue, live_claim(session=s, queue=queue, user=current_user),
+                       notice=exc.message)
+    if current is not None and current.item_id != back.item.id:
+        release(session=s, token=current.token, user=current_user)
+    s.commit()
+    return _render(queue, back.claim,
+                   notice=f"Undone: {back.item.external_id} was “{back.previous_label}”; "
+                          "answer it again.")
+
+
+@bp.get("/me/reviews")
+@login_required
+def history():
+    """The reviewer's own decisions, with filters, and reopening while still possible."""
+    s = db_session()
+    queues = queues_for(session=s, user=current_user)
+    queue_name = request.args.get("queue") or None
+    queue = next((q for q in queues if q.name == queue_name), None)
+    if queue_name and queue is None:
+        abort(404)
+    try:
+        since = _parse_since(request.args.get("since"))
+    except ValidationFailed:
+        since = None
+        flash("“Since” must be a date like 2026-11-01.", "error")
+    rows = actions.history(session=s, user=current_user, queue_id=queue.id if queue else None,
+                           label=request.args.get("label") or None, since=since)
+    return render_template("review/history.html", rows=rows, queues=queues,
+                           filters=request.args)
+
+
+@bp.post("/me/reviews/<int:review_id>/reopen")
+@login_required
+def reopen_view(review_id: int):
+    s = db_session()
+    try:
+        back = actions.reopen(session=s, review_id=review_id, user=current_user)
+    except LoupeError as exc:
+        s.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("review.history"), code=303)
+    queue_name = get_queue_name(back.item.queue_id)
+    s.commit()
+    flash(f"Reopened {back.item.external_id} (was “{back.previous_label}”).", "success")
+    return redirect(url_for("review.page", name=queue_name), code=303)
+
+
+def get_queue_name(queue_id: int) -> str:
+    from app.models import Queue
+
+    return db_session().get(Queue, queue_id).name

@@ -1,13 +1,19 @@
-"""What the reviewer reads: payload fields and candidates in plain words."""
+"""What the reviewer reads: payload fields in domain terms, candidates in plain words,
+and the evidence behind the top answer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from urllib.parse import urlsplit
 
-from app.models import Item, Prediction
+from app.learning.explain import contributions
+from app.models import Item, Prediction, Queue
 
 SAFE_URL_SCHEMES = {"http", "https"}
+LONG_TEXT = 80
+MAX_CANDIDATE_KEYS = 9
 
 
 def confidence_words(score: float) -> str:
@@ -18,55 +24,159 @@ def confidence_words(score: float) -> str:
         return "likely"
     if score >= 0.4:
         return "uncertain"
-    return "unlikely"
+    if score >= 0.1:
+        return "unlikely"
+    return "very unlikely"
 
 
-def display_value(value) -> tuple[str, str]:
-    """The value as text and a kind the template styles ("num", "url", "text")."""
+@dataclass
+class FieldView:
+    name: str
+    label: str
+    text: str
+    kind: str  # num, text, longtext, url, image_url, pixels, category
+    unit: str = ""
+    pixels: list = field(default_factory=list)
+    highlights: list = field(default_factory=list)  # (chunk, marked) pairs for longtext
+
+
+def _number(value, fmt: str, unit: str) -> tuple[str, str]:
+    if fmt == "money":
+        return f"{value:,.2f}", unit
+    if fmt == "percent":
+        return f"{value * 100 if abs(value) <= 1 else value:.1f}", "%"
+    if fmt == "int" or isinstance(value, int):
+        return f"{value:,.0f}", unit
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.2f}", unit
+
+
+def _date(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+    except ValueError:
+        return value
+    return parsed.strftime("%-d %b %Y") if isinstance(parsed, date) else value
+
+
+def _is_pixels(value) -> bool:
+    return (isinstance(value, list) and 0 < len(value) <= 64
+            and all(isinstance(r, list) and 0 < len(r) <= 64 for r in value)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for r in value for v in r))
+
+
+def _pixels(value) -> list[list[int]]:
+    """Grey levels 0..255 from 0..1 or 0..255 (or any range) numbers."""
+    flat = [v for r in value for v in r]
+    lo, hi = min(flat), max(flat)
+    span = (hi - lo) or 1
+    return [[int(round(255 * (v - lo) / span)) for v in r] for r in value]
+
+
+def _highlight(text: str, words: set[str]) -> list[tuple[str, bool]]:
+    """Splits text into chunks, marking the words the model leaned on."""
+    import re
+
+    if not words:
+        return [(text, False)]
+    out, last = [], 0
+    for m in re.finditer(r"[A-Za-z0-9]+", text):
+        if m.group(0).lower() in words:
+            if m.start() > last:
+                out.append((text[last : m.start()], False))
+            out.append((m.group(0), True))
+            last = m.end()
+    out.append((text[last:], False))
+    return out
+
+
+def field_view(name: str, value, spec: dict, image_hosts: set[str], marked: set[str]) -> FieldView:
+    """One payload field, formatted as the queue's display spec says (or guessed)."""
+    label = spec.get("label") or str(name).replace("_", " ").capitalize()
+    fmt, unit = spec.get("format", ""), spec.get("unit", "")
     if isinstance(value, bool):
-        return ("yes" if value else "no"), "text"
-    if isinstance(value, int):
-        return f"{value:,}", "num"
-    if isinstance(value, float):
-        return f"{value:,.2f}", "num"
+        return FieldView(name, label, "yes" if value else "no", "category")
+    if isinstance(value, int | float):
+        text, unit = _number(value, fmt, unit)
+        return FieldView(name, label, text, "num", unit)
+    if _is_pixels(value):
+        return FieldView(name, label, f"{len(value)}×{len(value[0])} image", "pixels",
+                         pixels=_pixels(value))
     if isinstance(value, str):
         parts = urlsplit(value)
         if parts.scheme in SAFE_URL_SCHEMES and parts.netloc:
-            return value, "url"
-        return value, "text"
-    import json
+            if fmt == "image" and parts.hostname in image_hosts:
+                return FieldView(name, label, value, "image_url")
+            return FieldView(name, label, value, "url")
+        if fmt == "date":
+            return FieldView(name, label, _date(value), "text")
+        if fmt == "text" or len(value) > LONG_TEXT:
+            return FieldView(name, label, value, "longtext",
+                             highlights=_highlight(value, marked))
+        return FieldView(name, label, value, "category" if fmt == "category" else "text", unit)
+    return FieldView(name, label, json.dumps(value, ensure_ascii=False)[:2000], "text")
 
-    return json.dumps(value, ensure_ascii=False)[:2000], "text"
+
+def _evidence_sentence(c, payload: dict, specs: dict) -> str:
+    spec = specs.get(c.field, {})
+    label = spec.get("label") or c.field.replace("_", " ")
+    if c.kind == "word":
+        return f"{label} mentions “{c.value}”"
+    if c.kind == "category":
+        return f"{label} is {c.value}"
+    value = payload.get(c.field)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text, unit = _number(value, spec.get("format", ""), spec.get("unit", ""))
+        return f"{label} {text}{' ' + unit if unit else ''}"
+    return f"{label}"
 
 
 @dataclass
 class ItemView:
     external_id: str
-    fields: list[tuple[str, str, str]]
+    status: str
+    fields: list[FieldView]
     candidates: list[dict]
+    more_labels: list[str]
     model_version: str | None
     route_reason: str | None
     route_decision: str | None
+    towards: list[str]
+    against: list[str]
+    top_label: str | None
+    flags: list[str]
 
 
-def item_view(item: Item, prediction: Prediction | None) -> ItemView:
-    fields = [(str(k).replace("_", " "), *display_value(v)) for k, v in item.payload.items()]
+def item_view(item: Item, prediction: Prediction | None, *, queue: Queue, pipeline=None,
+              flags: list[str] | None = None) -> ItemView:
+    """Everything the review page shows for one item."""
+    display = queue.display or {}
+    specs = {f["name"]: f for f in display.get("fields", []) if isinstance(f, dict) and "name" in f}
+    image_hosts = set(display.get("image_hosts", []))
+    cands = prediction.candidates if prediction else []
+    top = cands[0]["label"] if cands else None
+    ev = contributions(pipeline, item.payload, top) if pipeline is not None and top else None
+    marked = {str(c.value) for c in ev["towards"] if c.kind == "word"} if ev else set()
+
+    order = [n for n in specs if n in item.payload] + [n for n in item.payload if n not in specs]
+    fields = [field_view(n, item.payload[n], specs.get(n, {}), image_hosts, marked) for n in order]
     candidates = []
-    for n, cand in enumerate((prediction.candidates if prediction else [])[:9], 1):
+    for n, cand in enumerate(cands[:MAX_CANDIDATE_KEYS], 1):
         score = float(cand["score"])
-        candidates.append(
-            {
-                "key": n,
-                "label": cand["label"],
-                "pct": round(score * 100),
-                "words": confidence_words(score),
-            }
-        )
+        candidates.append({"key": n, "label": cand["label"], "pct": round(score * 100),
+                           "words": confidence_words(score)})
+    shown = {c["label"] for c in candidates}
+    more = [lab for lab in (queue.labels or []) if lab not in shown]
     return ItemView(
         external_id=item.external_id,
+        status=item.status,
         fields=fields,
         candidates=candidates,
+        more_labels=more,
         model_version=prediction.model_version if prediction else None,
         route_reason=item.route_reason,
         route_decision=item.route_decision,
+        towards=[_evidence_sentence(c, item.payload, specs) for c in ev["towards"]] if ev else [],
+        against=[_evidence_sentence(c, item.payload, specs) for c in ev["against"]] if ev else [],
+        top_label=top,
+        flags=flags or [],
     )

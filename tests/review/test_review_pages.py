@@ -2,6 +2,8 @@
 
 import re
 
+from sqlalchemy import select
+
 from app.models import Review
 from tests.conftest import item
 
@@ -100,3 +102,65 @@ def test_skip_moves_on_and_empty_queue_says_so(client, make):
     client2 = client.application.test_client()
     login(client2, empty)
     assert "Nothing to review" in client2.get("/queues/claims/review").data.decode()
+
+
+def _action(html, name):
+    return re.search(rf'hx-post="(/queues/claims/[^"]*{name})"', html).group(1)
+
+
+def test_escalate_flag_undo_and_history_through_the_pages(client, make, db):
+    from app.models import ItemEvent, Label
+
+    make.queue(audit_rate=0)
+    producer = make.user("scientist", queues=["claims"])
+    rev = make.user("reviewer", queues=["claims"])
+    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
+                json={"items": [item(f"p-{i}", "fraud", 0.6, priority=9 - i) for i in range(4)]})
+    csrf = login(client, rev)
+    hx = {"HX-Request": "true", "X-CSRFToken": csrf}
+    html = client.get("/queues/claims/review").data.decode()
+    assert "p-0" in html
+    # Flag keeps the item; an empty comment is refused.
+    assert client.post(_action(html, "flag"), data={"comment": ""}, headers=hx).status_code == 422
+    html = client.post(_action(html, "flag"), data={"comment": "odd IBAN <i>"}, headers=hx).data.decode()
+    assert "p-0" in html and "flagged: odd IBAN &lt;i&gt;" in html
+    # Escalate sends it away with the reason.
+    html = client.post(_action(html, "escalate"), data={"reason": "needs a lead"}, headers=hx).data.decode()
+    assert "Escalated p-0" in html and "p-1" in html
+    # Decide with explicit model feedback, then undo brings the item back.
+    html = client.post(_action(html, "decide"), data={"label": "legit", "model_feedback": "wrong"},
+                       headers=hx).data.decode()
+    assert db.all(select(Label.value, Label.model_feedback)) == [("legit", "wrong")]
+    assert "p-2" in html
+    html = client.post("/queues/claims/undo", headers=hx).data.decode()
+    assert "Undone: p-1" in html and 'data-external-id="p-1"' in html
+    assert db.count(Label) == 0
+    html = client.post(_action(html, "decide"), data={"other": "duplicate"}, headers=hx).data.decode()
+    assert db.all(select(Label.value, Label.model_feedback)) == [("duplicate", "wrong")]
+    kinds = [k for (k,) in db.all(select(ItemEvent.kind).order_by(ItemEvent.id))]
+    assert kinds == ["flag", "escalate", "undo"]
+    # My work lists the decision and can reopen it.
+    page = client.get("/me/reviews").data.decode()
+    assert 'data-external-id="p-1"' in page and "Reopen" in page
+    review_id = re.search(r'/me/reviews/(\d+)/reopen', page).group(1)
+    r = client.post(f"/me/reviews/{review_id}/reopen", data={"csrf_token": csrf})
+    assert r.status_code == 303 and r.headers["Location"].endswith("/queues/claims/review")
+    assert 'data-external-id="p-1"' in client.get("/queues/claims/review").data.decode()
+    assert db.count(Label) == 0
+    assert client.get("/me/reviews?since=nonsense").status_code == 200
+
+
+def test_queue_home_shows_waiting_age_and_today(client, make):
+    make.queue(audit_rate=0)
+    producer = make.user("scientist", queues=["claims"])
+    rev = make.user("reviewer", queues=["claims"])
+    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
+                json={"items": [item("h-1"), item("h-2")]})
+    claim = client.post("/api/v1/queues/claims/claims", headers=rev["headers"]).json["claim"]
+    client.post(f"/api/v1/claims/{claim['token']}/decision", json={"label": "fraud"},
+                headers=rev["headers"])
+    login(client, rev)
+    html = client.get("/queues").data.decode()
+    assert "Oldest waiting" in html and "just now" in html
+    row = re.search(r"<strong>claims</strong>.*?</tr>", html, re.S).group(0)
+    assert re.findall(r'<td class="count[^"]*">([^<]+)</td>', row) == ["1", "just now", "1", "1"]

@@ -70,3 +70,8 @@ class Unauthorized(LoupeError):
 class UnsupportedMediaType(LoupeError):
     status = 415
     code = "unsupported_media_type"
+
+
+class ServiceUnavailable(LoupeError):
+    status = 503
+    code = "unavailable"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, g
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from redis import Redis
@@ -31,15 +31,26 @@ openapi = SpecTree(
     security={"bearer": []},
 )
 
-_WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
 
 def db_session() -> Session:
-    """The request's session, opened on first use; writes take SQLite's lock up front."""
+    """The request's session, opened on first use, reading until `write_session()`."""
     if "db_session" not in g:
-        engine = current_app.extensions["loupe.engine"]
-        g.db_session = new_session(engine, write=request.method in _WRITE_METHODS)
+        g.db_session = new_session(current_app.extensions["loupe.engine"])
     return g.db_session
+
+
+def write_session() -> Session:
+    """The request's session, now in a transaction that may write.
+
+    Called by a view right before its domain write, after the slow parts (reading and
+    validating the body, hashing passwords): on SQLite the write lock is taken here
+    (BEGIN IMMEDIATE), so it is held only as long as the write itself. Whatever the
+    session read before is kept; only its read transaction ends.
+    """
+    session = db_session()
+    session.commit()
+    session.connection(execution_options={"sqlite_immediate": True})
+    return session
 
 
 def close_db_session(_exc=None) -> None:

@@ -68,15 +68,19 @@ def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> st
 
 
 def relay_outbox(engine, conn: Redis, now=None) -> int:
-    """Hands every due outbox row to RQ; rows stay due when Redis is away. Returns the count."""
-    with session_scope(engine) as session:
+    """Hands every due outbox row to RQ; rows stay due when Redis is away. Returns the count.
+
+    Three short steps, so no database transaction waits on Redis.
+    """
+    with session_scope(engine, write=False) as session:
         ids = outbox_due(session=session, now=now)
-        if not ids:
-            return 0
-        try:
-            enqueue_training_examples(conn, ids)
-        except RedisError as exc:
-            log.warning("outbox relay: Redis unavailable (%s); %d rows wait", exc, len(ids))
-            return 0
+    if not ids:
+        return 0
+    try:
+        enqueue_training_examples(conn, ids)
+    except RedisError as exc:
+        log.warning("outbox relay: Redis unavailable (%s); %d rows wait", exc, len(ids))
+        return 0
+    with session_scope(engine) as session:
         mark_enqueued(session=session, outbox_ids=ids, now=now)
     return len(ids)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 
 from redis import Redis
+from sqlalchemy import select
 
 from app import resolve_redis_url
 from app.db import get_engine, session_scope
 from app.learning.feedback import make_training_example as _make_example
 from app.learning.feedback import retrain_due
-from app.learning.training import TrainingFailed, train_model_version
-from app.models import Queue
+from app.learning.training import TrainingFailed, fit, snapshot_is_new, store, take_snapshot
+from app.models import ModelVersion, Queue
 from app.review.service import expire_leases
 from app.settings import Settings
 from app.tasks import enqueue_retrain, relay_outbox
@@ -27,7 +28,9 @@ def _engine():
 
 
 def _redis() -> Redis:
-    return Redis.from_url(resolve_redis_url(Settings()))
+    return Redis.from_url(
+        resolve_redis_url(Settings()), socket_timeout=10, socket_connect_timeout=5
+    )
 
 
 def make_training_example(outbox_id: int) -> bool:
@@ -37,36 +40,62 @@ def make_training_example(outbox_id: int) -> bool:
         queue = session.get(Queue, queue_id) if queue_id else None
         due = queue is not None and retrain_due(session=session, queue=queue)
     if due:
-        enqueue_retrain(_redis(), queue_id, reason="enough new labels")
+        conn = _redis()
+        if not conn.exists(retrain_backoff_key(queue_id)):
+            enqueue_retrain(conn, queue_id, reason="enough new labels")
     return queue_id is not None
 
 
+RETRAIN_BACKOFF_SECONDS = 600
+
+
+def retrain_backoff_key(queue_id: int) -> str:
+    return f"loupe:retrain-failed:{queue_id}"
+
+
 def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
-    """Trains a new model version for the queue; one run per queue at a time."""
+    """Trains a new model version for the queue; one run per queue at a time.
+
+    Reads the snapshot, fits with no transaction open, then stores in a short write
+    transaction, so reviewers are never blocked by a long fit.
+    """
     conn = _redis()
+    engine = _engine()
     # The lock outlives a crashed run only by its timeout, so a dead worker cannot block forever.
     with conn.lock(f"loupe:retrain-lock:{queue_id}", timeout=3600, blocking_timeout=5):
-        with session_scope(_engine()) as session:
+        with session_scope(engine, write=False) as session:
             queue = session.get(Queue, queue_id)
             if queue is None:
                 return {"status": "skipped", "why": "queue no longer exists"}
-            try:
-                version = train_model_version(session=session, queue=queue, seed=seed)
-            except TrainingFailed as exc:
-                log.warning("retraining %s failed: %s", queue.name, exc)
-                raise
-            if version is None:
+            snap = take_snapshot(session=session, queue_id=queue_id)
+            if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
                 return {
                     "status": "skipped",
                     "why": "no new training examples since the last version",
                 }
-            log.info("queue %s: trained %s (%s)", queue.name, version.version, reason)
-            return {
-                "status": "trained",
-                "version": version.version,
-                "active": version.active,
-                "metrics": version.metrics,
-            }
+            active = session.scalar(
+                select(ModelVersion).where(ModelVersion.queue_id == queue_id, ModelVersion.active)
+            )
+            active_artifact = (active.artifact, active.artifact_sha256) if active else None
+        try:
+            fitted = fit(snap, seed=seed, active_artifact=active_artifact)
+            with session_scope(engine) as session:
+                version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
+        except TrainingFailed as exc:
+            # Do not retry on every new label: wait a while or for a person to ask.
+            conn.set(retrain_backoff_key(queue_id), str(exc), ex=RETRAIN_BACKOFF_SECONDS)
+            log.warning("retraining queue %s failed: %s", queue_id, exc)
+            raise
+        conn.delete(retrain_backoff_key(queue_id))
+        if version is None:
+            return {"status": "skipped", "why": "another run stored this snapshot first"}
+        log.info("queue %s: trained %s (%s)", queue.name, version.version, reason)
+        return {
+            "status": "trained",
+            "version": version.version,
+            "active": version.active,
+            "metrics": version.metrics,
+        }
 
 
 def run_maintenance() -> dict:

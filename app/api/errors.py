@@ -24,7 +24,21 @@ def error_response(status: int, code: str, message: str, details=None):
     return resp, status
 
 
+def _has_nul() -> bool:
+    values = [request.path, *request.args.values()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        values += list(request.form.values())
+    return any("\x00" in v for v in values)
+
+
 def register_error_handlers(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul():
+        # PostgreSQL cannot store NUL in text: refuse it up front rather than fail later.
+        if _has_nul():
+            return error_response(400, "bad_request", "NUL characters are not allowed.")
+        return None
+
     @app.errorhandler(LoupeError)
     def _domain(exc: LoupeError):
         return error_response(exc.status, exc.code, exc.message, exc.details)

@@ -6,14 +6,18 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from spectree import Response as Doc
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.api.schemas import DecisionIn, ErrorOut, IngestOut, LabelsQuery, RetrainOut
 from app.auth.service import require, user_for_token
 from app.db import new_session
 from app.errors import (
+    Conflict,
     Gone,
+    ServiceUnavailable,
     TooLarge,
     Unauthorized,
     UnsupportedMediaType,
@@ -21,7 +25,7 @@ from app.errors import (
     pydantic_details,
 )
 from app.exports.service import FORMATS, stream_labels
-from app.extensions import db_session, openapi, redis_conn
+from app.extensions import db_session, openapi, redis_conn, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson
 from app.learning.feedback import mark_enqueued
@@ -56,6 +60,10 @@ def api_user() -> User:
 
 
 def _json_body() -> dict:
+    if b"\\u0000" in request.get_data():
+        raise ValidationFailed(
+            "NUL characters (\\u0000) are not allowed.", [{"field": "", "message": "NUL"}]
+        )
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ValidationFailed(
@@ -75,9 +83,15 @@ def create_queue_view():
     """Create a queue (admin, lead)."""
     user = api_user()
     require(user, "create_queue")
-    session = db_session()
-    queue = create_queue(session=session, data=_json_body(), creator=user)
-    session.commit()
+    data = _json_body()
+    session = write_session()
+    try:
+        queue = create_queue(session=session, data=data, creator=user)
+        session.commit()
+    except IntegrityError:
+        # Two requests raced for the same name: the database's unique index decided.
+        session.rollback()
+        raise Conflict(f"A queue named {data.get('name')!r} already exists.") from None
     body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
     return jsonify({**body, "policy": policy_of(queue).model_dump()}), 201
 
@@ -132,9 +146,18 @@ def ingest_view(name: str):
     limit = current_app.config["LOUPE_SETTINGS"].max_batch_items
     if len(items) > limit:
         raise TooLarge(f"A batch holds at most {limit} items; this one has {len(items)}.")
-    result = ingest_items(session=session, queue=queue, items=items)
-    session.commit()
-    return jsonify(result)
+    for attempt in range(3):
+        session = write_session()
+        try:
+            result = ingest_items(session=session, queue=queue, items=items)
+            session.commit()
+            return jsonify(result)
+        except OperationalError as exc:
+            # A deadlock with an overlapping batch: PostgreSQL rolled this one back whole.
+            session.rollback()
+            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @bp.get("/queues/<name>/items/<path:external_id>")
@@ -171,6 +194,7 @@ def claim_view(name: str):
     session = db_session()
     queue = get_queue(session=session, name=name, user=user)
     require(user, "review")
+    session = write_session()
     claim = claim_next(session=session, queue=queue, user=user)
     if claim is None:
         session.commit()
@@ -210,7 +234,7 @@ def decision_view(token: str):
         raise ValidationFailed(
             "The decision is not valid.", pydantic_details(exc.errors())
         ) from None
-    session = db_session()
+    session = write_session()
     try:
         decision = decide(
             session=session, token=token, user=user, label=data.label, comment=data.comment
@@ -229,7 +253,7 @@ def decision_view(token: str):
 def release_view(token: str):
     """Give the item back to the queue (skip)."""
     user = api_user()
-    session = db_session()
+    session = write_session()
     release(session=session, token=token, user=user)
     session.commit()
     return Response(status=204)
@@ -240,7 +264,10 @@ def _parse_since(value: str | None):
         return None
     try:
         since = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        since.astimezone(UTC)  # out-of-range offsets fail here, not mid-stream
+        if not 1 < since.year < 9999:
+            raise ValueError
+    except (ValueError, OverflowError):
         raise ValidationFailed(
             "since must be an ISO 8601 time, for example 2026-11-01T00:00:00Z.",
             [{"field": "since", "message": "not an ISO 8601 time"}],
@@ -326,5 +353,11 @@ def retrain_view(name: str):
     session = db_session()
     queue = get_queue(session=session, name=name, user=user)
     require(user, "retrain")
-    job_id = enqueue_retrain(redis_conn(), queue.id, reason=f"requested by {user.name}")
+    try:
+        job_id = enqueue_retrain(redis_conn(), queue.id, reason=f"requested by {user.name}")
+    except RedisError:
+        raise ServiceUnavailable(
+            "The job queue (Redis) is not answering; retraining could not be started. "
+            "Try again in a moment."
+        ) from None
     return jsonify({"job_id": job_id}), 202

@@ -32,10 +32,13 @@ def load_user(user_id: str) -> User | None:
 
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect would hand the session to anyone's page.
+    # Browsers read "\\" as "/", so "/\\evil.example" would leave the site too.
     if (
         target
         and target.startswith("/")
         and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()
         and not urlsplit(target).netloc
     ):
         return target

@@ -25,6 +25,9 @@ PERMISSIONS = {
 }
 
 
+_DUMMY_HASH = generate_password_hash("not a password")
+
+
 def hash_token(token: str) -> str:
     """Only this hash of an API token is stored."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -56,8 +59,8 @@ def authenticate(*, session: Session, name: str, password: str) -> User | None:
     """The user with that name and password, or None."""
     user = session.scalar(select(User).where(User.name == name))
     if user is None or not user.password_hash:
-        # Same work either way, so timing does not reveal which names exist.
-        check_password_hash(generate_password_hash("x"), password)
+        # One hash check either way, so timing does not reveal which names exist.
+        check_password_hash(_DUMMY_HASH, password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 

@@ -81,6 +81,16 @@ def _jsonl(rows: Iterator[dict]) -> Iterator[bytes]:
         yield ("\n".join(buf) + "\n").encode()
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV advice)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _flat(row: dict) -> dict:
     return {
         **row,
@@ -94,7 +104,7 @@ def _csv(rows: Iterator[dict]) -> Iterator[bytes]:
     writer = csv.DictWriter(out, fieldnames=COLUMNS)
     writer.writeheader()
     for n, row in enumerate(rows, 1):
-        writer.writerow(_flat(row))
+        writer.writerow({k: _cell(v) for k, v in _flat(row).items()})
         if n % CHUNK_ROWS == 0:
             yield out.getvalue().encode()
             out.seek(0)

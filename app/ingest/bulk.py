@@ -45,10 +45,21 @@ def _insert_items_postgres(session, queue_id, rows, now) -> dict:
     columns = ", ".join(ITEM_COLUMNS)
     with cur.copy(f"COPY ingest_item (ord, {columns}) FROM STDIN") as copy:
         for n, r in enumerate(rows):
-            copy.write_row((n, r["external_id"], dumps_json(r["payload"]), r["status"],
-                            r["priority"], r["route_decision"], r["route_reason"]))
+            copy.write_row(
+                (
+                    n,
+                    r["external_id"],
+                    dumps_json(r["payload"]),
+                    r["status"],
+                    r["priority"],
+                    r["route_decision"],
+                    r["route_reason"],
+                )
+            )
     cur.execute(
         f"INSERT INTO item (queue_id, created_at, {columns})"
+        # The producer's order is the items' age order; two overlapping batches sent at the
+        # same moment can deadlock on it, which the API answers by retrying the batch.
         f" SELECT %s, %s, {columns} FROM ingest_item ORDER BY ord"
         " ON CONFLICT (queue_id, external_id) DO NOTHING RETURNING external_id, id",
         (queue_id, now),
@@ -84,9 +95,13 @@ def _executemany(session: Session, stmt, rows: list[dict], columns: list[str]) -
     procs = [_processor(table.c[key].type, dialect) for key in order]
     cursor = session.connection().connection.driver_connection.cursor()
     try:
-        cursor.executemany(compiled.string, [
-            tuple(p(r[k]) if p else r[k] for k, p in zip(order, procs, strict=True)) for r in rows
-        ])
+        cursor.executemany(
+            compiled.string,
+            [
+                tuple(p(r[k]) if p else r[k] for k, p in zip(order, procs, strict=True))
+                for r in rows
+            ],
+        )
     finally:
         cursor.close()
 
@@ -95,13 +110,18 @@ def _insert_items_sqlite(session, queue_id, rows, now) -> dict:
     ids = [r["external_id"] for r in rows]
     existing: set[str] = set()
     for start in range(0, len(ids), _CHUNK):
-        existing.update(session.scalars(
-            select(Item.external_id).where(
-                Item.queue_id == queue_id, Item.external_id.in_(ids[start : start + _CHUNK])
+        existing.update(
+            session.scalars(
+                select(Item.external_id).where(
+                    Item.queue_id == queue_id, Item.external_id.in_(ids[start : start + _CHUNK])
+                )
             )
-        ))
-    fresh = [{**r, "queue_id": queue_id, "created_at": now}
-             for r in rows if r["external_id"] not in existing]
+        )
+    fresh = [
+        {**r, "queue_id": queue_id, "created_at": now}
+        for r in rows
+        if r["external_id"] not in existing
+    ]
     if not fresh:
         return {}
     before = session.scalar(select(func.coalesce(func.max(Item.id), 0)))
@@ -110,9 +130,11 @@ def _insert_items_sqlite(session, queue_id, rows, now) -> dict:
         index_elements=["queue_id", "external_id"]
     )
     _executemany(session, stmt, fresh, ["queue_id", "created_at", *ITEM_COLUMNS])
-    return dict(session.execute(
-        select(Item.external_id, Item.id).where(Item.id > before, Item.queue_id == queue_id)
-    ).all())
+    return dict(
+        session.execute(
+            select(Item.external_id, Item.id).where(Item.id > before, Item.queue_id == queue_id)
+        ).all()
+    )
 
 
 def insert_rows(*, session: Session, table, rows: list[dict], json_columns=()) -> None:

@@ -6,10 +6,11 @@ the bulk insert needs, without building and dumping an object per item and candi
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -43,14 +44,17 @@ class BatchIn(BaseModel):
     items: list[ItemIn]
 
 
-def nul_paths(item: dict) -> list[str]:
-    """Dotted paths of strings holding NUL, which PostgreSQL cannot store in text or JSON."""
-    found: list[str] = []
+def unstorable_values(item: dict) -> list[tuple[str, str]]:
+    """(dotted path, problem) for NUL characters and non-finite numbers in an item."""
+    found: list[tuple[str, str]] = []
 
     def walk(value, path):
         if isinstance(value, str):
             if "\x00" in value:
-                found.append(path)
+                found.append((path, "NUL characters (\\u0000) are not allowed"))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                found.append((path, "numbers must be finite (no NaN or Infinity)"))
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(k, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable
 from operator import itemgetter
 
@@ -14,14 +15,13 @@ from sqlmodel import Session
 from app.errors import ValidationFailed, pydantic_details
 from app.ingest.bulk import insert_items, insert_rows
 from app.ingest.routing import route_item
-from app.ingest.schemas import BatchIn, ItemIn, nul_paths
+from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
 from app.models import Label, Prediction, Queue, utcnow
 from app.queues.service import policy_of
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)
-_MAX_LISTED_ERRORS = 1000
 
 _score = itemgetter("score")
 
@@ -33,18 +33,25 @@ def _batch_error(details: list[dict]) -> ValidationFailed:
     shown = ", ".join(str(r) for r in rows[:10]) + (" …" if len(rows) > 10 else "")
     return ValidationFailed(
         f"{len(rows)} row(s) are invalid (rows {shown}); nothing was stored.",
-        details[:_MAX_LISTED_ERRORS],
+        details,
     )
 
 
-def _reject_nul(items: list[ItemIn], body: bytes | str | None = None) -> list[ItemIn]:
-    # JSON can only carry NUL as the escape \u0000: without it in the body, skip the walk.
-    if body is not None and ("\\u0000" not in body if isinstance(body, str) else b"\\u0000" not in body):
+_SUSPECT = re.compile(rb"\\u0000|NaN|Infinity|[eE]\+?\d{3}")
+
+
+def _reject_unstorable(items: list[ItemIn], body: bytes | None = None) -> list[ItemIn]:
+    """Rejects NUL characters and non-finite numbers, which PostgreSQL cannot store in JSON.
+
+    JSON can only carry them as `\\u0000`, `NaN`, `Infinity` or a huge exponent: a body
+    without any of those needs no walk through every value.
+    """
+    if body is not None and not _SUSPECT.search(body):
         return items
     details = [
-        {"index": index, "field": path, "message": "NUL characters (\\u0000) are not allowed"}
+        {"index": index, "field": path, "message": message}
         for index, item in enumerate(items)
-        for path in nul_paths(item)
+        for path, message in unstorable_values(item)
     ]
     if details:
         raise _batch_error(details)
@@ -54,7 +61,7 @@ def _reject_nul(items: list[ItemIn], body: bytes | str | None = None) -> list[It
 def parse_json_batch(body: bytes) -> list[ItemIn]:
     """Parses `{"items": [...]}`, listing every bad row."""
     try:
-        return _reject_nul(BatchIn.model_validate_json(body).items, body)
+        return _reject_unstorable(BatchIn.model_validate_json(body).items, body)
     except ValidationError as exc:
         details = []
         for err in exc.errors():
@@ -71,14 +78,20 @@ def parse_json_batch(body: bytes) -> list[ItemIn]:
 
 
 def parse_ndjson(body: bytes | str) -> list[ItemIn]:
-    """Parses one item per line; blank lines are ignored, rows are numbered by line."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8")
-    lines = body.splitlines()
+    """Parses one JSON object per line; blank lines are ignored, rows are numbered by line.
+
+    Lines end at "\\n" only: U+2028 and friends are legal inside JSON strings.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    lines = [ln.rstrip(b"\r") for ln in body.split(b"\n")]
+    filled = [ln for ln in lines if ln.strip()]
     try:
-        # Fast path: one validation call for the whole batch.
-        items = _ITEMS.validate_json("[" + ",".join(ln for ln in lines if ln.strip()) + "]")
-        return _reject_nul(items, body)
+        # Fast path: one validation call for the whole batch; a line holding two objects
+        # would add a row, so the count must match.
+        items = _ITEMS.validate_json(b"[" + b",".join(filled) + b"]")
+        if len(items) == len(filled):
+            return _reject_unstorable(items, body)
     except ValidationError:
         pass
     items = []
@@ -92,16 +105,21 @@ def parse_ndjson(body: bytes | str) -> list[ItemIn]:
             details.extend(pydantic_details(exc.errors(), index=index))
     if details:
         raise _batch_error(details)
-    return _reject_nul(items, body)
+    return _reject_unstorable(items, body)
+
+
+_INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
+_FLOAT = re.compile(
+    r"^-?(0|[1-9][0-9]*)?\.[0-9]+([eE][-+]?[0-9]{1,2})?$|^-?[1-9][0-9]*[eE][-+]?[0-9]{1,2}$"
+)
 
 
 def _cell(value: str):
-    """A CSV cell as a number when it is one, else the text."""
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            continue
+    """A CSV cell as a number when it is plainly one; codes like "01234" or "NaN" stay text."""
+    if _INT.match(value):
+        return int(value)
+    if _FLOAT.match(value):
+        return float(value)
     return value
 
 
@@ -149,7 +167,7 @@ def parse_rows(rows: Iterable[dict]) -> list[ItemIn]:
             details.extend(pydantic_details(exc.errors(), index=index))
     if details:
         raise _batch_error(details)
-    return _reject_nul(items)
+    return _reject_unstorable(items)
 
 
 def _check_labels(queue: Queue, items: list[ItemIn]) -> None:
@@ -213,7 +231,9 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
                 versions[i] = scored.version
 
     routes = [
-        route_item(policy=policy, candidates=c, queue_name=queue.name, external_id=it["external_id"])
+        route_item(
+            policy=policy, candidates=c, queue_name=queue.name, external_id=it["external_id"]
+        )
         for it, c in zip(batch, candidates, strict=True)
     ]
     rows = [
@@ -262,10 +282,15 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
                     "model_score": cands[0]["score"],
                 }
             )
-    insert_rows(session=session, table=Prediction.__table__, rows=prediction_rows,
-                json_columns=("candidates",))
-    insert_rows(session=session, table=Label.__table__, rows=label_rows,
-                json_columns=("reviewers",))
+    insert_rows(
+        session=session,
+        table=Prediction.__table__,
+        rows=prediction_rows,
+        json_columns=("candidates",),
+    )
+    insert_rows(
+        session=session, table=Label.__table__, rows=label_rows, json_columns=("reviewers",)
+    )
     return {
         "received": len(items),
         "created": len(created),

@@ -70,19 +70,34 @@ def evaluate(pipeline, features: list[dict], targets: list[str]) -> dict:
     }
 
 
-def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> ModelVersion | None:
-    """Fits a new version on a fresh snapshot; promotes it when it beats the active one.
+@dataclass
+class Fitted:
+    """A trained pipeline and what is known about it, before anything is stored."""
 
-    Returns None when a version for this exact snapshot already exists (nothing new).
-    """
-    snap = take_snapshot(session=session, queue_id=queue.id)
-    existing = session.scalar(
-        select(ModelVersion).where(
-            ModelVersion.queue_id == queue.id, ModelVersion.snapshot == snap.content_hash
-        )
+    snapshot: Snapshot
+    pipeline: object
+    metrics: dict
+
+
+def _active(session: Session, queue_id: int) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.queue_id == queue_id, ModelVersion.active)
     )
-    if existing is not None:
-        return None
+
+
+def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot) -> bool:
+    return (
+        session.scalar(
+            select(ModelVersion.id).where(
+                ModelVersion.queue_id == queue_id, ModelVersion.snapshot == snap.content_hash
+            )
+        )
+        is None
+    )
+
+
+def fit(snap: Snapshot, *, seed: int, active_artifact: tuple[bytes, str] | None) -> Fitted:
+    """Fits and evaluates on a time-ordered hold-out; touches no database."""
     if len(snap.rows) < MIN_EXAMPLES:
         raise TrainingFailed(f"{len(snap.rows)} training examples; at least {MIN_EXAMPLES} needed")
     features = [r[1] for r in snap.rows]
@@ -104,15 +119,10 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
     metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
     metrics["classes"] = [str(c) for c in pipeline.classes_]
 
-    active = session.scalar(
-        select(ModelVersion).where(ModelVersion.queue_id == queue.id, ModelVersion.active)
-    )
     promote, reason = True, "first model of the queue"
-    if active is not None:
+    if active_artifact is not None:
         try:
-            current = evaluate(
-                artifacts.load(active.artifact, active.artifact_sha256), eval_x, eval_y
-            )
+            current = evaluate(artifacts.load(*active_artifact), eval_x, eval_y)
         except Exception as exc:  # a broken active model should not block a working one
             current, reason = None, f"active model could not be evaluated ({exc})"
         if current is not None:
@@ -124,8 +134,19 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
             )
     metrics["promoted"] = promote
     metrics["promotion_reason"] = reason
+    return Fitted(snapshot=snap, pipeline=pipeline, metrics=metrics)
 
-    data, sha = artifacts.save(pipeline)
+
+def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | None:
+    """Saves the version, marks its examples as used, and promotes it if it earned that.
+
+    Returns None when the snapshot already has a version. Raises TrainingFailed when some
+    of its labels were reopened while it trained: that model saw answers that are gone.
+    """
+    snap = fitted.snapshot
+    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
+        return None
+    data, sha = artifacts.save(fitted.pipeline)
     n_versions = session.scalar(
         select(func.count()).select_from(ModelVersion).where(ModelVersion.queue_id == queue.id)
     )
@@ -136,7 +157,7 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
         created_at=utcnow(),
         snapshot=snap.content_hash,
         n_examples=len(snap.rows),
-        metrics=metrics,
+        metrics=fitted.metrics,
         artifact=data,
         artifact_sha256=sha,
     )
@@ -144,18 +165,39 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
     session.flush()
     # From now on these labels shaped a model: they can no longer be reopened.
     ids = [r[0] for r in snap.rows]
+    still_there = 0
     for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
         session.execute(
             update(TrainingExample)
-            .where(
-                TrainingExample.id.in_(ids[start : start + 10_000]),
-                TrainingExample.used_by_version_id.is_(None),
-            )
+            .where(TrainingExample.id.in_(chunk), TrainingExample.used_by_version_id.is_(None))
             .values(used_by_version_id=version.id)
         )
-    if promote:
+        still_there += session.scalar(
+            select(func.count()).select_from(TrainingExample).where(TrainingExample.id.in_(chunk))
+        )
+    if still_there != len(ids):
+        raise TrainingFailed(
+            f"{len(ids) - still_there} labels were reopened during training; run again"
+        )
+    if fitted.metrics["promoted"]:
         activate(session=session, version=version)
     return version
+
+
+def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> ModelVersion | None:
+    """Snapshot, fit and store in one session (tests, the demo); the worker splits the steps
+    so that no write transaction is open while the model fits."""
+    snap = take_snapshot(session=session, queue_id=queue.id)
+    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
+        return None
+    active = _active(session, queue.id)
+    fitted = fit(
+        snap,
+        seed=seed,
+        active_artifact=((active.artifact, active.artifact_sha256) if active else None),
+    )
+    return store(session=session, queue=queue, fitted=fitted)
 
 
 def activate(*, session: Session, version: ModelVersion) -> None:

@@ -37,7 +37,9 @@ class FieldDisplay(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     label: str | None = Field(None, max_length=200)
-    format: Literal["money", "int", "number", "percent", "date", "text", "category", "image"] | None = None
+    format: (
+        Literal["money", "int", "number", "percent", "date", "text", "category", "image"] | None
+    ) = None
     unit: str | None = Field(None, max_length=20)
 
 

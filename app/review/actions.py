@@ -236,3 +236,25 @@ def history(
         }
         for r, ext, status, qname in rows
     ]
+
+
+SKIP_MEMORY = timedelta(minutes=15)
+
+
+def recently_skipped(*, session: Session, queue: Queue, user: User, now=None) -> list[int]:
+    """Items this reviewer skipped lately, so the next claim passes over them."""
+    since = (now or utcnow()) - SKIP_MEMORY
+    return list(
+        session.scalars(
+            select(ItemEvent.item_id)
+            .join(Item, Item.id == ItemEvent.item_id)
+            .where(
+                ItemEvent.user_id == user.id,
+                ItemEvent.kind == "skip",
+                ItemEvent.created_at >= since,
+                Item.queue_id == queue.id,
+            )
+            .order_by(ItemEvent.id.desc())
+            .limit(200)
+        )
+    )

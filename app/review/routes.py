@@ -11,7 +11,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -19,7 +18,7 @@ from flask_login import current_user, login_required
 from app.api.routes import _parse_since, hand_over_outbox
 from app.auth.service import require
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
-from app.extensions import db_session
+from app.extensions import db_session, write_session
 from app.learning.scoring import pipeline_for_version
 from app.models import Claim, Item
 from app.queues.service import get_queue, item_counts, queues_for
@@ -31,11 +30,9 @@ bp = Blueprint("review", __name__)
 
 
 def _is_htmx() -> bool:
-    return "HX-Request" in request.headers and "HX-History-Restore-Request" not in request.headers
-
-
-def _skipped_key(queue_id: int) -> str:
-    return f"skipped:{queue_id}"
+    """An htmx swap of the item (boosted navigation and history restores get full pages)."""
+    h = request.headers
+    return "HX-Request" in h and "HX-History-Restore-Request" not in h and "HX-Boosted" not in h
 
 
 def _render(queue, claim, notice: str | None = None, status: int = 200):
@@ -48,8 +45,13 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
         pipeline = pipeline_for_version(
             session=s, queue=queue, version=prediction.model_version if prediction else None
         )
-        view = item_view(item, prediction, queue=queue, pipeline=pipeline,
-                         flags=actions.flags_of(session=s, item_id=item.id))
+        view = item_view(
+            item,
+            prediction,
+            queue=queue,
+            pipeline=pipeline,
+            flags=actions.flags_of(session=s, item_id=item.id),
+        )
     context = {
         "queue": queue,
         "claim": claim,
@@ -59,7 +61,8 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
         "undo_seconds": int(actions.UNDO_WINDOW.total_seconds()),
     }
     template = "review/_item.html" if _is_htmx() else "review/page.html"
-    response = make_response(render_template(template, **context), status)
+    # htmx does not swap 4xx answers: the notice in the fragment carries the error instead.
+    response = make_response(render_template(template, **context), 200 if _is_htmx() else status)
     response.headers["Vary"] = "HX-Request"
     response.headers["Cache-Control"] = "no-store"
     if view is not None and _is_htmx():
@@ -69,15 +72,15 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
 
 
 def _next_claim(queue):
-    s = db_session()
-    skipped = session.get(_skipped_key(queue.id), [])
-    claim = live_claim(session=s, queue=queue, user=current_user) or claim_next(
-        session=s, queue=queue, user=current_user, exclude_item_ids=skipped
-    )
-    if claim is None and skipped:
-        # Only skipped items are left: offer them again rather than an empty queue.
-        session.pop(_skipped_key(queue.id), None)
-        claim = claim_next(session=s, queue=queue, user=current_user)
+    """The reviewer's live claim, or a new one that passes over what they just skipped."""
+    s = write_session()
+    claim = live_claim(session=s, queue=queue, user=current_user)
+    if claim is None:
+        skipped = actions.recently_skipped(session=s, queue=queue, user=current_user)
+        claim = claim_next(session=s, queue=queue, user=current_user, exclude_item_ids=skipped)
+        if claim is None and skipped:
+            # Only skipped items are left: offer them again rather than an empty queue.
+            claim = claim_next(session=s, queue=queue, user=current_user)
     s.commit()
     return claim
 
@@ -105,8 +108,11 @@ def _after(queue, notice: str):
 
 def _lost(queue, exc: Gone):
     db_session().commit()  # keep the release of the expired lease
-    return _after(queue, "Your hold on that item expired or was released, so it went back "
-                         "to the queue and your answer was not saved. " + _short(exc))
+    return _after(
+        queue,
+        "Your hold on that item expired or was released, so it went back "
+        "to the queue and your answer was not saved. " + _short(exc),
+    )
 
 
 def _short(exc: LoupeError) -> str:
@@ -116,13 +122,19 @@ def _short(exc: LoupeError) -> str:
 @bp.post("/queues/<name>/claims/<token>/decide")
 @login_required
 def decide_view(name: str, token: str):
-    s = db_session()
     queue = _queue(name)
-    label = (request.form.get("label") or request.form.get("other") or "").strip()
+    # A typed answer wins: pressing Enter in its box also sends the first candidate button.
+    label = (request.form.get("other") or "").strip() or (request.form.get("label") or "").strip()
+    s = write_session()
     try:
-        decision = decide(session=s, token=token, user=current_user, label=label,
-                          comment=request.form.get("comment") or None,
-                          model_feedback=request.form.get("model_feedback") or None)
+        decision = decide(
+            session=s,
+            token=token,
+            user=current_user,
+            label=label,
+            comment=request.form.get("comment") or None,
+            model_feedback=request.form.get("model_feedback") or None,
+        )
     except Gone as exc:
         return _lost(queue, exc)
     except (Conflict, ValidationFailed) as exc:
@@ -137,31 +149,35 @@ def decide_view(name: str, token: str):
 @bp.post("/queues/<name>/claims/<token>/skip")
 @login_required
 def skip_view(name: str, token: str):
-    s = db_session()
     queue = _queue(name)
+    s = write_session()
     claim = s.query(Claim).filter(Claim.token == token).first()
     release(session=s, token=token, user=current_user)
+    if claim is not None and claim.user_id == current_user.id:
+        actions.record(s, item_id=claim.item_id, user=current_user, kind="skip")
     s.commit()
-    if claim is not None:
-        skipped = session.get(_skipped_key(queue.id), [])
-        session[_skipped_key(queue.id)] = (skipped + [claim.item_id])[-200:]
     return _after(queue, "Skipped; the item went back to the queue.")
 
 
 @bp.post("/queues/<name>/claims/<token>/escalate")
 @login_required
 def escalate_view(name: str, token: str):
-    s = db_session()
     queue = _queue(name)
+    s = write_session()
     try:
-        it = actions.escalate(session=s, token=token, user=current_user,
-                              reason=request.form.get("reason"))
+        it = actions.escalate(
+            session=s, token=token, user=current_user, reason=request.form.get("reason")
+        )
     except Gone as exc:
         return _lost(queue, exc)
     except ValidationFailed as exc:
         s.rollback()
-        return _render(queue, live_claim(session=s, queue=queue, user=current_user),
-                       notice="Escalating needs a reason: " + exc.message, status=422)
+        return _render(
+            queue,
+            live_claim(session=s, queue=queue, user=current_user),
+            notice="Escalating needs a reason: " + exc.message,
+            status=422,
+        )
     s.commit()
     return _after(queue, f"Escalated {it.external_id} to a lead.")
 
@@ -169,17 +185,22 @@ def escalate_view(name: str, token: str):
 @bp.post("/queues/<name>/claims/<token>/flag")
 @login_required
 def flag_view(name: str, token: str):
-    s = db_session()
     queue = _queue(name)
+    s = write_session()
     try:
-        it = actions.flag(session=s, token=token, user=current_user,
-                          comment=request.form.get("comment"))
+        it = actions.flag(
+            session=s, token=token, user=current_user, comment=request.form.get("comment")
+        )
     except Gone as exc:
         return _lost(queue, exc)
     except ValidationFailed as exc:
         s.rollback()
-        return _render(queue, live_claim(session=s, queue=queue, user=current_user),
-                       notice="Flagging needs a comment: " + exc.message, status=422)
+        return _render(
+            queue,
+            live_claim(session=s, queue=queue, user=current_user),
+            notice="Flagging needs a comment: " + exc.message,
+            status=422,
+        )
     s.commit()
     claim = live_claim(session=s, queue=queue, user=current_user)
     return _render(queue, claim, notice=f"Flagged {it.external_id}; now give your answer.")
@@ -189,8 +210,8 @@ def flag_view(name: str, token: str):
 @login_required
 def heartbeat_view(name: str, token: str):
     """Keeps the lease while the reviewer is active; 410 once it is lost."""
-    s = db_session()
     _queue(name)
+    s = write_session()
     try:
         expires = actions.heartbeat(session=s, token=token, user=current_user)
     except (Gone, NotFound):
@@ -204,8 +225,8 @@ def heartbeat_view(name: str, token: str):
 @login_required
 def release_view(name: str, token: str):
     """Sent by the browser when the reviewer leaves the page (navigator.sendBeacon)."""
-    s = db_session()
     _queue(name)
+    s = write_session()
     try:
         release(session=s, token=token, user=current_user)
     except NotFound:
@@ -217,21 +238,24 @@ def release_view(name: str, token: str):
 @bp.post("/queues/<name>/undo")
 @login_required
 def undo_view(name: str):
-    s = db_session()
     queue = _queue(name)
+    s = write_session()
     current = live_claim(session=s, queue=queue, user=current_user)
     try:
         back = actions.undo_last(session=s, queue=queue, user=current_user)
     except (NotFound, Conflict) as exc:
         s.rollback()
-        return _render(queue, live_claim(session=s, queue=queue, user=current_user),
-                       notice=exc.message)
+        return _render(
+            queue, live_claim(session=s, queue=queue, user=current_user), notice=exc.message
+        )
     if current is not None and current.item_id != back.item.id:
         release(session=s, token=current.token, user=current_user)
     s.commit()
-    return _render(queue, back.claim,
-                   notice=f"Undone: {back.item.external_id} was “{back.previous_label}”; "
-                          "answer it again.")
+    return _render(
+        queue,
+        back.claim,
+        notice=f"Undone: {back.item.external_id} was “{back.previous_label}”; answer it again.",
+    )
 
 
 @bp.get("/me/reviews")
@@ -249,16 +273,20 @@ def history():
     except ValidationFailed:
         since = None
         flash("“Since” must be a date like 2026-11-01.", "error")
-    rows = actions.history(session=s, user=current_user, queue_id=queue.id if queue else None,
-                           label=request.args.get("label") or None, since=since)
-    return render_template("review/history.html", rows=rows, queues=queues,
-                           filters=request.args)
+    rows = actions.history(
+        session=s,
+        user=current_user,
+        queue_id=queue.id if queue else None,
+        label=request.args.get("label") or None,
+        since=since,
+    )
+    return render_template("review/history.html", rows=rows, queues=queues, filters=request.args)
 
 
 @bp.post("/me/reviews/<int:review_id>/reopen")
 @login_required
 def reopen_view(review_id: int):
-    s = db_session()
+    s = write_session()
     try:
         back = actions.reopen(session=s, review_id=review_id, user=current_user)
     except LoupeError as exc:

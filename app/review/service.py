@@ -33,18 +33,24 @@ def expire_leases(*, session: Session, queue_id: int | None = None, now=None) ->
     cond = [Item.status == "in_review", Item.lease_expires_at < now]
     if queue_id is not None:
         cond.insert(0, Item.queue_id == queue_id)
-    expired_tokens = select(Item.lease_token).where(*cond).scalar_subquery()
+    # Items first, then their claims: the same lock order as a decision, so the two cannot
+    # deadlock on PostgreSQL; rows another transaction holds are left for the next sweep.
+    expired = session.execute(
+        select(Item.id, Item.lease_token).where(*cond).with_for_update(skip_locked=True)
+    ).all()
+    if not expired:
+        return 0
     session.execute(
-        update(Claim)
-        .where(Claim.token.in_(expired_tokens), Claim.state == "live")
-        .values(state="expired")
-    )
-    result = session.execute(
         update(Item)
-        .where(*cond)
+        .where(Item.id.in_([r.id for r in expired]))
         .values(status="pending", lease_owner_id=None, lease_token=None, lease_expires_at=None)
     )
-    return result.rowcount or 0
+    session.execute(
+        update(Claim)
+        .where(Claim.token.in_([r.lease_token for r in expired]), Claim.state == "live")
+        .values(state="expired")
+    )
+    return len(expired)
 
 
 def _claim_sql(sqlite: bool, exclude: bool) -> str:
@@ -135,6 +141,8 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    # Read the claim again now that the item is ours: a decision may have just ended it.
+    session.refresh(claim)
     return claim, item
 
 

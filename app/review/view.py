@@ -59,9 +59,12 @@ def _date(value: str) -> str:
 
 
 def _is_pixels(value) -> bool:
-    return (isinstance(value, list) and 0 < len(value) <= 64
-            and all(isinstance(r, list) and 0 < len(r) <= 64 for r in value)
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for r in value for v in r))
+    return (
+        isinstance(value, list)
+        and 0 < len(value) <= 64
+        and all(isinstance(r, list) and 0 < len(r) <= 64 for r in value)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for r in value for v in r)
+    )
 
 
 def _pixels(value) -> list[list[int]]:
@@ -99,8 +102,9 @@ def field_view(name: str, value, spec: dict, image_hosts: set[str], marked: set[
         text, unit = _number(value, fmt, unit)
         return FieldView(name, label, text, "num", unit)
     if _is_pixels(value):
-        return FieldView(name, label, f"{len(value)}×{len(value[0])} image", "pixels",
-                         pixels=_pixels(value))
+        return FieldView(
+            name, label, f"{len(value)}×{len(value[0])} image", "pixels", pixels=_pixels(value)
+        )
     if isinstance(value, str):
         parts = urlsplit(value)
         if parts.scheme in SAFE_URL_SCHEMES and parts.netloc:
@@ -110,8 +114,7 @@ def field_view(name: str, value, spec: dict, image_hosts: set[str], marked: set[
         if fmt == "date":
             return FieldView(name, label, _date(value), "text")
         if fmt == "text" or len(value) > LONG_TEXT:
-            return FieldView(name, label, value, "longtext",
-                             highlights=_highlight(value, marked))
+            return FieldView(name, label, value, "longtext", highlights=_highlight(value, marked))
         return FieldView(name, label, value, "category" if fmt == "category" else "text", unit)
     return FieldView(name, label, json.dumps(value, ensure_ascii=False)[:2000], "text")
 
@@ -146,8 +149,14 @@ class ItemView:
     flags: list[str]
 
 
-def item_view(item: Item, prediction: Prediction | None, *, queue: Queue, pipeline=None,
-              flags: list[str] | None = None) -> ItemView:
+def item_view(
+    item: Item,
+    prediction: Prediction | None,
+    *,
+    queue: Queue,
+    pipeline=None,
+    flags: list[str] | None = None,
+) -> ItemView:
     """Everything the review page shows for one item."""
     display = queue.display or {}
     specs = {f["name"]: f for f in display.get("fields", []) if isinstance(f, dict) and "name" in f}
@@ -162,8 +171,14 @@ def item_view(item: Item, prediction: Prediction | None, *, queue: Queue, pipeli
     candidates = []
     for n, cand in enumerate(cands[:MAX_CANDIDATE_KEYS], 1):
         score = float(cand["score"])
-        candidates.append({"key": n, "label": cand["label"], "pct": round(score * 100),
-                           "words": confidence_words(score)})
+        candidates.append(
+            {
+                "key": n,
+                "label": cand["label"],
+                "pct": round(score * 100),
+                "words": confidence_words(score),
+            }
+        )
     shown = {c["label"] for c in candidates}
     more = [lab for lab in (queue.labels or []) if lab not in shown]
     return ItemView(

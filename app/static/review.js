@@ -5,6 +5,13 @@
   const HEARTBEAT_MS = 30000;
   const ACTIVE_MS = 120000; // only an active reviewer keeps the lease alive
   let lastActivity = Date.now();
+  // From a request until the new item has settled, keys wait: a form htmx has not taken
+  // over yet would submit as a plain page load, and a second key would answer twice.
+  let busy = false;
+  document.addEventListener("htmx:beforeRequest", () => { busy = true; });
+  document.addEventListener("htmx:afterSettle", () => { busy = false; });
+  document.addEventListener("htmx:afterRequest", (e) => { if (!e.detail.successful) busy = false; });
+  document.addEventListener("htmx:sendError", () => { busy = false; });
 
   const root = () => document.getElementById("review-item");
   const candidates = () => Array.from(document.querySelectorAll("#review-item .candidate"));
@@ -45,6 +52,7 @@
       return;
     }
     if (!root()) return;
+    if (busy) { event.preventDefault(); return; }
     const key = event.key;
     let handled = true;
     if (key === "?") openDialog("help-dialog");

@@ -9,7 +9,7 @@ from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.feedback import make_training_example
 from app.learning.training import TrainingFailed, take_snapshot, train_model_version
-from app.models import ModelVersion, Outbox, Queue, User
+from app.models import ModelVersion, Outbox, Queue, Review, User
 from app.review.service import claim_next, decide
 
 
@@ -91,3 +91,49 @@ def test_tampered_model_file_is_refused():
     assert artifacts.load(data, sha).predict([[1.0]])[0] == "b"
     with pytest.raises(artifacts.ArtifactError, match="checksum"):
         artifacts.load(data + b"x", sha)
+
+
+def test_a_model_is_not_stored_when_its_labels_were_reopened_while_it_trained(make, engine, db):
+    from app.learning.training import fit, store
+    from app.review import actions
+
+    make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=1, min_margin=1)
+    make.user("reviewer", queues=["claims"])
+    queue_id = _labelled(engine, 60)
+    with session_scope(engine) as s:
+        snap = take_snapshot(session=s, queue_id=queue_id)
+    fitted = fit(snap, seed=0, active_artifact=None)
+    with session_scope(engine) as s:  # a reviewer reopens one of the labels meanwhile
+        user = s.scalar(select(User).where(User.role == "reviewer"))
+        review = s.scalar(select(Review).where(Review.user_id == user.id))
+        actions.reopen(session=s, review_id=review.id, user=user)
+    with pytest.raises(TrainingFailed, match="reopened"), session_scope(engine) as s:
+        store(session=s, queue=s.get(Queue, queue_id), fitted=fitted)
+    assert db.count(ModelVersion) == 0
+
+
+def test_retrain_request_says_503_when_redis_is_away(app, client, make):
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    make.queue()
+    lead = make.user("lead", queues=["claims"])
+    app.extensions["loupe.redis"] = Redis(
+        port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    r = client.post("/api/v1/queues/claims/models/retrain", headers=lead["headers"])
+    assert r.status_code == 503 and r.json["error"] == "unavailable"
+
+
+def test_failed_training_backs_off_instead_of_retrying_on_every_label(
+    make, engine, redis, run_jobs
+):
+    from workers.jobs import retrain, retrain_backoff_key
+
+    queue_id = make.queue(audit_rate=0, retrain_after=1)
+    make.user("reviewer", queues=["claims"])
+    _labelled(engine, 3)  # too few: training fails
+    with pytest.raises(TrainingFailed):
+        retrain(queue_id)
+    assert redis.exists(retrain_backoff_key(queue_id))

@@ -22,8 +22,11 @@ def setup(make, session):
     make.user("reviewer", queues=["claims"], name="rita")
     make.user("reviewer", queues=["claims"], name="sam")
     queue = get_queue(session=session, name="claims")
-    ingest_items(session=session, queue=queue,
-                 items=parse_rows([item(f"a-{i}", "fraud", 0.6) for i in range(12)]))
+    ingest_items(
+        session=session,
+        queue=queue,
+        items=parse_rows([item(f"a-{i}", "fraud", 0.6) for i in range(12)]),
+    )
     users = {u.name: u for u in session.scalars(select(User))}
     return queue, users
 
@@ -33,8 +36,9 @@ def test_escalate_needs_a_reason_and_takes_the_item_out_of_review(setup, session
     claim = claim_next(session=session, queue=queue, user=users["rita"])
     with pytest.raises(ValidationFailed):
         actions.escalate(session=session, token=claim.token, user=users["rita"], reason="  ")
-    it = actions.escalate(session=session, token=claim.token, user=users["rita"],
-                          reason="customer called twice <b>")
+    it = actions.escalate(
+        session=session, token=claim.token, user=users["rita"], reason="customer called twice <b>"
+    )
     assert it.status == "escalated" and it.lease_token is None
     event = session.scalar(select(ItemEvent))
     assert (event.kind, event.comment) == ("escalate", "customer called twice <b>")
@@ -61,8 +65,12 @@ def test_heartbeat_extends_a_live_lease_only(setup, session):
     assert expiry == later + timedelta(seconds=60)
     assert session.get(Item, claim.item_id).lease_expires_at == expiry
     with pytest.raises(Gone):
-        actions.heartbeat(session=session, token=claim.token, user=users["rita"],
-                          now=expiry + timedelta(seconds=1))
+        actions.heartbeat(
+            session=session,
+            token=claim.token,
+            user=users["rita"],
+            now=expiry + timedelta(seconds=1),
+        )
 
 
 def test_undo_takes_the_decision_back_within_the_window(setup, session):
@@ -81,8 +89,12 @@ def test_undo_takes_the_decision_back_within_the_window(setup, session):
     again = decide(session=session, token=back.claim.token, user=users["rita"], label="fraud")
     assert again.label.value == "fraud"
     with pytest.raises(NotFound):
-        actions.undo_last(session=session, queue=queue, user=users["rita"],
-                          now=utcnow() + actions.UNDO_WINDOW + timedelta(seconds=1))
+        actions.undo_last(
+            session=session,
+            queue=queue,
+            user=users["rita"],
+            now=utcnow() + actions.UNDO_WINDOW + timedelta(seconds=1),
+        )
 
 
 def test_reopen_from_history_until_a_model_trains_on_it(setup, session):
@@ -90,7 +102,9 @@ def test_reopen_from_history_until_a_model_trains_on_it(setup, session):
     rita = users["rita"]
     for _ in range(12):
         c = claim_next(session=session, queue=queue, user=rita)
-        d = decide(session=session, token=c.token, user=rita, label="legit" if c.item_id % 2 else "fraud")
+        d = decide(
+            session=session, token=c.token, user=rita, label="legit" if c.item_id % 2 else "fraud"
+        )
         make_training_example(session=session, outbox_id=d.outbox_id)
     rows = actions.history(session=session, user=rita)
     assert len(rows) == 12 and all(r["reopenable"] for r in rows)
@@ -100,10 +114,14 @@ def test_reopen_from_history_until_a_model_trains_on_it(setup, session):
         actions.reopen(session=session, review_id=first.id, user=users["sam"])
     reopened = actions.reopen(session=session, review_id=first.id, user=rita)
     assert reopened.item.status == "in_review"
-    assert session.scalar(select(ItemEvent.kind).where(ItemEvent.item_id == reopened.item.id)) == "reopen"
+    assert (
+        session.scalar(select(ItemEvent.kind).where(ItemEvent.item_id == reopened.item.id))
+        == "reopen"
+    )
     decide(session=session, token=reopened.claim.token, user=rita, label="fraud")
-    make_training_example(session=session,
-                          outbox_id=session.scalar(select(Outbox.id).order_by(Outbox.id.desc())))
+    make_training_example(
+        session=session, outbox_id=session.scalar(select(Outbox.id).order_by(Outbox.id.desc()))
+    )
     train_model_version(session=session, queue=queue)
     rows = actions.history(session=session, user=rita)
     assert not any(r["reopenable"] for r in rows)

@@ -114,35 +114,50 @@ def test_escalate_flag_undo_and_history_through_the_pages(client, make, db):
     make.queue(audit_rate=0)
     producer = make.user("scientist", queues=["claims"])
     rev = make.user("reviewer", queues=["claims"])
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
-                json={"items": [item(f"p-{i}", "fraud", 0.6, priority=9 - i) for i in range(4)]})
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={"items": [item(f"p-{i}", "fraud", 0.6, priority=9 - i) for i in range(4)]},
+    )
     csrf = login(client, rev)
     hx = {"HX-Request": "true", "X-CSRFToken": csrf}
     html = client.get("/queues/claims/review").data.decode()
     assert "p-0" in html
-    # Flag keeps the item; an empty comment is refused.
-    assert client.post(_action(html, "flag"), data={"comment": ""}, headers=hx).status_code == 422
-    html = client.post(_action(html, "flag"), data={"comment": "odd IBAN <i>"}, headers=hx).data.decode()
+    # Flag keeps the item; an empty comment is refused, in the notice (htmx swaps only 2xx).
+    refused = client.post(_action(html, "flag"), data={"comment": ""}, headers=hx)
+    assert refused.status_code == 200 and "Flagging needs a comment" in refused.data.decode()
+    assert (
+        client.post(_action(html, "flag"), data={"comment": "", "csrf_token": csrf}).status_code
+        == 422
+    )
+    html = client.post(
+        _action(html, "flag"), data={"comment": "odd IBAN <i>"}, headers=hx
+    ).data.decode()
     assert "p-0" in html and "flagged: odd IBAN &lt;i&gt;" in html
     # Escalate sends it away with the reason.
-    html = client.post(_action(html, "escalate"), data={"reason": "needs a lead"}, headers=hx).data.decode()
+    html = client.post(
+        _action(html, "escalate"), data={"reason": "needs a lead"}, headers=hx
+    ).data.decode()
     assert "Escalated p-0" in html and "p-1" in html
     # Decide with explicit model feedback, then undo brings the item back.
-    html = client.post(_action(html, "decide"), data={"label": "legit", "model_feedback": "wrong"},
-                       headers=hx).data.decode()
+    html = client.post(
+        _action(html, "decide"), data={"label": "legit", "model_feedback": "wrong"}, headers=hx
+    ).data.decode()
     assert db.all(select(Label.value, Label.model_feedback)) == [("legit", "wrong")]
     assert "p-2" in html
     html = client.post("/queues/claims/undo", headers=hx).data.decode()
     assert "Undone: p-1" in html and 'data-external-id="p-1"' in html
     assert db.count(Label) == 0
-    html = client.post(_action(html, "decide"), data={"other": "duplicate"}, headers=hx).data.decode()
+    html = client.post(
+        _action(html, "decide"), data={"other": "duplicate"}, headers=hx
+    ).data.decode()
     assert db.all(select(Label.value, Label.model_feedback)) == [("duplicate", "wrong")]
     kinds = [k for (k,) in db.all(select(ItemEvent.kind).order_by(ItemEvent.id))]
     assert kinds == ["flag", "escalate", "undo"]
     # My work lists the decision and can reopen it.
     page = client.get("/me/reviews").data.decode()
     assert 'data-external-id="p-1"' in page and "Reopen" in page
-    review_id = re.search(r'/me/reviews/(\d+)/reopen', page).group(1)
+    review_id = re.search(r"/me/reviews/(\d+)/reopen", page).group(1)
     r = client.post(f"/me/reviews/{review_id}/reopen", data={"csrf_token": csrf})
     assert r.status_code == 303 and r.headers["Location"].endswith("/queues/claims/review")
     assert 'data-external-id="p-1"' in client.get("/queues/claims/review").data.decode()
@@ -154,13 +169,62 @@ def test_queue_home_shows_waiting_age_and_today(client, make):
     make.queue(audit_rate=0)
     producer = make.user("scientist", queues=["claims"])
     rev = make.user("reviewer", queues=["claims"])
-    client.post("/api/v1/queues/claims/items", headers=producer["headers"],
-                json={"items": [item("h-1"), item("h-2")]})
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={"items": [item("h-1"), item("h-2")]},
+    )
     claim = client.post("/api/v1/queues/claims/claims", headers=rev["headers"]).json["claim"]
-    client.post(f"/api/v1/claims/{claim['token']}/decision", json={"label": "fraud"},
-                headers=rev["headers"])
+    client.post(
+        f"/api/v1/claims/{claim['token']}/decision", json={"label": "fraud"}, headers=rev["headers"]
+    )
     login(client, rev)
     html = client.get("/queues").data.decode()
     assert "Oldest waiting" in html and "just now" in html
     row = re.search(r"<strong>claims</strong>.*?</tr>", html, re.S).group(0)
     assert re.findall(r'<td class="count[^"]*">([^<]+)</td>', row) == ["1", "just now", "1", "1"]
+
+
+def test_login_redirect_stays_on_the_site(client, make):
+    rev = make.user("reviewer")
+    for target, expected in [
+        ("/queues", "/queues"),
+        ("/%5Cevil.example", "/queues"),
+        ("//evil.example", "/queues"),
+        ("https://evil.example", "/queues"),
+    ]:
+        page = client.get("/login")
+        token = CSRF.search(page.data.decode()).group(1)
+        r = client.post(
+            f"/login?next={target}",
+            data={"name": rev["name"], "password": rev["password"], "csrf_token": token},
+        )
+        assert r.headers["Location"] == expected, target
+        client.post("/logout", data={"csrf_token": token})
+
+
+def test_boosted_navigation_gets_the_whole_page(client, make):
+    make.queue()
+    rev = make.user("reviewer", queues=["claims"])
+    login(client, rev)
+    html = client.get("/queues/claims/review", headers={"HX-Request": "true", "HX-Boosted": "true"})
+    assert b"<html" in html.data and b"Log out" in html.data
+
+
+def test_a_typed_answer_wins_over_the_implicit_first_button(client, make, db):
+    from app.models import Label
+
+    make.queue(labels=None, audit_rate=0)
+    producer = make.user("scientist", queues=["claims"])
+    rev = make.user("reviewer", queues=["claims"])
+    client.post(
+        "/api/v1/queues/claims/items",
+        headers=producer["headers"],
+        json={"items": [item("t-1", "fraud", 0.5)]},
+    )
+    csrf = login(client, rev)
+    html = client.get("/queues/claims/review").data.decode()
+    action = re.search(r'hx-post="(/queues/claims/claims/[^"]+/decide)"', html).group(1)
+    # What a browser sends when Enter is pressed in the text box: the first button too.
+    client.post(action, data={"label": "fraud", "other": "chargeback", "csrf_token": csrf})
+    assert db.all(select(Label.value, Label.model_feedback)) == [("chargeback", "all_wrong")]

@@ -242,3 +242,77 @@ def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- Real-browser fixtures (tests/browser): Debian's headless Chromium driven by Playwright.
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = PROJECT / "tests" / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (Playwright cannot download its own here)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def artifacts():
+    """The folder for screenshots (ignored by git)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def page_for(browser, live_server):
+    """page_for(user) -> a Playwright page in a browser context of its own, logged in as
+    `user` (a `make.user(...)` dict) through the real /login form of `live_server`.
+
+    Every page gets `page.js_errors`, the uncaught JavaScript errors it saw.
+    """
+    contexts = []
+
+    def open_page(user, path=None, viewport=None):
+        context = browser.new_context(
+            base_url=live_server, viewport=viewport or {"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(5_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.js_errors = []
+        page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+        page.goto("/login")
+        page.fill("input[name=name]", user["name"])
+        page.fill("input[name=password]", user["password"])
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
+        if "/login" in page.url:
+            raise AssertionError(f"login as {user['name']} failed: {page.text_content('main')}")
+        if path:
+            page.goto(path)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

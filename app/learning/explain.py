@@ -63,3 +63,73 @@ def contributions(pipeline, payload: dict, label: str, limit: int = 4) -> dict[s
     towards = sorted((c for c in found if c.weight > 0), key=lambda c: -c.weight)[:limit]
     against = sorted((c for c in found if c.weight < 0), key=lambda c: c.weight)[:limit]
     return {"towards": towards, "against": against}
+
+
+_NEIGHBOURS = 2000
+_similar_cache: dict[tuple[int, int], tuple] = {}
+
+
+def similar_items(
+    *,
+    session,
+    queue_id: int,
+    version_id: int,
+    pipeline,
+    payload: dict,
+    k: int = 3,
+    exclude_item_id: int | None = None,
+) -> list[dict]:
+    """The k most similar already-labelled items (cosine similarity in the model's own scaled
+    feature space), among the queue's latest training examples; [] for other pipelines."""
+    from sqlalchemy import select
+
+    from app.models import Item, TrainingExample
+
+    steps = getattr(pipeline, "named_steps", {})
+    vec, scale = steps.get("features"), steps.get("scale")
+    if vec is None:
+        return []
+    key = (queue_id, version_id)
+    cached = _similar_cache.get(key)
+    if cached is None:
+        rows = session.execute(
+            select(
+                TrainingExample.item_id,
+                Item.external_id,
+                TrainingExample.target,
+                TrainingExample.features,
+            )
+            .join(Item, Item.id == TrainingExample.item_id)
+            .where(TrainingExample.queue_id == queue_id)
+            .order_by(TrainingExample.id.desc())
+            .limit(_NEIGHBOURS)
+        ).all()
+        if not rows:
+            return []
+        matrix = vec.transform([r.features for r in rows])
+        if scale is not None:
+            matrix = scale.transform(matrix)
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()) + 1e-12
+        cached = (rows, matrix.tocsr(), norms)
+        _similar_cache.clear()  # one queue/version at a time is plenty for a page
+        _similar_cache[key] = cached
+    rows, matrix, norms = cached
+    x = vec.transform([features_of(payload)])
+    if scale is not None:
+        x = scale.transform(x)
+    xn = float(np.sqrt(x.multiply(x).sum())) + 1e-12
+    sims = np.asarray((matrix @ x.T).todense()).ravel() / (norms * xn)
+    out = []
+    for i in np.argsort(-sims):
+        if rows[i].item_id == exclude_item_id:
+            continue
+        out.append(
+            {
+                "external_id": rows[i].external_id,
+                "label": rows[i].target,
+                "similarity": round(float(sims[i]), 2),
+            }
+        )
+        if len(out) == k:
+            break
+    return out

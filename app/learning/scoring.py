@@ -52,14 +52,22 @@ def _pipeline_for(session: Session, queue: Queue, version: str | None = None):
 
 
 def pipeline_for_version(*, session: Session, queue: Queue, version: str | None):
-    """The queue's pipeline called `version`, or None (unknown, or a producer's model)."""
+    """(version id, pipeline) for the queue's version called `version`, or (None, None)
+    when it is unknown here (for example a producer's own model)."""
     if not version:
-        return None
+        return None, None
+    vid = session.scalar(
+        select(ModelVersion.id).where(
+            ModelVersion.queue_id == queue.id, ModelVersion.version == version
+        )
+    )
+    if vid is None:
+        return None, None
     try:
-        return _pipeline_for(session, queue, version)[1]
+        return vid, _pipeline_for(session, queue, version)[1]
     except artifacts.ArtifactError:
         log.exception("model %s of queue %s cannot be loaded", version, queue.name)
-        return None
+        return None, None
 
 
 def score_payloads(*, session: Session, queue: Queue, payloads: list[dict]) -> Scored | None:

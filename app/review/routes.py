@@ -19,6 +19,7 @@ from app.api.routes import _parse_since, hand_over_outbox
 from app.auth.service import require
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
 from app.extensions import db_session, write_session
+from app.learning.explain import similar_items
 from app.learning.scoring import pipeline_for_version
 from app.models import Claim, Item
 from app.queues.service import get_queue, item_counts, queues_for
@@ -42,8 +43,20 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
     view = None
     if item is not None:
         prediction = current_prediction(session=s, item_id=item.id)
-        pipeline = pipeline_for_version(
+        version_id, pipeline = pipeline_for_version(
             session=s, queue=queue, version=prediction.model_version if prediction else None
+        )
+        similar = (
+            similar_items(
+                session=s,
+                queue_id=queue.id,
+                version_id=version_id,
+                pipeline=pipeline,
+                payload=item.payload,
+                exclude_item_id=item.id,
+            )
+            if pipeline is not None
+            else []
         )
         view = item_view(
             item,
@@ -51,6 +64,7 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
             queue=queue,
             pipeline=pipeline,
             flags=actions.flags_of(session=s, item_id=item.id),
+            similar=similar,
         )
     context = {
         "queue": queue,

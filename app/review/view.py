@@ -147,6 +147,7 @@ class ItemView:
     against: list[str]
     top_label: str | None
     flags: list[str]
+    similar: list[dict]
 
 
 def item_view(
@@ -156,6 +157,7 @@ def item_view(
     queue: Queue,
     pipeline=None,
     flags: list[str] | None = None,
+    similar: list[dict] | None = None,
 ) -> ItemView:
     """Everything the review page shows for one item."""
     display = queue.display or {}
@@ -194,4 +196,5 @@ def item_view(
         against=[_evidence_sentence(c, item.payload, specs) for c in ev["against"]] if ev else [],
         top_label=top,
         flags=flags or [],
+        similar=similar or [],
     )

@@ -228,3 +228,16 @@ def test_a_typed_answer_wins_over_the_implicit_first_button(client, make, db):
     # What a browser sends when Enter is pressed in the text box: the first button too.
     client.post(action, data={"label": "fraud", "other": "chargeback", "csrf_token": csrf})
     assert db.all(select(Label.value, Label.model_feedback)) == [("chargeback", "all_wrong")]
+
+
+def test_page_shows_evidence_similar_items_and_domain_formats(client, make, engine):
+    from app.demo.seed import seed_demo
+
+    login_info = seed_demo(engine, history=150, incoming=30)
+    reviewer = {"name": login_info.reviewer, "password": login_info.password}
+    login(client, reviewer)
+    html = client.get("/queues/claims/review").data.decode()
+    assert "Why the model says" in html and "Towards:" in html
+    assert "Similar items already labelled" in html and "% alike" in html
+    assert "Customer tenure" in html and "EUR" in html  # labels and units from the display spec
+    assert re.search(r"\d+ [A-Z][a-z]{2} 2026", html)  # purchase date as a date, not ISO

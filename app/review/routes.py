@@ -17,14 +17,22 @@ from flask_login import current_user, login_required
 
 from app.api.routes import _parse_since, hand_over_outbox
 from app.auth.service import require
-from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
+from app.errors import Conflict, Forbidden, Gone, LoupeError, NotFound, ValidationFailed
 from app.extensions import db_session, write_session
 from app.learning.explain import similar_items
 from app.learning.scoring import pipeline_for_version
 from app.models import Claim, Item
 from app.queues.service import get_queue, item_counts, queues_for
 from app.review import actions
-from app.review.service import claim_next, current_prediction, decide, live_claim, release
+from app.review.service import (
+    claim_ahead,
+    claim_next,
+    current_prediction,
+    decide,
+    live_claim,
+    promote_ahead,
+    release,
+)
 from app.review.view import item_view
 
 bp = Blueprint("review", __name__)
@@ -66,10 +74,20 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
             flags=actions.flags_of(session=s, item_id=item.id),
             similar=similar,
         )
+    ahead_view = None
+    if view is not None:
+        ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+        ahead_item = s.get(Item, ahead.item_id) if ahead else None
+        if ahead_item is not None:
+            # A light preview: fields and candidates, shown the instant the reviewer answers.
+            ahead_view = item_view(
+                ahead_item, current_prediction(session=s, item_id=ahead_item.id), queue=queue
+            )
     context = {
         "queue": queue,
         "claim": claim,
         "item": view,
+        "ahead": ahead_view,
         "counts": item_counts(session=s, queue_ids=[queue.id])[queue.id],
         "notice": notice,
         "undo_seconds": int(actions.UNDO_WINDOW.total_seconds()),
@@ -86,15 +104,23 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
 
 
 def _next_claim(queue):
-    """The reviewer's live claim, or a new one that passes over what they just skipped."""
+    """The reviewer's current claim (promoting the one leased ahead, or claiming a new one
+    that passes over what they just skipped), plus a fresh claim ahead of it."""
     s = write_session()
-    claim = live_claim(session=s, queue=queue, user=current_user)
+    claim = live_claim(session=s, queue=queue, user=current_user) or promote_ahead(
+        session=s, queue=queue, user=current_user
+    )
+    skipped = actions.recently_skipped(session=s, queue=queue, user=current_user)
     if claim is None:
-        skipped = actions.recently_skipped(session=s, queue=queue, user=current_user)
         claim = claim_next(session=s, queue=queue, user=current_user, exclude_item_ids=skipped)
         if claim is None and skipped:
             # Only skipped items are left: offer them again rather than an empty queue.
             claim = claim_next(session=s, queue=queue, user=current_user)
+    if claim is not None and live_claim(
+        session=s, queue=queue, user=current_user, state="ahead"
+    ) is None:
+        claim_ahead(session=s, queue=queue, user=current_user,
+                    exclude_item_ids=[claim.item_id, *skipped])
     s.commit()
     return claim
 
@@ -224,13 +250,17 @@ def flag_view(name: str, token: str):
 @login_required
 def heartbeat_view(name: str, token: str):
     """Keeps the lease while the reviewer is active; 410 once it is lost."""
-    _queue(name)
+    queue = _queue(name)
     s = write_session()
     try:
         expires = actions.heartbeat(session=s, token=token, user=current_user)
     except (Gone, NotFound):
         s.commit()
         return jsonify({"error": "gone", "message": "This item is no longer yours."}), 410
+    ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+    if ahead is not None:
+        ahead.expires_at = expires
+        s.get(Item, ahead.item_id).lease_expires_at = expires
     s.commit()
     return jsonify({"expires_at": expires.isoformat()})
 
@@ -239,12 +269,15 @@ def heartbeat_view(name: str, token: str):
 @login_required
 def release_view(name: str, token: str):
     """Sent by the browser when the reviewer leaves the page (navigator.sendBeacon)."""
-    _queue(name)
+    queue = _queue(name)
     s = write_session()
-    try:
-        release(session=s, token=token, user=current_user)
-    except NotFound:
-        pass
+    ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+    for t in (token, ahead.token if ahead else None):
+        try:
+            if t:
+                release(session=s, token=t, user=current_user)
+        except (NotFound, Forbidden):
+            pass
     s.commit()
     return "", 204
 

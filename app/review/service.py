@@ -47,7 +47,9 @@ def expire_leases(*, session: Session, queue_id: int | None = None, now=None) ->
     )
     session.execute(
         update(Claim)
-        .where(Claim.token.in_([r.lease_token for r in expired]), Claim.state == "live")
+        .where(
+            Claim.token.in_([r.lease_token for r in expired]), Claim.state.in_(("live", "ahead"))
+        )
         .values(state="expired")
     )
     return len(expired)
@@ -73,8 +75,13 @@ def _claim_sql(sqlite: bool, exclude: bool) -> str:
     """
 
 
-def live_claim(*, session: Session, queue: Queue, user: User, now=None) -> Claim | None:
-    """The user's unexpired claim in this queue, if they already hold one."""
+def live_claim(
+    *, session: Session, queue: Queue, user: User, now=None, state: str = "live"
+) -> Claim | None:
+    """The user's unexpired claim in this queue, if they already hold one.
+
+    `state="ahead"` finds the item leased in advance for the review page (see claim_ahead).
+    """
     now = now or utcnow()
     return session.scalar(
         select(Claim)
@@ -82,7 +89,7 @@ def live_claim(*, session: Session, queue: Queue, user: User, now=None) -> Claim
         .where(
             Item.queue_id == queue.id,
             Claim.user_id == user.id,
-            Claim.state == "live",
+            Claim.state == state,
             Claim.expires_at > now,
             Item.lease_token == Claim.token,
         )
@@ -119,6 +126,29 @@ def claim_next(
     session.add(claim)
     session.flush()
     return claim
+
+
+def claim_ahead(
+    *, session: Session, queue: Queue, user: User, now=None, exclude_item_ids=()
+) -> Claim | None:
+    """Leases the item after the current one, so the page can show it the moment the current
+    one is answered. It is held like any claim but cannot be decided until promoted."""
+    claim = claim_next(
+        session=session, queue=queue, user=user, now=now, exclude_item_ids=exclude_item_ids
+    )
+    if claim is not None:
+        claim.state = "ahead"
+        session.flush()
+    return claim
+
+
+def promote_ahead(*, session: Session, queue: Queue, user: User, now=None) -> Claim | None:
+    """Makes the item leased in advance the current one, if its lease still holds."""
+    ahead = live_claim(session=session, queue=queue, user=user, now=now, state="ahead")
+    if ahead is not None:
+        ahead.state = "live"
+        session.flush()
+    return ahead
 
 
 def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
@@ -295,7 +325,7 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
 def release(*, session: Session, token: str, user: User) -> None:
     """Gives the item back to the queue (a skip); releasing twice is harmless."""
     claim, item = _claim_for(session, token, user)
-    if claim.state != "live":
+    if claim.state not in ("live", "ahead"):
         return
     claim.state = "released"
     if item.lease_token == token:

@@ -8,7 +8,15 @@
   // From a request until the new item has settled, keys wait: a form htmx has not taken
   // over yet would submit as a plain page load, and a second key would answer twice.
   let busy = false;
-  document.addEventListener("htmx:beforeRequest", () => { busy = true; });
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    busy = true;
+    // Answering or skipping: show the item leased ahead at once; the server's answer,
+    // the same item with its evidence and live buttons, replaces this preview.
+    const form = event.target.closest && event.target.closest("#decide-form, .actions form");
+    const preview = document.getElementById("prefetched-item");
+    const layout = document.querySelector("#review-item .review-layout");
+    if (form && preview && layout) layout.replaceWith(preview.content.cloneNode(true));
+  });
   document.addEventListener("htmx:afterSettle", () => { busy = false; });
   document.addEventListener("htmx:afterRequest", (e) => { if (!e.detail.successful) busy = false; });
   document.addEventListener("htmx:sendError", () => { busy = false; });

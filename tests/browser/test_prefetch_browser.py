@@ -1,0 +1,55 @@
+"""The next item is leased and rendered ahead, so it shows the instant the reviewer answers."""
+
+import time
+
+from sqlalchemy import select
+
+from app.models import Claim, Item, Review
+from tests.browser.test_review_browser import REVIEW, push, shown_id
+from tests.conftest import item
+
+
+def test_next_item_shows_before_the_server_answers(page_for, make, client, db):
+    make.queue(audit_rate=0)
+    producer = make.user("scientist", queues=["claims"])
+    rev = make.user("reviewer", queues=["claims"])
+    push(client, producer, [item(f"q-{i}", "fraud", 0.6, priority=10 - i) for i in range(4)])
+    page = page_for(rev, REVIEW)
+    assert shown_id(page) == "q-0"
+    # q-1 is already leased to this reviewer, ahead of time, and nobody else can take it.
+    states = dict(db.all(select(Item.external_id, Claim.state).join(Claim, Claim.item_id == Item.id)))
+    assert states == {"q-0": "live", "q-1": "ahead"}
+
+    held = []
+    # Hold the decision in the browser: the server has not even seen it yet.
+    page.route("**/decide", lambda route: held.append(route))
+    page.keyboard.press("1")
+    page.wait_for_function("document.querySelector('#review-item h2').textContent === 'q-1'")
+    assert len(held) == 1 and db.count(Review) == 0
+    assert page.locator("#review-item .preview").count() == 1
+    # Then the decision goes through: the same item comes back live, with a new one ahead.
+    held[0].continue_()
+    page.wait_for_function(
+        "document.querySelector('#review-item .flash').textContent.includes('Saved')"
+    )
+    assert page.locator("#review-item[data-external-id='q-1'] #decide-form").count() == 1
+    assert db.count(Review) == 1
+    states = dict(db.all(select(Item.external_id, Claim.state).join(Claim, Claim.item_id == Item.id)))
+    assert states == {"q-0": "decided", "q-1": "live", "q-2": "ahead"}
+    assert not page.js_errors
+
+
+def test_leaving_the_page_gives_both_items_back(page_for, make, client, db):
+    make.queue(audit_rate=0)
+    producer = make.user("scientist", queues=["claims"])
+    rev = make.user("reviewer", queues=["claims"])
+    push(client, producer, [item(f"w-{i}") for i in range(3)])
+    page = page_for(rev, REVIEW)
+    assert shown_id(page) is not None
+    page.goto("/queues")  # a real navigation: pagehide sends the release beacon
+    page.wait_for_timeout(50)
+    for _ in range(50):
+        if db.count(Item, Item.status == "pending") == 3:
+            break
+        time.sleep(0.1)
+    assert db.count(Item, Item.status == "pending") == 3

@@ -116,11 +116,13 @@ def _next_claim(queue):
         if claim is None and skipped:
             # Only skipped items are left: offer them again rather than an empty queue.
             claim = claim_next(session=s, queue=queue, user=current_user)
-    if claim is not None and live_claim(
-        session=s, queue=queue, user=current_user, state="ahead"
-    ) is None:
-        claim_ahead(session=s, queue=queue, user=current_user,
-                    exclude_item_ids=[claim.item_id, *skipped])
+    if (
+        claim is not None
+        and live_claim(session=s, queue=queue, user=current_user, state="ahead") is None
+    ):
+        claim_ahead(
+            session=s, queue=queue, user=current_user, exclude_item_ids=[claim.item_id, *skipped]
+        )
     s.commit()
     return claim
 
@@ -165,25 +167,38 @@ def decide_view(name: str, token: str):
     queue = _queue(name)
     # A typed answer wins: pressing Enter in its box also sends the first candidate button.
     label = (request.form.get("other") or "").strip() or (request.form.get("label") or "").strip()
-    s = write_session()
-    try:
-        decision = decide(
+    decision, refused = _attempt(
+        queue,
+        "Not saved",
+        lambda s: decide(
             session=s,
             token=token,
             user=current_user,
             label=label,
             comment=request.form.get("comment") or None,
             model_feedback=request.form.get("model_feedback") or None,
-        )
+        ),
+    )
+    if refused:
+        return refused
+    hand_over_outbox(decision.outbox_id)
+    return _after(queue, f"Saved “{label}” for {decision.item.external_id}. Press u to undo.")
+
+
+def _attempt(queue, refusal: str, action):
+    """Runs one write on the reviewer's claim and commits it: (result, None), or
+    (None, the page saying why) for a lost lease, a conflict or bad input."""
+    s = write_session()
+    try:
+        result = action(s)
     except Gone as exc:
-        return _lost(queue, exc)
+        return None, _lost(queue, exc)
     except (Conflict, ValidationFailed) as exc:
         s.rollback()
         claim = live_claim(session=s, queue=queue, user=current_user)
-        return _render(queue, claim, notice=exc.message, status=exc.status)
+        return None, _render(queue, claim, notice=f"{refusal}: {exc.message}", status=exc.status)
     s.commit()
-    hand_over_outbox(decision.outbox_id)
-    return _after(queue, f"Saved “{label}” for {decision.item.external_id}. Press u to undo.")
+    return result, None
 
 
 @bp.post("/queues/<name>/claims/<token>/skip")
@@ -203,46 +218,30 @@ def skip_view(name: str, token: str):
 @login_required
 def escalate_view(name: str, token: str):
     queue = _queue(name)
-    s = write_session()
-    try:
-        it = actions.escalate(
+    it, refused = _attempt(
+        queue,
+        "Escalating needs a reason",
+        lambda s: actions.escalate(
             session=s, token=token, user=current_user, reason=request.form.get("reason")
-        )
-    except Gone as exc:
-        return _lost(queue, exc)
-    except ValidationFailed as exc:
-        s.rollback()
-        return _render(
-            queue,
-            live_claim(session=s, queue=queue, user=current_user),
-            notice="Escalating needs a reason: " + exc.message,
-            status=422,
-        )
-    s.commit()
-    return _after(queue, f"Escalated {it.external_id} to a lead.")
+        ),
+    )
+    return refused or _after(queue, f"Escalated {it.external_id} to a lead.")
 
 
 @bp.post("/queues/<name>/claims/<token>/flag")
 @login_required
 def flag_view(name: str, token: str):
     queue = _queue(name)
-    s = write_session()
-    try:
-        it = actions.flag(
+    it, refused = _attempt(
+        queue,
+        "Flagging needs a comment",
+        lambda s: actions.flag(
             session=s, token=token, user=current_user, comment=request.form.get("comment")
-        )
-    except Gone as exc:
-        return _lost(queue, exc)
-    except ValidationFailed as exc:
-        s.rollback()
-        return _render(
-            queue,
-            live_claim(session=s, queue=queue, user=current_user),
-            notice="Flagging needs a comment: " + exc.message,
-            status=422,
-        )
-    s.commit()
-    claim = live_claim(session=s, queue=queue, user=current_user)
+        ),
+    )
+    if refused:
+        return refused
+    claim = live_claim(session=db_session(), queue=queue, user=current_user)
     return _render(queue, claim, notice=f"Flagged {it.external_id}; now give your answer.")
 
 

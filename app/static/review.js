@@ -17,7 +17,11 @@
     const layout = document.querySelector("#review-item .review-layout");
     if (form && preview && layout) layout.replaceWith(preview.content.cloneNode(true));
   });
-  document.addEventListener("htmx:afterSettle", () => { busy = false; });
+  document.addEventListener("htmx:afterSettle", (event) => {
+    busy = false;
+    // A new item: move focus to its title, so a screen reader reads it out.
+    if (event.target.id === "review-item") document.getElementById("item-title")?.focus({ preventScroll: true });
+  });
   document.addEventListener("htmx:afterRequest", (e) => { if (!e.detail.successful) busy = false; });
   document.addEventListener("htmx:sendError", () => { busy = false; });
 

@@ -19,21 +19,18 @@ from app.api.routes import _parse_since, hand_over_outbox
 from app.auth.service import require
 from app.errors import Conflict, Forbidden, Gone, LoupeError, NotFound, ValidationFailed
 from app.extensions import db_session, write_session
-from app.learning.explain import similar_items
-from app.learning.scoring import pipeline_for_version
 from app.models import Claim, Item
 from app.queues.service import get_queue, item_counts, queues_for
 from app.review import actions
 from app.review.service import (
     claim_ahead,
     claim_next,
-    current_prediction,
     decide,
     live_claim,
     promote_ahead,
     release,
 )
-from app.review.view import item_view
+from app.review.view import preview_view, review_view
 
 bp = Blueprint("review", __name__)
 
@@ -47,42 +44,12 @@ def _is_htmx() -> bool:
 def _render(queue, claim, notice: str | None = None, status: int = 200):
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
-    item = s.get(Item, claim.item_id) if claim else None
-    view = None
-    if item is not None:
-        prediction = current_prediction(session=s, item_id=item.id)
-        version_id, pipeline = pipeline_for_version(
-            session=s, queue=queue, version=prediction.model_version if prediction else None
-        )
-        similar = (
-            similar_items(
-                session=s,
-                queue_id=queue.id,
-                version_id=version_id,
-                pipeline=pipeline,
-                payload=item.payload,
-                exclude_item_id=item.id,
-            )
-            if pipeline is not None
-            else []
-        )
-        view = item_view(
-            item,
-            prediction,
-            queue=queue,
-            pipeline=pipeline,
-            flags=actions.flags_of(session=s, item_id=item.id),
-            similar=similar,
-        )
+    view = review_view(session=s, queue=queue, item=s.get(Item, claim.item_id)) if claim else None
     ahead_view = None
     if view is not None:
         ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
-        ahead_item = s.get(Item, ahead.item_id) if ahead else None
-        if ahead_item is not None:
-            # A light preview: fields and candidates, shown the instant the reviewer answers.
-            ahead_view = item_view(
-                ahead_item, current_prediction(session=s, item_id=ahead_item.id), queue=queue
-            )
+        if ahead is not None:
+            ahead_view = preview_view(session=s, queue=queue, item=s.get(Item, ahead.item_id))
     context = {
         "queue": queue,
         "claim": claim,
@@ -97,9 +64,6 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
     response = make_response(render_template(template, **context), 200 if _is_htmx() else status)
     response.headers["Vary"] = "HX-Request"
     response.headers["Cache-Control"] = "no-store"
-    if view is not None and _is_htmx():
-        # The address names the item on screen, without adding a history entry per item.
-        response.headers["HX-Replace-Url"] = url_for("review.page", name=queue.name)
     return response
 
 

@@ -198,3 +198,44 @@ def item_view(
         flags=flags or [],
         similar=similar or [],
     )
+
+
+def review_view(*, session, queue: Queue, item: Item) -> ItemView:
+    """The item with its prediction, the evidence from the model that made it (when that
+    model is one of the queue's own), similar labelled items and flags."""
+    from app.learning.explain import similar_items
+    from app.learning.scoring import pipeline_for_version
+    from app.review.actions import flags_of
+    from app.review.service import current_prediction
+
+    prediction = current_prediction(session=session, item_id=item.id)
+    version_id, pipeline = pipeline_for_version(
+        session=session, queue=queue, version=prediction.model_version if prediction else None
+    )
+    similar = (
+        similar_items(
+            session=session,
+            queue_id=queue.id,
+            version_id=version_id,
+            pipeline=pipeline,
+            payload=item.payload,
+            exclude_item_id=item.id,
+        )
+        if pipeline is not None
+        else []
+    )
+    return item_view(
+        item,
+        prediction,
+        queue=queue,
+        pipeline=pipeline,
+        flags=flags_of(session=session, item_id=item.id),
+        similar=similar,
+    )
+
+
+def preview_view(*, session, queue: Queue, item: Item) -> ItemView:
+    """A light view of the item leased ahead: fields and candidates, no model work."""
+    from app.review.service import current_prediction
+
+    return item_view(item, current_prediction(session=session, item_id=item.id), queue=queue)

@@ -13,6 +13,8 @@
     // Answering or skipping: show the item leased ahead at once; the server's answer,
     // the same item with its evidence and live buttons, replaces this preview.
     const form = event.target.closest && event.target.closest("#decide-form, .actions form");
+    // A typed answer may be refused (not one of the labels): keep the item until we know.
+    if (form && form.id === "decide-form" && document.getElementById("other-answer")?.value.trim()) return;
     const preview = document.getElementById("prefetched-item");
     const layout = document.querySelector("#review-item .review-layout");
     if (form && preview && layout) layout.replaceWith(preview.content.cloneNode(true));
@@ -27,7 +29,13 @@
 
   const root = () => document.getElementById("review-item");
   const candidates = () => Array.from(document.querySelectorAll("#review-item .candidate"));
-  const typing = (el) => el && (el.isContentEditable || ["input", "textarea", "select"].includes((el.tagName || "").toLowerCase()));
+  // Text entry keeps its keys; radios and checkboxes do not (they would swallow 1-9 and Enter).
+  const typing = (el) => {
+    if (!el) return false;
+    const tag = (el.tagName || "").toLowerCase();
+    if (tag === "input") return !["radio", "checkbox", "button", "submit"].includes(el.type);
+    return el.isContentEditable || tag === "textarea" || tag === "select";
+  };
 
   function select(delta) {
     const all = candidates();
@@ -46,6 +54,11 @@
     const input = dialog.querySelector("input:not([type=hidden]), textarea");
     if (input) input.focus();
   }
+
+  // A closed dialog hands focus back to the item, so the next key is not typed into it.
+  document.addEventListener("close", (event) => {
+    if (event.target.tagName === "DIALOG") document.getElementById("item-title")?.focus({ preventScroll: true });
+  }, true);
 
   document.addEventListener("click", (event) => {
     const opener = event.target.closest("[data-dialog]");

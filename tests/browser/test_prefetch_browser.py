@@ -17,7 +17,9 @@ def test_next_item_shows_before_the_server_answers(page_for, make, client, db):
     page = page_for(rev, REVIEW)
     assert shown_id(page) == "q-0"
     # q-1 is already leased to this reviewer, ahead of time, and nobody else can take it.
-    states = dict(db.all(select(Item.external_id, Claim.state).join(Claim, Claim.item_id == Item.id)))
+    states = dict(
+        db.all(select(Item.external_id, Claim.state).join(Claim, Claim.item_id == Item.id))
+    )
     assert states == {"q-0": "live", "q-1": "ahead"}
 
     held = []
@@ -34,7 +36,9 @@ def test_next_item_shows_before_the_server_answers(page_for, make, client, db):
     )
     assert page.locator("#review-item[data-external-id='q-1'] #decide-form").count() == 1
     assert db.count(Review) == 1
-    states = dict(db.all(select(Item.external_id, Claim.state).join(Claim, Claim.item_id == Item.id)))
+    states = dict(
+        db.all(select(Item.external_id, Claim.state).join(Claim, Claim.item_id == Item.id))
+    )
     assert states == {"q-0": "decided", "q-1": "live", "q-2": "ahead"}
     assert not page.js_errors
 

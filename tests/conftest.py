@@ -60,13 +60,23 @@ def engine():
 
 
 def _clean(engine) -> None:
+    from sqlalchemy.exc import OperationalError
+
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f"DELETE FROM {table}"))
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                else:
+                    for table in tables:
+                        conn.execute(text(f"DELETE FROM {table}"))
+            return
+        except OperationalError:
+            # A worker process of the previous test may still be finishing a job.
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -196,15 +206,34 @@ def run_jobs(redis):
 
 @pytest.fixture
 def live_server(app):
-    """The app on a real threaded HTTP server on a free loopback port."""
+    """The app on a real threaded HTTP server on a free loopback port.
+
+    On teardown it waits for requests still running (a browser closing sends a last release
+    beacon), so the next test's clean-up never races a request of this one.
+    """
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    active = [0]
+    lock = threading.Lock()
+
+    def counted(environ, start_response):
+        with lock:
+            active[0] += 1
+        try:
+            yield from app(environ, start_response)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    server = make_server("127.0.0.1", 0, counted, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
+    deadline = time.monotonic() + 10
+    while active[0] and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -110,8 +110,10 @@ class Item(SQLModel, table=True):
 
 class Prediction(SQLModel, table=True):
     __tablename__ = "prediction"
+    # The newest prediction of an item is one probe, whatever the planner's statistics say.
+    __table_args__ = (sa.Index("ix_prediction_item_newest", "item_id", "id"),)
     id: int | None = Field(default=None, primary_key=True)
-    item_id: int = Field(foreign_key="item.id", index=True)
+    item_id: int = Field(foreign_key="item.id")
     model_version: str | None = Field(default=None, max_length=120)
     # "producer" when pushed with the item, "model" when the queue's model scored it.
     source: str = Field(default="producer", max_length=20)

@@ -136,6 +136,27 @@ def item_counts(*, session: Session, queue_ids: list[int]) -> dict[int, dict[str
     return counts
 
 
+_recent_counts: dict[int, tuple[float, dict[str, int]]] = {}
+COUNTS_MAX_AGE = 5.0
+
+
+def recent_item_counts(*, session: Session, queue_id: int) -> dict[str, int]:
+    """Item counts for the review page, at most a few seconds old.
+
+    Counting a queue of a hundred thousand items costs more than the rest of the page, and a
+    reviewer reading "1,204 waiting" does not need it exact to the second.
+    """
+    import time
+
+    now = time.monotonic()
+    hit = _recent_counts.get(queue_id)
+    if hit is not None and now - hit[0] < COUNTS_MAX_AGE:
+        return hit[1]
+    counts = item_counts(session=session, queue_ids=[queue_id])[queue_id]
+    _recent_counts[queue_id] = (now, counts)
+    return counts
+
+
 def training_counts(*, session: Session, queue: Queue) -> dict[str, int]:
     """Training examples made, and final labels still waiting to become one."""
     examples = session.scalar(

@@ -20,7 +20,7 @@ from app.auth.service import require
 from app.errors import Conflict, Forbidden, Gone, LoupeError, NotFound, ValidationFailed
 from app.extensions import db_session, write_session
 from app.models import Claim, Item
-from app.queues.service import get_queue, item_counts, queues_for
+from app.queues.service import get_queue, queues_for, recent_item_counts
 from app.review import actions
 from app.review.service import (
     claim_ahead,
@@ -55,7 +55,7 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
         "claim": claim,
         "item": view,
         "ahead": ahead_view,
-        "counts": item_counts(session=s, queue_ids=[queue.id])[queue.id],
+        "counts": recent_item_counts(session=s, queue_id=queue.id),
         "notice": notice,
         "undo_seconds": int(actions.UNDO_WINDOW.total_seconds()),
     }

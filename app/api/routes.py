@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from spectree import Response as Doc
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.api.schemas import DecisionIn, ErrorOut, IngestOut, LabelsQuery, RetrainOut
@@ -28,8 +28,7 @@ from app.exports.service import FORMATS, stream_labels
 from app.extensions import db_session, openapi, redis_conn, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson
-from app.learning.feedback import mark_enqueued
-from app.models import Item, ModelVersion, User
+from app.models import Item, ModelVersion, Outbox, User
 from app.queues.service import (
     QueueIn,
     create_queue,
@@ -212,10 +211,10 @@ def hand_over_outbox(outbox_id: int | None) -> None:
         enqueue_training_examples(redis_conn(), [outbox_id])
     except Exception:  # noqa: BLE001 - Redis down must not fail a stored decision
         current_app.logger.warning("Redis unavailable; outbox row %s left for the relay", outbox_id)
-        return
-    with new_session(current_app.extensions["loupe.engine"], write=True) as s:
-        mark_enqueued(session=s, outbox_ids=[outbox_id])
-        s.commit()
+        with new_session(current_app.extensions["loupe.engine"], write=True) as s:
+            # Due again at once: the relay hands it over as soon as Redis answers.
+            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(enqueued_at=None))
+            s.commit()
 
 
 @bp.post("/claims/<token>/decision")

@@ -17,10 +17,21 @@ STALE_AFTER = timedelta(minutes=2)
 
 
 def add_to_outbox(*, session: Session, label: Label) -> Outbox | None:
-    """Promises a training example for this label, in the caller's transaction."""
+    """Promises a training example for this label, in the caller's transaction.
+
+    The row is stamped as handed over: the caller enqueues it right after commit (and clears
+    the stamp if Redis refuses); should the process die in between, the relay sends it again
+    once the stamp is STALE_AFTER old. That saves a second transaction per decision.
+    """
     if label.source not in TRAINABLE_SOURCES:
         return None
-    row = Outbox(kind="training_example", label_id=label.id, queue_id=label.queue_id)
+    row = Outbox(
+        kind="training_example",
+        label_id=label.id,
+        queue_id=label.queue_id,
+        enqueued_at=utcnow(),
+        attempts=1,
+    )
     session.add(row)
     session.flush()
     return row

@@ -28,7 +28,8 @@ class Scored:
 
 
 def _pipeline_for(session: Session, queue: Queue, version: str | None = None):
-    """The active pipeline (or the named version) of the queue, loaded once per process."""
+    """(id, version, pipeline) of the queue's active (or named) version, loaded once per
+    process; Nones when there is none."""
     cond = ModelVersion.active if version is None else ModelVersion.version == version
     row = session.execute(
         select(ModelVersion.id, ModelVersion.version, ModelVersion.artifact_sha256).where(
@@ -36,19 +37,19 @@ def _pipeline_for(session: Session, queue: Queue, version: str | None = None):
         )
     ).first()
     if row is None:
-        return None, None
+        return None, None, None
     key = row.artifact_sha256
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return row.version, _cache[key]
+            return row.id, row.version, _cache[key]
     artifact = session.scalar(select(ModelVersion.artifact).where(ModelVersion.id == row.id))
     pipeline = artifacts.load(artifact, row.artifact_sha256)
     with _cache_lock:
         _cache[key] = pipeline
         while len(_cache) > 8:
             _cache.popitem(last=False)
-    return row.version, pipeline
+    return row.id, row.version, pipeline
 
 
 def pipeline_for_version(*, session: Session, queue: Queue, version: str | None):
@@ -56,25 +57,19 @@ def pipeline_for_version(*, session: Session, queue: Queue, version: str | None)
     when it is unknown here (for example a producer's own model)."""
     if not version:
         return None, None
-    vid = session.scalar(
-        select(ModelVersion.id).where(
-            ModelVersion.queue_id == queue.id, ModelVersion.version == version
-        )
-    )
-    if vid is None:
-        return None, None
     try:
-        return vid, _pipeline_for(session, queue, version)[1]
+        vid, _name, pipeline = _pipeline_for(session, queue, version)
     except artifacts.ArtifactError:
         log.exception("model %s of queue %s cannot be loaded", version, queue.name)
         return None, None
+    return vid, pipeline
 
 
 def score_payloads(*, session: Session, queue: Queue, payloads: list[dict]) -> Scored | None:
     """Candidates from the active model for each payload, best first; None when there is
     no usable model, so the items go to review instead of being lost."""
     try:
-        version, pipeline = _pipeline_for(session, queue)
+        _vid, version, pipeline = _pipeline_for(session, queue)
     except artifacts.ArtifactError:
         log.exception("active model of queue %s cannot be loaded", queue.name)
         return None

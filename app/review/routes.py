@@ -41,13 +41,17 @@ def _is_htmx() -> bool:
     return "HX-Request" in h and "HX-History-Restore-Request" not in h and "HX-Boosted" not in h
 
 
-def _render(queue, claim, notice: str | None = None, status: int = 200):
+_UNKNOWN = object()
+
+
+def _render(queue, claim, notice: str | None = None, status: int = 200, ahead=_UNKNOWN):
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
     view = review_view(session=s, queue=queue, item=s.get(Item, claim.item_id)) if claim else None
     ahead_view = None
     if view is not None:
-        ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+        if ahead is _UNKNOWN:
+            ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
         if ahead is not None:
             ahead_view = preview_view(session=s, queue=queue, item=s.get(Item, ahead.item_id))
     context = {
@@ -68,27 +72,26 @@ def _render(queue, claim, notice: str | None = None, status: int = 200):
 
 
 def _next_claim(queue):
-    """The reviewer's current claim (promoting the one leased ahead, or claiming a new one
-    that passes over what they just skipped), plus a fresh claim ahead of it."""
+    """(current claim, claim ahead): the reviewer's current claim (promoting the one leased
+    ahead, or claiming a new one that passes over what they just skipped), plus a fresh
+    claim ahead of it."""
     s = write_session()
-    claim = live_claim(session=s, queue=queue, user=current_user) or promote_ahead(
-        session=s, queue=queue, user=current_user
-    )
+    claim = live_claim(session=s, queue=queue, user=current_user)
+    ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+    if claim is None and ahead is not None:
+        claim, ahead = promote_ahead(session=s, ahead=ahead), None
     skipped = actions.recently_skipped(session=s, queue=queue, user=current_user)
     if claim is None:
         claim = claim_next(session=s, queue=queue, user=current_user, exclude_item_ids=skipped)
         if claim is None and skipped:
             # Only skipped items are left: offer them again rather than an empty queue.
             claim = claim_next(session=s, queue=queue, user=current_user)
-    if (
-        claim is not None
-        and live_claim(session=s, queue=queue, user=current_user, state="ahead") is None
-    ):
-        claim_ahead(
+    if claim is not None and ahead is None:
+        ahead = claim_ahead(
             session=s, queue=queue, user=current_user, exclude_item_ids=[claim.item_id, *skipped]
         )
     s.commit()
-    return claim
+    return claim, ahead
 
 
 def _queue(name: str):
@@ -102,14 +105,16 @@ def _queue(name: str):
 def page(name: str):
     """Shows the reviewer's current item, claiming the next one when they hold none."""
     queue = _queue(name)
-    return _render(queue, _next_claim(queue))
+    claim, ahead = _next_claim(queue)
+    return _render(queue, claim, ahead=ahead)
 
 
 def _after(queue, notice: str):
     if not _is_htmx():
         flash(notice, "success")
         return redirect(url_for("review.page", name=queue.name), code=303)
-    return _render(queue, _next_claim(queue), notice=notice)
+    claim, ahead = _next_claim(queue)
+    return _render(queue, claim, notice=notice, ahead=ahead)
 
 
 def _lost(queue, exc: Gone):

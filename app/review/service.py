@@ -99,7 +99,7 @@ def live_claim(
 
 
 def claim_next(
-    *, session: Session, queue: Queue, user: User, now=None, exclude_item_ids=()
+    *, session: Session, queue: Queue, user: User, now=None, exclude_item_ids=(), state="live"
 ) -> Claim | None:
     """Leases the most urgent claimable item to the user; None when nothing is claimable.
 
@@ -121,7 +121,12 @@ def claim_next(
     if item_id is None:
         return None
     claim = Claim(
-        token=token, item_id=item_id, user_id=user.id, created_at=now, expires_at=expires_at
+        token=token,
+        item_id=item_id,
+        user_id=user.id,
+        created_at=now,
+        expires_at=expires_at,
+        state=state,
     )
     session.add(claim)
     session.flush()
@@ -133,21 +138,20 @@ def claim_ahead(
 ) -> Claim | None:
     """Leases the item after the current one, so the page can show it the moment the current
     one is answered. It is held like any claim but cannot be decided until promoted."""
-    claim = claim_next(
-        session=session, queue=queue, user=user, now=now, exclude_item_ids=exclude_item_ids
+    return claim_next(
+        session=session,
+        queue=queue,
+        user=user,
+        now=now,
+        exclude_item_ids=exclude_item_ids,
+        state="ahead",
     )
-    if claim is not None:
-        claim.state = "ahead"
-        session.flush()
-    return claim
 
 
-def promote_ahead(*, session: Session, queue: Queue, user: User, now=None) -> Claim | None:
-    """Makes the item leased in advance the current one, if its lease still holds."""
-    ahead = live_claim(session=session, queue=queue, user=user, now=now, state="ahead")
-    if ahead is not None:
-        ahead.state = "live"
-        session.flush()
+def promote_ahead(*, session: Session, ahead: Claim) -> Claim:
+    """Makes the item leased in advance (still valid: see live_claim) the current one."""
+    ahead.state = "live"
+    session.flush()
     return ahead
 
 

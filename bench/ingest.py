@@ -619,12 +619,13 @@ def section(results: list[dict], info: dict) -> str:
     )
 
 
-def write_docs(text: str) -> None:
+def write_docs(text: str, start: str = START, end: str = END) -> None:
+    """Replaces the section between its markers in docs/BENCHMARKS.md, or appends it."""
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     current = DOCS.read_text() if DOCS.exists() else DOC_INTRO
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        _, tail = rest.split(END, 1)
+    if start in current and end in current:
+        head, rest = current.split(start, 1)
+        _, tail = rest.split(end, 1)
         new = head + text + tail
     else:
         new = current.rstrip("\n") + "\n\n" + text + "\n"

@@ -70,7 +70,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # the shared helpers of bench/ingest.py
 
-from ingest import machine_info, pg_version, reset_pg_schema, serve  # noqa: E402
+from ingest import machine_info, pg_version, reset_pg_schema, serve, write_docs  # noqa: E402
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -657,17 +657,6 @@ def section(results: list[dict], info: dict, args) -> str:
     return "\n".join(out)
 
 
-def write_docs(text: str) -> None:
-    current = DOCS.read_text()
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        _, tail = rest.split(END, 1)
-        new = head + text + tail
-    else:
-        new = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOCS.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--waiting", type=int, default=100_000, help="pending items to keep")
@@ -713,7 +702,7 @@ def main() -> None:
     info["load_after"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print("\n" + verdict(results))
     if not args.no_docs:
-        write_docs(section(results, info, args))
+        write_docs(section(results, info, args), START, END)
         print(f"\nwrote {DOCS.relative_to(ROOT)}")
 
 

@@ -6,8 +6,11 @@ Every job is idempotent: running it twice has the effect of running it once.
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 
 from redis import Redis
+from redis.exceptions import LockError
 from sqlalchemy import select
 
 from app import resolve_redis_url
@@ -47,6 +50,39 @@ def make_training_example(outbox_id: int) -> bool:
 
 
 RETRAIN_BACKOFF_SECONDS = 600
+LOCK_SECONDS = 60
+
+
+@contextmanager
+def _held_while_alive(conn: Redis, key: str):
+    """A Redis lock kept alive by this process: renewed every LOCK_SECONDS / 3, so a worker
+    killed mid-run frees it within LOCK_SECONDS instead of blocking the queue for the
+    length of a whole run."""
+    lock = conn.lock(
+        key, timeout=LOCK_SECONDS, blocking_timeout=min(5, LOCK_SECONDS), thread_local=False
+    )
+    if not lock.acquire():
+        raise LockError(f"{key} is held by another run")
+    done = threading.Event()
+
+    def renew():
+        while not done.wait(LOCK_SECONDS / 3):
+            try:
+                lock.reacquire()
+            except Exception:  # noqa: BLE001 - the run itself will notice Redis is gone
+                log.warning("could not renew %s", key, exc_info=True)
+
+    renewer = threading.Thread(target=renew, daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join(timeout=5)
+        try:
+            lock.release()
+        except LockError:
+            pass
 
 
 def retrain_backoff_key(queue_id: int) -> str:
@@ -61,8 +97,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
     """
     conn = _redis()
     engine = _engine()
-    # The lock outlives a crashed run only by its timeout, so a dead worker cannot block forever.
-    with conn.lock(f"loupe:retrain-lock:{queue_id}", timeout=3600, blocking_timeout=5):
+    with _held_while_alive(conn, f"loupe:retrain-lock:{queue_id}"):
         with session_scope(engine, write=False) as session:
             queue = session.get(Queue, queue_id)
             if queue is None:

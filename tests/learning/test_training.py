@@ -149,7 +149,7 @@ def test_retrain_lock_of_a_dead_run_expires_and_a_live_run_keeps_it(redis, monke
     monkeypatch.setattr(jobs, "LOCK_SECONDS", 1)
     key = "loupe:retrain-lock:test"
     # A run that died holding the lock: it is free again after LOCK_SECONDS.
-    redis.set(key, "dead-worker", px=1000)
+    redis.set(key, "dead-worker", px=400)
     with jobs._held_while_alive(redis, key):
         # A live run keeps it past LOCK_SECONDS, and a second run cannot take it.
         threading.Event().wait(1.5)

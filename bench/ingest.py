@@ -419,6 +419,19 @@ def count_rows(session, queue_id: int) -> tuple[int, int, int]:
     )
 
 
+def tear_down(server, instance: Path, backend: str) -> None:
+    """Stops the server, closes the pools, removes the instance and empties the bench DB."""
+    from app.db import dispose_all
+
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    dispose_all()
+    shutil.rmtree(instance, ignore_errors=True)
+    if backend == "postgresql":
+        reset_pg_schema()
+
+
 def run_backend(backend: str, items: list[dict], batch: int, profile: bool) -> dict:
     instance = Path(tempfile.mkdtemp(prefix=f"loupe-bench-{backend}-"))
     os.environ["LOUPE_INSTANCE"] = str(instance)
@@ -434,7 +447,7 @@ def run_backend(backend: str, items: list[dict], batch: int, profile: bool) -> d
     from app import create_app, settle_heap
     from app.auth.service import create_token, create_user
     from app.cli import upgrade_database
-    from app.db import dispose_all, get_engine, session_scope
+    from app.db import get_engine, session_scope
     from app.queues.service import create_queue
     from app.settings import Settings
 
@@ -511,13 +524,7 @@ def run_backend(backend: str, items: list[dict], batch: int, profile: bool) -> d
             result["profile"] = wsgi.profile
         return result
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        dispose_all()
-        shutil.rmtree(instance, ignore_errors=True)
-        if backend == "postgresql":
-            reset_pg_schema()
+        tear_down(server, instance, backend)
 
 
 # ---------------------------------------------------------------------------------------------

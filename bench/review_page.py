@@ -54,7 +54,6 @@ import json
 import os
 import pstats
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -70,7 +69,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # the shared helpers of bench/ingest.py
 
-from ingest import machine_info, pg_version, reset_pg_schema, serve, write_docs  # noqa: E402
+from ingest import (  # noqa: E402
+    machine_info,
+    pg_version,
+    reset_pg_schema,
+    serve,
+    tear_down,
+    write_docs,
+)
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -377,7 +383,7 @@ def run_backend(backend: str, args) -> dict:
     from app import create_app, settle_heap
     from app.auth.service import add_membership, create_user
     from app.cli import upgrade_database
-    from app.db import dispose_all, get_engine, session_scope
+    from app.db import get_engine, session_scope
     from app.demo.seed import seed_demo
     from app.models import ModelVersion, Queue
     from app.settings import Settings
@@ -508,13 +514,7 @@ def run_backend(backend: str, args) -> dict:
             result["profile_n"] = len(wsgi.profiles)
         return result
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        dispose_all()
-        shutil.rmtree(instance, ignore_errors=True)
-        if backend == "postgresql":
-            reset_pg_schema()
+        tear_down(server, instance, backend)
         flush_redis()
 
 

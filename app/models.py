@@ -118,6 +118,9 @@ class Prediction(SQLModel, table=True):
     # "producer" when pushed with the item, "model" when the queue's model scored it.
     source: str = Field(default="producer", max_length=20)
     candidates: list = Field(default_factory=list, sa_type=JSONType)
+    # For the queue's own model: the conformal set ({"coverage", "set_size"}); for a
+    # business-rule answer: {"rule", "why"}. None for a producer's prediction.
+    detail: dict | None = _json()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -207,6 +210,45 @@ class TrainingExample(SQLModel, table=True):
     used_by_version_id: int | None = Field(default=None, foreign_key="model_version.id")
 
 
+class TrainingSnapshot(SQLModel, table=True):
+    """The exact, immutable list of training examples one training run read."""
+
+    __tablename__ = "training_snapshot"
+    __table_args__ = (
+        sa.UniqueConstraint("queue_id", "content_hash", name="uq_snapshot_queue_hash"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id", index=True)
+    content_hash: str = Field(max_length=64)
+    n_rows: int
+    # Training example ids in snapshot order (oldest first), zlib-compressed int64s.
+    example_ids: bytes = Field(sa_type=sa.LargeBinary)
+    # Each row's part in training, one byte per row: 0 train, 1 conformal, 2 evaluation,
+    # 3 left out (an auto label newer than the held-out part).
+    roles: bytes = Field(sa_type=sa.LargeBinary)
+    # Rows per source: {"human": n, "audit": n, ...}
+    sources: dict = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TrainingRun(SQLModel, table=True):
+    """One attempt to train a model version: why it started and how it ended."""
+
+    __tablename__ = "training_run"
+    __table_args__ = (sa.Index("ix_training_run_queue_started", "queue_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    trigger: str = Field(max_length=200)
+    # running, trained, skipped or failed
+    status: str = Field(default="running", max_length=20)
+    message: str | None = Field(default=None, max_length=2000)
+    version_id: int | None = Field(default=None, foreign_key="model_version.id")
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = _ts()
+
+
 class ModelVersion(SQLModel, table=True):
     __tablename__ = "model_version"
     __table_args__ = (sa.UniqueConstraint("queue_id", "snapshot", name="uq_model_queue_snapshot"),)
@@ -220,3 +262,9 @@ class ModelVersion(SQLModel, table=True):
     metrics: dict = Field(default_factory=dict, sa_type=JSONType)
     artifact: bytes = Field(sa_type=sa.LargeBinary)
     artifact_sha256: str = Field(max_length=64)
+    snapshot_id: int | None = Field(default=None, foreign_key="training_snapshot.id")
+    # Everything needed to use and to explain it: feature columns, conformal threshold,
+    # parameters, seed, library versions, data summary (see learning/training.py).
+    card: dict = Field(default_factory=dict, sa_type=JSONType)
+    # Last time it became the active version: rolling back means the one active before.
+    activated_at: datetime | None = _ts()

@@ -67,6 +67,21 @@ def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> st
     return job_id
 
 
+def enqueue_rescore(conn: Redis, queue_id: int, version_id: int) -> str:
+    """Re-scores the queue's waiting items with the version just made active; one job per
+    version, so repeated promotions of the same version do not stack up."""
+    job_id = f"rescore-q{queue_id}-v{version_id}"
+    RQQueue(TRAINING_QUEUE, connection=conn).enqueue_call(
+        "workers.jobs.rescore",
+        args=(queue_id, version_id),
+        job_id=job_id,
+        timeout=RETRAIN_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+    )
+    return job_id
+
+
 def relay_outbox(engine, conn: Redis, now=None) -> int:
     """Hands every due outbox row to RQ; rows stay due when Redis is away. Returns the count.
 

@@ -16,12 +16,23 @@ from sqlalchemy import select
 from app import resolve_redis_url
 from app.db import get_engine, session_scope
 from app.learning.feedback import make_training_example as _make_example
-from app.learning.feedback import retrain_due
-from app.learning.training import TrainingFailed, fit, snapshot_is_new, store, take_snapshot
-from app.models import ModelVersion, Queue
+from app.learning.feedback import materialize_auto_examples, retrain_due
+from app.learning.registry import fail_abandoned_runs, finish_run, schedule_due, start_run
+from app.learning.rescoring import rescore_queue
+from app.learning.scoring import load_version
+from app.learning.training import (
+    TrainingFailed,
+    active_version,
+    fit,
+    snapshot_is_new,
+    store,
+    take_snapshot,
+)
+from app.models import Queue
+from app.queues.service import policy_of
 from app.review.service import expire_leases
 from app.settings import Settings
-from app.tasks import enqueue_retrain, relay_outbox
+from app.tasks import enqueue_rescore, enqueue_retrain, relay_outbox
 
 log = logging.getLogger(__name__)
 
@@ -89,54 +100,107 @@ def retrain_backoff_key(queue_id: int) -> str:
     return f"loupe:retrain-failed:{queue_id}"
 
 
+def _lock_key(queue_id: int) -> str:
+    return f"loupe:retrain-lock:{queue_id}"
+
+
 def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
     """Trains a new model version for the queue; one run per queue at a time.
 
     Reads the snapshot, fits with no transaction open, then stores in a short write
-    transaction, so reviewers are never blocked by a long fit.
+    transaction, so reviewers are never blocked by a long fit. Every run is recorded with
+    how it ended; a failed run leaves the active model as it was. A promotion re-scores the
+    items still waiting.
     """
     conn = _redis()
     engine = _engine()
-    with _held_while_alive(conn, f"loupe:retrain-lock:{queue_id}"):
-        with session_scope(engine, write=False) as session:
+    with _held_while_alive(conn, _lock_key(queue_id)):
+        with session_scope(engine) as session:
             queue = session.get(Queue, queue_id)
             if queue is None:
                 return {"status": "skipped", "why": "queue no longer exists"}
-            snap = take_snapshot(session=session, queue_id=queue_id)
-            if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
-                return {
-                    "status": "skipped",
-                    "why": "no new training examples since the last version",
-                }
-            active = session.scalar(
-                select(ModelVersion).where(ModelVersion.queue_id == queue_id, ModelVersion.active)
-            )
-            active_artifact = (active.artifact, active.artifact_sha256) if active else None
+            if policy_of(queue).train_on_auto:
+                materialize_auto_examples(session=session, queue_id=queue_id)
+            run_id = start_run(session=session, queue_id=queue_id, trigger=reason).id
         try:
-            fitted = fit(snap, seed=seed, active_artifact=active_artifact)
+            outcome = _train(engine, queue_id, seed)
+        except Exception as exc:
+            message = (
+                str(exc) if isinstance(exc, TrainingFailed) else f"{type(exc).__name__}: {exc}"
+            )
             with session_scope(engine) as session:
-                version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
-        except TrainingFailed as exc:
+                finish_run(session=session, run_id=run_id, status="failed", message=message)
             # Do not retry on every new label: wait a while or for a person to ask.
-            conn.set(retrain_backoff_key(queue_id), str(exc), ex=RETRAIN_BACKOFF_SECONDS)
-            log.warning("retraining queue %s failed: %s", queue_id, exc)
+            conn.set(retrain_backoff_key(queue_id), message, ex=RETRAIN_BACKOFF_SECONDS)
+            log.warning("retraining queue %s failed: %s", queue_id, message)
             raise
+        with session_scope(engine) as session:
+            finish_run(
+                session=session,
+                run_id=run_id,
+                status=outcome["status"],
+                message=outcome.get("why") or outcome.get("reason"),
+                version_id=outcome.get("version_id"),
+            )
         conn.delete(retrain_backoff_key(queue_id))
+    if outcome.get("active"):
+        enqueue_rescore(conn, queue_id, outcome["version_id"])
+    return outcome
+
+
+def _train(engine, queue_id: int, seed: int) -> dict:
+    with session_scope(engine, write=False) as session:
+        queue = session.get(Queue, queue_id)
+        snap = take_snapshot(
+            session=session, queue_id=queue_id, include_auto=policy_of(queue).train_on_auto
+        )
+        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
+            return {"status": "skipped", "why": "no new training examples since the last version"}
+        current = active_version(session, queue_id)
+        active = load_version(session, current) if current is not None else None
+    fitted = fit(snap, queue=queue, seed=seed, active=active)
+    with session_scope(engine) as session:
+        version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
         if version is None:
             return {"status": "skipped", "why": "another run stored this snapshot first"}
-        log.info("queue %s: trained %s (%s)", queue.name, version.version, reason)
+        log.info("queue %s: trained %s", queue.name, version.version)
         return {
             "status": "trained",
             "version": version.version,
+            "version_id": version.id,
             "active": version.active,
+            "reason": version.metrics.get("promotion_reason"),
             "metrics": version.metrics,
         }
 
 
+def rescore(queue_id: int, version_id: int) -> int:
+    """Re-scores the queue's waiting items with a newly active version."""
+    return rescore_queue(_engine(), queue_id=queue_id, version_id=version_id)
+
+
 def run_maintenance() -> dict:
-    """Relays the outbox and returns items whose lease ran out."""
+    """Relays the outbox, returns items whose lease ran out, closes runs whose worker died
+    and starts the scheduled retraining runs that are due."""
     engine = _engine()
-    relayed = relay_outbox(engine, _redis())
+    conn = _redis()
+    relayed = relay_outbox(engine, conn)
     with session_scope(engine) as session:
         expired = expire_leases(session=session)
-    return {"relayed": relayed, "expired": expired}
+        abandoned = fail_abandoned_runs(
+            session=session, alive=lambda qid: bool(conn.exists(_lock_key(qid)))
+        )
+    scheduled = []
+    with session_scope(engine, write=False) as session:
+        for queue in session.scalars(select(Queue)):
+            every = policy_of(queue).retrain_every_hours
+            if schedule_due(session=session, queue=queue, every_hours=every):
+                scheduled.append(queue.id)
+    for queue_id in scheduled:
+        enqueue_retrain(conn, queue_id, reason="schedule")
+    return {
+        "relayed": relayed,
+        "expired": expired,
+        "abandoned_runs": abandoned,
+        "scheduled": len(scheduled),
+    }

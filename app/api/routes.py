@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from spectree import Response as Doc
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.api.schemas import DecisionIn, ErrorOut, IngestOut, LabelsQuery, RetrainOut
@@ -17,6 +17,7 @@ from app.db import new_session
 from app.errors import (
     Conflict,
     Gone,
+    NotFound,
     ServiceUnavailable,
     TooLarge,
     Unauthorized,
@@ -28,7 +29,17 @@ from app.exports.service import FORMATS, stream_labels
 from app.extensions import db_session, openapi, redis_conn, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson
-from app.models import Item, ModelVersion, Outbox, User
+from app.learning.registry import (
+    get_version,
+    promote,
+    rollback,
+    run_json,
+    runs_of,
+    stream_snapshot,
+    version_json,
+    versions_of,
+)
+from app.models import Item, Outbox, User
 from app.queues.service import (
     QueueIn,
     create_queue,
@@ -40,7 +51,7 @@ from app.queues.service import (
     training_counts,
 )
 from app.review.service import claim_next, decide, get_item, item_json, release
-from app.tasks import enqueue_retrain, enqueue_training_examples
+from app.tasks import enqueue_rescore, enqueue_retrain, enqueue_training_examples
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 ERRORS = {"HTTP_401": ErrorOut, "HTTP_403": ErrorOut, "HTTP_404": ErrorOut, "HTTP_422": ErrorOut}
@@ -311,37 +322,89 @@ def labels_view(name: str):
 @bp.get("/queues/<name>/models")
 @openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
 def models_view(name: str):
-    """The queue's model versions, newest first."""
+    """The queue's model versions, newest first, and its recent training runs (with why a
+    failed run failed)."""
     user = api_user()
     session = db_session()
     queue = get_queue(session=session, name=name, user=user)
-    rows = session.execute(
-        select(
-            ModelVersion.version,
-            ModelVersion.active,
-            ModelVersion.created_at,
-            ModelVersion.snapshot,
-            ModelVersion.n_examples,
-            ModelVersion.metrics,
-        )
-        .where(ModelVersion.queue_id == queue.id)
-        .order_by(ModelVersion.id.desc())
-    )
-    return jsonify(
-        {
-            "versions": [
-                {
-                    "version": r.version,
-                    "active": r.active,
-                    "created_at": r.created_at.isoformat(),
-                    "snapshot": r.snapshot,
-                    "n_examples": r.n_examples,
-                    "metrics": r.metrics,
-                }
-                for r in rows
-            ]
-        }
-    )
+    versions = versions_of(session=session, queue=queue)
+    names = {v.id: v.version for v in versions}
+    listed = []
+    for v in versions:
+        entry = version_json(v)
+        entry.pop("card")
+        listed.append(entry)
+    runs = [run_json(r, names) for r in runs_of(session=session, queue=queue)]
+    return jsonify({"versions": listed, "runs": runs})
+
+
+@bp.get("/queues/<name>/models/<version>")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
+def model_view(name: str, version: str):
+    """One version with its model card: data, parameters, metrics, calibration, coverage."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    return jsonify(version_json(get_version(session=session, queue=queue, version=version)))
+
+
+def _after_promotion(queue_id: int, version_id: int) -> None:
+    try:
+        enqueue_rescore(redis_conn(), queue_id, version_id)
+    except RedisError:
+        current_app.logger.warning("re-scoring not started: Redis is not answering")
+
+
+@bp.post("/queues/<name>/models/<version>/promote")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
+def promote_view(name: str, version: str):
+    """Make this version the active one (a roll-back when it is an older one); waiting items
+    are then re-scored in the background. 409 when it is already active."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "promote")
+    session = write_session()
+    row = promote(session=session, queue=queue, version=version)
+    session.commit()
+    _after_promotion(queue.id, row.id)
+    return jsonify(version_json(row))
+
+
+@bp.post("/queues/<name>/models/rollback")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
+def rollback_view(name: str):
+    """Re-activate the version that was active before the current one."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "promote")
+    session = write_session()
+    row = rollback(session=session, queue=queue)
+    session.commit()
+    _after_promotion(queue.id, row.id)
+    return jsonify(version_json(row))
+
+
+@bp.get("/queues/<name>/models/<version>/snapshot")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
+def snapshot_view(name: str, version: str):
+    """The exact rows the version's training run read, as JSON lines, with each row's part
+    (train, conformal, evaluation, left_out)."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "export")
+    row = get_version(session=session, queue=queue, version=version)
+    if row.snapshot_id is None:
+        raise NotFound(f"{version} was trained before snapshots were kept.")
+    snapshot_id = row.snapshot_id
+
+    def body():
+        with new_session(session.get_bind(), write=False) as s:
+            yield from stream_snapshot(session=s, snapshot_id=snapshot_id)
+
+    return Response(stream_with_context(body()), mimetype="application/x-ndjson")
 
 
 @bp.post("/queues/<name>/models/retrain")

@@ -21,6 +21,7 @@ PERMISSIONS = {
     "ingest": {"lead", "scientist", "admin"},
     "export": {"lead", "scientist", "admin"},
     "retrain": {"lead", "scientist", "admin"},
+    "promote": {"lead", "scientist", "admin"},
     "create_queue": {"lead", "admin"},
 }
 

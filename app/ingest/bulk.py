@@ -148,4 +148,9 @@ def insert_rows(*, session: Session, table, rows: list[dict], json_columns=()) -
     cur = session.connection().connection.driver_connection.cursor()
     with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for r in rows:
-            copy.write_row(tuple(dumps_json(r[c]) if c in json_columns else r[c] for c in columns))
+            copy.write_row(
+                tuple(
+                    dumps_json(r[c]) if c in json_columns and r[c] is not None else r[c]
+                    for c in columns
+                )
+            )

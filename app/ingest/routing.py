@@ -21,11 +21,28 @@ def audit_draw(queue_name: str, external_id: str) -> float:
 
 
 def route_item(
-    *, policy: Policy, candidates: list[dict] | None, queue_name: str, external_id: str
+    *,
+    policy: Policy,
+    candidates: list[dict] | None,
+    queue_name: str,
+    external_id: str,
+    detail: dict | None = None,
 ) -> Route:
-    """Decides whether a person must see this item, given its sorted candidates."""
+    """Decides whether a person must see this item, given its sorted candidates.
+
+    `detail` comes with the queue's own model (a conformal set) or a business rule; a
+    producer's prediction has none and is judged by score and margin.
+    """
+    detail = detail or {}
+    if "fallback" in detail:
+        why = detail["fallback"] or "no model answer"
+        if detail.get("rule"):
+            return Route("review", f"{why}: business rule '{detail['rule']}' suggests an answer")
+        return Route("review", f"{why}, and no business rule applies: a person must answer")
     if not candidates:
         return Route("review", "no prediction: a person must answer")
+    if "set_size" in detail:
+        return _route_by_set(policy, candidates, detail, queue_name, external_id)
     top = candidates[0]["score"]
     second = candidates[1]["score"] if len(candidates) > 1 else 0.0
     margin = top - second
@@ -51,4 +68,33 @@ def route_item(
         "auto_accept",
         f"top score {top:.2f} ≥ {policy.auto_accept_threshold:.2f} "
         f"and {margin:.2f} ahead of the next candidate",
+    )
+
+
+def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
+    """The queue's own model: auto-accept only a single-answer conformal set whose calibrated
+    confidence clears the threshold."""
+    top = candidates[0]["score"]
+    size, coverage = detail["set_size"], detail["coverage"]
+    if size != 1:
+        what = "no answer" if size == 0 else f"{size} answers"
+        return Route(
+            "review", f"the {coverage:.0%} candidate set holds {what}: a person must choose"
+        )
+    if top < policy.auto_accept_threshold:
+        return Route(
+            "review",
+            f"calibrated confidence {top:.2f} is below the auto-accept threshold "
+            f"{policy.auto_accept_threshold:.2f}",
+        )
+    if audit_draw(queue_name, external_id) < policy.audit_rate:
+        return Route(
+            "audit",
+            f"random audit ({policy.audit_rate:.0%}) of an item that would be auto-accepted "
+            f"(confidence {top:.2f})",
+        )
+    return Route(
+        "auto_accept",
+        f"the only answer in the {coverage:.0%} candidate set, "
+        f"calibrated confidence {top:.2f} ≥ {policy.auto_accept_threshold:.2f}",
     )

@@ -210,6 +210,7 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
     candidates: list[list[dict] | None] = []
     versions: list[str | None] = []
     sources: list[str] = []
+    details: list[dict | None] = []
     for item in batch:
         prediction = item.get("prediction")
         if prediction is not None:
@@ -220,21 +221,24 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
             candidates.append(None)
             versions.append(None)
             sources.append("model")
+        details.append(None)
     unscored = [i for i, c in enumerate(candidates) if c is None]
     if unscored:
         scored = score_payloads(
             session=session, queue=queue, payloads=[batch[i]["payload"] for i in unscored]
         )
-        if scored is not None:
-            for i, cands in zip(unscored, scored.candidates, strict=True):
-                candidates[i] = cands
-                versions[i] = scored.version
+        for i, (cands, version, detail, source) in zip(unscored, scored.rows, strict=True):
+            candidates[i], versions[i], details[i], sources[i] = cands, version, detail, source
 
     routes = [
         route_item(
-            policy=policy, candidates=c, queue_name=queue.name, external_id=it["external_id"]
+            policy=policy,
+            candidates=c,
+            queue_name=queue.name,
+            external_id=it["external_id"],
+            detail=d,
         )
-        for it, c in zip(batch, candidates, strict=True)
+        for it, c, d in zip(batch, candidates, details, strict=True)
     ]
     rows = [
         {
@@ -251,8 +255,8 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
 
     prediction_rows, label_rows = [], []
     routed = {"review": 0, "auto_accepted": 0, "audit": 0}
-    for it, cands, version, source, r in zip(
-        batch, candidates, versions, sources, routes, strict=True
+    for it, cands, version, source, detail, r in zip(
+        batch, candidates, versions, sources, details, routes, strict=True
     ):
         item_id = created.get(it["external_id"])
         if item_id is None:
@@ -265,6 +269,7 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
                     "model_version": version,
                     "source": source,
                     "candidates": cands,
+                    "detail": detail,
                     "created_at": now,
                 }
             )
@@ -286,7 +291,7 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
         session=session,
         table=Prediction.__table__,
         rows=prediction_rows,
-        json_columns=("candidates",),
+        json_columns=("candidates", "detail"),
     )
     insert_rows(
         session=session, table=Label.__table__, rows=label_rows, json_columns=("reviewers",)

@@ -6,8 +6,12 @@ import hashlib
 
 from skops.io import dumps, get_untrusted_types, loads
 
-# Exactly the types the default pipeline is made of; anything else in a file is refused.
+# The types the default pipelines are made of beyond those skops trusts itself (scikit-learn's
+# public estimators); anything else in a file is refused.
 ALLOWED_TYPES = {
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.pipeline.Pipeline",
     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
     "sklearn.preprocessing._data.MaxAbsScaler",

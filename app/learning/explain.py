@@ -1,8 +1,5 @@
-"""Evidence for a prediction: which feature values pushed towards or against the top answer.
-
-For the default pipeline (DictVectorizer → MaxAbsScaler → LogisticRegression) the
-contributions are exact: coefficient × scaled value, per feature, for the top class.
-"""
+"""Evidence for a prediction: which feature values pushed towards or against the top answer,
+and which labelled items look most like it, both in the model's own feature space."""
 
 from __future__ import annotations
 
@@ -22,7 +19,7 @@ class Contribution:
     weight: float  # > 0 pushes towards the top answer
 
 
-def _describe(name: str, payload: dict) -> tuple[str, str, object]:
+def _describe_legacy(name: str, payload: dict) -> tuple[str, str, object]:
     if "~" in name:
         field, word = name.split("~", 1)
         return field, "word", word
@@ -33,19 +30,83 @@ def _describe(name: str, payload: dict) -> tuple[str, str, object]:
     return top, "number", payload.get(top) if "." not in name else name
 
 
-def contributions(pipeline, payload: dict, label: str, limit: int = 4) -> dict[str, list]:
-    """The strongest features for and against `label`, or empty lists for other pipelines."""
-    steps = getattr(pipeline, "named_steps", {})
-    vec, scale, model = steps.get("features"), steps.get("scale"), steps.get("model")
-    if vec is None or model is None or not hasattr(model, "coef_"):
+def _feature_names(ct, columns: list[dict]) -> list[tuple[str, str, object]]:
+    """(field, kind, value) for every output column of the fitted ColumnTransformer; for
+    numbers the value is filled in from the payload at explanation time."""
+    names: list = []
+    for name, part, idx in ct.transformers_:
+        if name == "remainder" or part == "drop":
+            continue
+        if name == "numeric":
+            names += [(columns[i]["name"], "number", None) for i in idx]
+        elif name == "categorical":
+            fields = [columns[i]["name"] for i in idx]
+            # Placeholder input names make the encoder's output names unambiguous to parse;
+            # rare values share one "infrequent" column per field.
+            for feature in part.get_feature_names_out([f"\x00{j}" for j in range(len(fields))]):
+                j, value = feature[1:].split("_", 1)
+                value = "other" if value == "infrequent_sklearn" else value
+                names.append((fields[int(j)], "category", value))
+        else:
+            field = columns[idx]["name"]
+            names += [(field, "word", w) for w in part.get_feature_names_out()]
+    return names
+
+
+_space_cache: dict[int, tuple] = {}
+
+
+def model_space(loaded):
+    """(transform(payloads) -> sparse rows, [(field, kind, value)], linear model) for a
+    loaded model, or None when it is not a linear pipeline Loupe can explain."""
+    from app.learning.pipeline import base_pipeline
+
+    hit = _space_cache.get(id(loaded.model))
+    if hit is not None and hit[0] is loaded.model:
+        return hit[1]
+    pipe = base_pipeline(loaded.model)
+    steps = getattr(pipe, "named_steps", {})
+    model = steps.get("model")
+    if model is None or not hasattr(model, "coef_"):
+        return None
+    if loaded.columns is None:  # DictVectorizer → MaxAbsScaler → LogisticRegression
+        vec, scale = steps["features"], steps.get("scale")
+
+        def transform(payloads):
+            x = vec.transform([features_of(p) for p in payloads])
+            return (scale.transform(x) if scale is not None else x).tocsr()
+
+        names = [(n, "legacy", None) for n in vec.feature_names_]
+    else:
+        ct = steps["features"]
+
+        def transform(payloads):
+            from scipy import sparse
+
+            return sparse.csr_matrix(ct.transform(loaded.inputs(payloads)))
+
+        names = _feature_names(ct, loaded.columns)
+    space = (transform, names, model)
+    if len(_space_cache) > 8:
+        _space_cache.clear()
+    _space_cache[id(loaded.model)] = (loaded.model, space)
+    return space
+
+
+def contributions(loaded, payload: dict, label: str, limit: int = 4) -> dict[str, list]:
+    """The strongest features for and against `label`, or empty lists for other models.
+
+    Exact for the linear model under the calibration: coefficient × transformed value, in
+    the model's log-odds, before the calibration's monotone rescaling.
+    """
+    space = model_space(loaded) if loaded is not None else None
+    if space is None:
         return {"towards": [], "against": []}
+    transform, names, model = space
     classes = [str(c) for c in model.classes_]
     if label not in classes:
         return {"towards": [], "against": []}
-    x = vec.transform([features_of(payload)])
-    if scale is not None:
-        x = scale.transform(x)
-    x = x.tocsr()
+    x = transform([payload])
     coef = model.coef_
     if coef.shape[0] == 1:  # binary: one row, positive means classes_[1]
         row = coef[0] if classes.index(label) == 1 else -coef[0]
@@ -53,13 +114,19 @@ def contributions(pipeline, payload: dict, label: str, limit: int = 4) -> dict[s
         row = coef[classes.index(label)]
     idx = x.indices
     weights = np.asarray(x.data) * row[idx]
-    names = vec.feature_names_
     found = []
     for i, w in zip(idx, weights, strict=True):
-        if abs(w) < 1e-6:
+        if abs(w) < 1e-6 or i >= len(names):
             continue
-        field, kind, value = _describe(names[i], payload)
-        found.append(Contribution(field, names[i], kind, value, float(w)))
+        field, kind, value = names[i]
+        if kind == "legacy":
+            field, kind, value = _describe_legacy(field, payload)
+            feature = names[i][0]
+        else:
+            feature = f"{field}={value}" if kind != "number" else field
+            if kind == "number":
+                value = payload.get(field) if "." not in field else field
+        found.append(Contribution(field, feature, kind, value, float(w)))
     towards = sorted((c for c in found if c.weight > 0), key=lambda c: -c.weight)[:limit]
     against = sorted((c for c in found if c.weight < 0), key=lambda c: c.weight)[:limit]
     return {"towards": towards, "against": against}
@@ -79,16 +146,16 @@ def similar_items(
     k: int = 3,
     exclude_item_id: int | None = None,
 ) -> list[dict]:
-    """The k most similar already-labelled items (cosine similarity in the model's own scaled
-    feature space), among the queue's latest training examples; [] for other pipelines."""
+    """The k most similar already-labelled items (cosine similarity in the model's own
+    feature space), among the queue's latest training examples; [] for other models."""
     from sqlalchemy import select
 
     from app.models import Item, TrainingExample
 
-    steps = getattr(pipeline, "named_steps", {})
-    vec, scale = steps.get("features"), steps.get("scale")
-    if vec is None:
+    space = model_space(pipeline) if pipeline is not None else None
+    if space is None:
         return []
+    transform = space[0]
     key = (queue_id, version_id)
     cached = _similar_cache.get(key)
     if cached is None:
@@ -106,17 +173,13 @@ def similar_items(
         ).all()
         if not rows:
             return []
-        matrix = vec.transform([r.features for r in rows])
-        if scale is not None:
-            matrix = scale.transform(matrix)
+        matrix = transform([r.features for r in rows])
         norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()) + 1e-12
-        cached = (rows, matrix.tocsr(), norms)
+        cached = (rows, matrix, norms)
         _similar_cache.clear()  # one queue/version at a time is plenty for a page
         _similar_cache[key] = cached
     rows, matrix, norms = cached
-    x = vec.transform([features_of(payload)])
-    if scale is not None:
-        x = scale.transform(x)
+    x = transform([payload])
     xn = float(np.sqrt(x.multiply(x).sum())) + 1e-12
     sims = np.asarray((matrix @ x.T).todense()).ravel() / (norms * xn)
     out = []

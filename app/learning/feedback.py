@@ -8,8 +8,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from app.learning.features import features_of
-from app.models import Item, Label, ModelVersion, Outbox, TrainingExample, utcnow
+from app.models import Item, Label, Outbox, TrainingExample, utcnow
 from app.queues.service import TRAINABLE_SOURCES, policy_of
 
 # An outbox row handed to RQ but not done after this long is handed over again.
@@ -81,7 +80,8 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
             queue_id=label.queue_id,
             label_id=label.id,
             item_id=item.id,
-            features=features_of(item.payload),
+            # The payload as it was labelled; the pipeline picks its own columns from it.
+            features=item.payload,
             target=label.value,
             source=label.source,
             decided_at=label.decided_at,
@@ -97,22 +97,58 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
 
 
 def retrain_due(*, session: Session, queue) -> bool:
-    """True when the queue has enough examples that no model version has seen yet."""
+    """True when the queue has at least `retrain_after` human labels no model has seen."""
     every = policy_of(queue).retrain_after
     if not every:
         return False
-    seen = (
-        session.scalar(
-            select(func.max(ModelVersion.n_examples)).where(ModelVersion.queue_id == queue.id)
-        )
-        or 0
-    )
-    total = (
+    new = (
         session.scalar(
             select(func.count())
             .select_from(TrainingExample)
-            .where(TrainingExample.queue_id == queue.id)
+            .where(
+                TrainingExample.queue_id == queue.id,
+                TrainingExample.used_by_version_id.is_(None),
+                TrainingExample.source.in_(TRAINABLE_SOURCES),
+            )
         )
         or 0
     )
-    return total - seen >= every
+    return new >= every
+
+
+def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
+    """Turns auto-accepted labels into training examples (source "auto"), for queues that
+    chose to train on them; each label once. Returns how many were added."""
+    from sqlalchemy import exists, insert, literal
+
+    missing = ~exists().where(TrainingExample.label_id == Label.id)
+    source = (
+        select(
+            Label.queue_id,
+            Label.id,
+            Label.item_id,
+            Item.payload,
+            Label.value,
+            literal("auto"),
+            Label.decided_at,
+            literal(utcnow(), type_=TrainingExample.__table__.c.created_at.type),
+        )
+        .join(Item, Item.id == Label.item_id)
+        .where(Label.queue_id == queue_id, Label.source == "auto", missing)
+    )
+    result = session.execute(
+        insert(TrainingExample).from_select(
+            [
+                "queue_id",
+                "label_id",
+                "item_id",
+                "features",
+                "target",
+                "source",
+                "decided_at",
+                "created_at",
+            ],
+            source,
+        )
+    )
+    return result.rowcount or 0

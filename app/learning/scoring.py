@@ -1,4 +1,5 @@
-"""Scoring items that arrive without a prediction, with the queue's active model."""
+"""Scoring items with the queue's model: calibrated probabilities and conformal candidate
+sets, within a time budget; past it, or with no usable model, the queue's business rules."""
 
 from __future__ import annotations
 
@@ -8,79 +9,195 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import select
 from sqlmodel import Session
 
 from app.learning import artifacts
-from app.learning.features import features_of
-from app.models import ModelVersion, Queue
+from app.learning.conformal import Conformal
+from app.learning.features import features_of, table
+from app.learning.rules import rule_answer
+from app.models import ModelVersion, Queue, TrainingSnapshot
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATES = 5
-_cache: OrderedDict[str, object] = OrderedDict()
+CHUNK = 256
+_cache: OrderedDict[str, LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class Scored:
+class LoadedModel:
+    """A stored model version, ready to score."""
+
+    version_id: int
     version: str
-    candidates: list[list[dict]]
+    model: object
+    # None for models from before column pipelines: they read features_of() dicts.
+    columns: list[dict] | None
+    conformal: Conformal | None
+    # Ids of the training examples it was fitted on (None when unknown).
+    trained_on: frozenset[int] | None
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.model.classes_]
+
+    def inputs(self, payloads: list[dict]):
+        if self.columns is None:
+            return [features_of(p) for p in payloads]
+        return table(payloads, self.columns)
+
+    def predict_proba(self, payloads: list[dict]) -> np.ndarray:
+        return self.model.predict_proba(self.inputs(payloads))
+
+    def candidates(self, proba: np.ndarray) -> list[tuple[list[dict], dict | None]]:
+        """Per row: the candidate list, best first, and its detail.
+
+        With a conformal threshold the list is the set (at least the top answer, so the
+        reviewer always sees the model's best guess); without, the top few answers.
+        """
+        classes = self.classes
+        sets = self.conformal.sets(proba) if self.conformal else None
+        out = []
+        for n, row in enumerate(proba):
+            order = row.argsort()[::-1]
+            if sets is None:
+                keep = order[:MAX_CANDIDATES]
+                detail = None
+            else:
+                members = [i for i in order if sets[n, i]]
+                keep = (members or order[:1])[:9]
+                detail = {"coverage": self.conformal.coverage, "set_size": len(members)}
+            out.append(
+                ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
+            )
+        return out
 
 
-def _pipeline_for(session: Session, queue: Queue, version: str | None = None):
-    """(id, version, pipeline) of the queue's active (or named) version, loaded once per
-    process; Nones when there is none."""
+def load_version(session: Session, version: ModelVersion) -> LoadedModel:
+    """The version's model, loaded once per process (keyed by its checksum)."""
+    key = version.artifact_sha256
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    model = artifacts.load(version.artifact, version.artifact_sha256)
+    trained_on = None
+    if version.snapshot_id is not None:
+        from app.learning.training import TRAIN, unpack_ids
+
+        snap = session.get(TrainingSnapshot, version.snapshot_id)
+        ids = unpack_ids(snap.example_ids, np.int64)
+        roles = unpack_ids(snap.roles, np.uint8)
+        trained_on = frozenset(int(i) for i in ids[roles == TRAIN])
+    card = version.card or {}
+    loaded = LoadedModel(
+        version_id=version.id,
+        version=version.version,
+        model=model,
+        columns=card.get("columns"),
+        conformal=Conformal.from_dict(card.get("conformal")),
+        trained_on=trained_on,
+    )
+    with _cache_lock:
+        _cache[key] = loaded
+        while len(_cache) > 8:
+            _cache.popitem(last=False)
+    return loaded
+
+
+def _loaded(session: Session, queue: Queue, version: str | None = None) -> LoadedModel | None:
     cond = ModelVersion.active if version is None else ModelVersion.version == version
     row = session.execute(
-        select(ModelVersion.id, ModelVersion.version, ModelVersion.artifact_sha256).where(
+        select(ModelVersion.id, ModelVersion.artifact_sha256).where(
             ModelVersion.queue_id == queue.id, cond
         )
     ).first()
     if row is None:
-        return None, None, None
-    key = row.artifact_sha256
+        return None
     with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return row.id, row.version, _cache[key]
-    artifact = session.scalar(select(ModelVersion.artifact).where(ModelVersion.id == row.id))
-    pipeline = artifacts.load(artifact, row.artifact_sha256)
-    with _cache_lock:
-        _cache[key] = pipeline
-        while len(_cache) > 8:
-            _cache.popitem(last=False)
-    return row.id, row.version, pipeline
+        hit = _cache.get(row.artifact_sha256)
+    if hit is not None:
+        return hit
+    return load_version(session, session.get(ModelVersion, row.id))
 
 
 def pipeline_for_version(*, session: Session, queue: Queue, version: str | None):
-    """(version id, pipeline) for the queue's version called `version`, or (None, None)
+    """(version id, loaded model) for the queue's version called `version`, or (None, None)
     when it is unknown here (for example a producer's own model)."""
     if not version:
         return None, None
     try:
-        vid, _name, pipeline = _pipeline_for(session, queue, version)
+        loaded = _loaded(session, queue, version)
     except artifacts.ArtifactError:
         log.exception("model %s of queue %s cannot be loaded", version, queue.name)
         return None, None
-    return vid, pipeline
+    return (loaded.version_id, loaded) if loaded else (None, None)
 
 
-def score_payloads(*, session: Session, queue: Queue, payloads: list[dict]) -> Scored | None:
-    """Candidates from the active model for each payload, best first; None when there is
-    no usable model, so the items go to review instead of being lost."""
+def active_model(*, session: Session, queue: Queue) -> LoadedModel | None:
+    """The queue's active model, or None when there is none or it cannot be loaded."""
     try:
-        _vid, version, pipeline = _pipeline_for(session, queue)
+        return _loaded(session, queue)
     except artifacts.ArtifactError:
         log.exception("active model of queue %s cannot be loaded", queue.name)
         return None
-    if pipeline is None:
-        return None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One entry per payload: (candidates or None, model version or None, detail, source)."""
+
+    rows: list[tuple[list[dict] | None, str | None, dict | None, str]]
+    model_answered: int
+    fallback_reason: str | None
+
+
+def score_payloads(
+    *, session: Session, queue: Queue, payloads: list[dict], budget_seconds: float | None = None
+) -> Scores:
+    """The queue's model scores the payloads in chunks while the time budget lasts; the rest
+    (all of them when there is no usable model) get the queue's business-rule answer."""
+    if budget_seconds is None:
+        from app.settings import Settings
+
+        budget_seconds = Settings().scoring_budget_seconds
     started = time.perf_counter()
-    probabilities = pipeline.predict_proba([features_of(p) for p in payloads])
-    classes = [str(c) for c in pipeline.classes_]
-    out = []
-    for row in probabilities:
-        order = row.argsort()[::-1][:MAX_CANDIDATES]
-        out.append([{"label": classes[i], "score": round(float(row[i]), 4)} for i in order])
+    rows: list = []
+    reason = None
+    model = active_model(session=session, queue=queue)
+    if model is None:
+        reason = "no trained model yet"
+    else:
+        try:
+            for start in range(0, len(payloads), CHUNK):
+                if time.perf_counter() - started > budget_seconds:
+                    reason = f"the model did not answer within {budget_seconds:g} s"
+                    break
+                chunk = payloads[start : start + CHUNK]
+                for cands, detail in model.candidates(model.predict_proba(chunk)):
+                    rows.append((cands, model.version, detail, "model"))
+        except Exception:  # noqa: BLE001 - a failing model must not lose the batch
+            log.exception("model %s failed to score queue %s", model.version, queue.name)
+            reason = f"model {model.version} failed to score"
+            rows = []
+    answered = len(rows)
+    if answered < len(payloads):
+        rules = (queue.policy or {}).get("rules") or []
+        for payload in payloads[answered:]:
+            answer = rule_answer(rules, payload)
+            if answer is None:
+                rows.append((None, None, {"fallback": reason}, "rule"))
+            else:
+                rule, label = answer
+                rows.append(
+                    (
+                        [{"label": label, "score": None}],
+                        "rules",
+                        {"fallback": reason, "rule": rule},
+                        "rule",
+                    )
+                )
     log.debug("scored %d items in %.3fs", len(payloads), time.perf_counter() - started)
-    return Scored(version=version, candidates=out)
+    return Scores(rows=rows, model_answered=answered, fallback_reason=reason)

@@ -1,25 +1,46 @@
-"""Snapshots of training examples, fitting, evaluating and storing model versions."""
+"""Snapshots of training examples; fitting, calibrating, conformalising, evaluating and
+storing model versions; promotion and roll-back.
+
+A run splits its snapshot by time. Human labels only grade and calibrate: the newest 20%
+evaluate the new model (and the active one, on the rows it never trained on), the 20%
+before them set the conformal threshold, and everything older trains. Auto-accepted labels
+can join the training part when the queue allows it, never the held-out parts.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler
+import numpy as np
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from app.learning import artifacts
-from app.models import ModelVersion, Queue, TrainingExample, utcnow
+from app.learning.conformal import Conformal, conformalize
+from app.learning.features import choose_columns, table
+from app.learning.pipeline import build_pipeline, calibrated, describe_pipeline
+from app.models import (
+    Label,
+    ModelVersion,
+    Queue,
+    TrainingExample,
+    TrainingSnapshot,
+    utcnow,
+)
+from app.queues.service import HUMAN_SOURCES, policy_of
 
 MIN_EXAMPLES = 10
 HOLDOUT_SHARE = 0.2
+CONFORMAL_SHARE = 0.2
+TRAIN, CONFORMAL, EVALUATION, LEFT_OUT = 0, 1, 2, 3
+# Fewer held-out rows than this that the active model never saw: grade both on all of them.
+MIN_FAIR_EVAL = 10
 
 
 class TrainingFailed(Exception):
@@ -27,118 +48,329 @@ class TrainingFailed(Exception):
 
 
 @dataclass(frozen=True)
+class Row:
+    example_id: int
+    payload: dict
+    target: str
+    source: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    rows: list[tuple[int, dict, str]]  # (training example id, features, target), time-ordered
+    rows: list[Row]  # time-ordered, oldest first
     content_hash: str
+    # How reviewers' labels relate to the model that was there when they labelled.
+    shaping: dict = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.example_id for r in self.rows]
 
 
-def take_snapshot(*, session: Session, queue_id: int) -> Snapshot:
-    """Every training example of the queue, oldest first, named by a hash of its content."""
-    rows = [
-        (r.id, r.features, r.target)
-        for r in session.execute(
-            select(TrainingExample.id, TrainingExample.features, TrainingExample.target)
-            .where(TrainingExample.queue_id == queue_id)
-            .order_by(TrainingExample.decided_at, TrainingExample.id)
-        )
-    ]
+def _hash_rows(rows: list[Row]) -> str:
     digest = hashlib.sha256()
-    for row in rows:
-        digest.update(json.dumps(row, sort_keys=True, separators=(",", ":")).encode())
+    for r in rows:
+        digest.update(
+            json.dumps(
+                [r.example_id, r.payload, r.target, r.source],
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+        )
         digest.update(b"\n")
-    return Snapshot(rows=rows, content_hash=digest.hexdigest())
+    return digest.hexdigest()
 
 
-def build_pipeline(seed: int) -> Pipeline:
-    """The default pipeline: one-hot categories and words, scaled numbers, logistic regression."""
-    return Pipeline(
-        [
-            ("features", DictVectorizer(sparse=True)),
-            ("scale", MaxAbsScaler()),
-            ("model", LogisticRegression(max_iter=2000, C=1.0, random_state=seed)),
-        ]
+def take_snapshot(*, session: Session, queue_id: int, include_auto: bool = False) -> Snapshot:
+    """The queue's training examples, oldest first, named by a hash of their content."""
+    sources = (*HUMAN_SOURCES, "auto") if include_auto else HUMAN_SOURCES
+    result = session.execute(
+        select(
+            TrainingExample.id,
+            TrainingExample.features,
+            TrainingExample.target,
+            TrainingExample.source,
+            TrainingExample.decided_at,
+            Label.model_label,
+            Label.model_feedback,
+        )
+        .join(Label, Label.id == TrainingExample.label_id)
+        .where(TrainingExample.queue_id == queue_id, TrainingExample.source.in_(sources))
+        .order_by(TrainingExample.decided_at, TrainingExample.id)
+    )
+    rows, shaping = [], {"human_labels": 0, "corrected_model": 0, "feedback": {}}
+    for r in result:
+        rows.append(Row(r[0], r[1], r[2], r[3], r[4]))
+        if r[3] in HUMAN_SOURCES:
+            shaping["human_labels"] += 1
+            if r[5] is not None and r[5] != r[2]:
+                shaping["corrected_model"] += 1
+            if r[6]:
+                shaping["feedback"][r[6]] = shaping["feedback"].get(r[6], 0) + 1
+    return Snapshot(rows=rows, content_hash=_hash_rows(rows), shaping=shaping)
+
+
+def split_roles(rows: list[Row]) -> list[int]:
+    """Each row's part: TRAIN, CONFORMAL, EVALUATION or LEFT_OUT (see the module docstring)."""
+    human = [i for i, r in enumerate(rows) if r.source in HUMAN_SOURCES]
+    n_eval = max(1, round(len(human) * HOLDOUT_SHARE))
+    n_conf = max(1, round(len(human) * CONFORMAL_SHARE))
+    roles = [LEFT_OUT] * len(rows)
+    for i in human[-n_eval:]:
+        roles[i] = EVALUATION
+    for i in human[-(n_eval + n_conf) : -n_eval]:
+        roles[i] = CONFORMAL
+    first_held = human[-(n_eval + n_conf)] if len(human) > n_eval + n_conf else 0
+    for i in range(first_held):
+        roles[i] = TRAIN
+    return roles
+
+
+def pack_ids(values: list[int], dtype) -> bytes:
+    return zlib.compress(np.asarray(values, dtype=dtype).tobytes())
+
+
+def unpack_ids(data: bytes, dtype) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(data), dtype=dtype)
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10):
+    """Top-label ECE: how far, on average, stated confidence is from observed accuracy."""
+    if len(correct) == 0:
+        return None
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            error += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return round(float(error), 4)
+
+
+def evaluate(model, x, targets: list[str], conformal: Conformal | None = None) -> dict:
+    """Overall and per-class metrics, calibration error and, given a conformal threshold,
+    the measured coverage of the candidate sets, on held-out rows."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
     )
 
-
-def evaluate(pipeline, features: list[dict], targets: list[str]) -> dict:
-    """Accuracy and macro F1 on held-out examples."""
-    predicted = pipeline.predict(features)
-    return {
-        "accuracy": round(float(accuracy_score(targets, predicted)), 4),
-        "macro_f1": round(float(f1_score(targets, predicted, average="macro", zero_division=0)), 4),
+    proba = model.predict_proba(x)
+    classes = np.asarray([str(c) for c in model.classes_])
+    predicted = classes[proba.argmax(axis=1)]
+    y = np.asarray(targets, dtype=object)
+    labels = sorted(set(classes) | set(targets))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, predicted, labels=labels, zero_division=0
+    )
+    out = {
+        "accuracy": round(float(accuracy_score(y, predicted)), 4),
+        "macro_f1": round(float(f1_score(y, predicted, average="macro", zero_division=0)), 4),
+        "weighted_f1": round(float(f1_score(y, predicted, average="weighted", zero_division=0)), 4),
         "n_eval": len(targets),
+        "per_class": {
+            lab: {
+                "precision": round(float(p), 4),
+                "recall": round(float(r), 4),
+                "f1": round(float(f), 4),
+                "support": int(s),
+            }
+            for lab, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        },
+        "confusion": {
+            "labels": labels,
+            "matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
+        },
+        "calibration_error": expected_calibration_error(
+            (predicted == y).astype(float), proba.max(axis=1)
+        ),
     }
+    if conformal is not None:
+        sets = conformal.sets(proba)
+        index = {c: i for i, c in enumerate(classes)}
+        covered = [index.get(t) is not None and sets[n, index[t]] for n, t in enumerate(targets)]
+        sizes = sets.sum(axis=1)
+        out["coverage"] = round(float(np.mean(covered)), 4)
+        out["coverage_target"] = conformal.coverage
+        out["mean_set_size"] = round(float(sizes.mean()), 3)
+        out["single_answer_share"] = round(float((sizes == 1).mean()), 4)
+    return out
 
 
 @dataclass
 class Fitted:
-    """A trained pipeline and what is known about it, before anything is stored."""
+    """A trained model and what is known about it, before anything is stored."""
 
     snapshot: Snapshot
-    pipeline: object
+    model: object
+    roles: list[int]
     metrics: dict
+    card: dict
 
 
-def _active(session: Session, queue_id: int) -> ModelVersion | None:
-    return session.scalar(
-        select(ModelVersion).where(ModelVersion.queue_id == queue_id, ModelVersion.active)
-    )
+def library_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("loupe", "scikit-learn", "numpy", "scipy", "mapie", "skops"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
-def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot) -> bool:
-    return (
-        session.scalar(
-            select(ModelVersion.id).where(
-                ModelVersion.queue_id == queue_id, ModelVersion.snapshot == snap.content_hash
-            )
+def code_version() -> str | None:
+    """The git commit of the running code, when it runs from a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
-        is None
-    )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def fit(snap: Snapshot, *, seed: int, active_artifact: tuple[bytes, str] | None) -> Fitted:
-    """Fits and evaluates on a time-ordered hold-out; touches no database."""
-    if len(snap.rows) < MIN_EXAMPLES:
-        raise TrainingFailed(f"{len(snap.rows)} training examples; at least {MIN_EXAMPLES} needed")
-    features = [r[1] for r in snap.rows]
-    targets = [r[2] for r in snap.rows]
-    if len(set(targets)) < 2:
-        raise TrainingFailed("all training examples have the same label; need at least two")
-
-    # Time-ordered hold-out: the newest labels grade a model that never saw them.
-    cut = len(snap.rows) - max(1, int(len(snap.rows) * HOLDOUT_SHARE))
-    train_x, train_y, eval_x, eval_y = features[:cut], targets[:cut], features[cut:], targets[cut:]
+def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active=None) -> Fitted:
+    """Fits, calibrates, conformalises and evaluates on time-ordered held-out human labels;
+    touches no database. `active` is the loaded active model (scoring.LoadedModel) or None.
+    """
+    policy = policy_of(queue)
+    rows = snap.rows
+    human = sum(1 for r in rows if r.source in HUMAN_SOURCES)
+    if human < MIN_EXAMPLES:
+        raise TrainingFailed(f"{human} human labels; at least {MIN_EXAMPLES} needed")
+    roles = split_roles(rows)
+    part = {k: [i for i, role in enumerate(roles) if role == k] for k in range(4)}
+    train_y = [rows[i].target for i in part[TRAIN]]
     if len(set(train_y)) < 2:
         raise TrainingFailed("the training part of the snapshot holds a single label")
 
     started = time.perf_counter()
-    pipeline = build_pipeline(seed)
-    pipeline.fit(train_x, train_y)
-    metrics = evaluate(pipeline, eval_x, eval_y)
-    metrics["n_train"] = len(train_y)
-    metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
-    metrics["classes"] = [str(c) for c in pipeline.classes_]
+    payloads = [r.payload for r in rows]
+    columns = choose_columns(
+        [payloads[i] for i in part[TRAIN]],
+        [f.model_dump() for f in policy.features] if policy.features else None,
+    )
+    if not columns:
+        raise TrainingFailed("no payload field can be used as a feature")
+    x_all = table(payloads, columns)
+    x_train = x_all[part[TRAIN]]
+    try:
+        model, calibration = calibrated(build_pipeline(columns, seed), train_y, seed)
+        model.fit(x_train, train_y)
+    except ValueError as exc:
+        raise TrainingFailed(f"the pipeline could not be fitted: {exc}") from exc
+    fit_seconds = time.perf_counter() - started
 
-    promote, reason = True, "first model of the queue"
-    if active_artifact is not None:
-        try:
-            current = evaluate(artifacts.load(*active_artifact), eval_x, eval_y)
-        except Exception as exc:  # a broken active model should not block a working one
-            current, reason = None, f"active model could not be evaluated ({exc})"
-        if current is not None:
-            metrics["active_macro_f1_on_same_holdout"] = current["macro_f1"]
-            promote = metrics["macro_f1"] >= current["macro_f1"]
-            reason = (
-                f"macro F1 {metrics['macro_f1']:.3f} vs active {current['macro_f1']:.3f} "
-                f"on the same {len(eval_y)} newest labels"
-            )
-    metrics["promoted"] = promote
-    metrics["promotion_reason"] = reason
-    return Fitted(snapshot=snap, pipeline=pipeline, metrics=metrics)
+    classes = [str(c) for c in model.classes_]
+    conf_idx = [i for i in part[CONFORMAL] if rows[i].target in classes]
+    conformal = conformalize(
+        model,
+        x_all[conf_idx],
+        [rows[i].target for i in conf_idx],
+        coverage=policy.coverage,
+        n_unseen=len(part[CONFORMAL]) - len(conf_idx),
+    )
+    eval_y = [rows[i].target for i in part[EVALUATION]]
+    metrics = evaluate(model, x_all[part[EVALUATION]], eval_y, conformal)
+    metrics["n_train"] = len(train_y)
+    metrics["n_conformal"] = len(part[CONFORMAL])
+    metrics["classes"] = classes
+    metrics["metric"] = policy.metric
+    _compare_with_active(metrics, model, x_all, active, rows, part[EVALUATION], policy.metric)
+
+    card = {
+        "columns": columns,
+        "conformal": conformal.as_dict(),
+        "calibration": calibration,
+        "pipeline": describe_pipeline(model),
+        "seed": seed,
+        "libraries": library_versions(),
+        "code_version": code_version(),
+        "fit_seconds": round(fit_seconds, 3),
+        "data": {
+            "snapshot": snap.content_hash,
+            "rows": len(rows),
+            "sources": _count(r.source for r in rows),
+            "train_labels": _count(train_y),
+            "split": {
+                "train": len(part[TRAIN]),
+                "conformal": len(part[CONFORMAL]),
+                "evaluation": len(part[EVALUATION]),
+                "left_out": len(part[LEFT_OUT]),
+            },
+            "from": rows[0].decided_at.isoformat(),
+            "to": rows[-1].decided_at.isoformat(),
+        },
+        "shaping": snap.shaping,
+        "train_on_auto": policy.train_on_auto,
+    }
+    return Fitted(snapshot=snap, model=model, roles=roles, metrics=metrics, card=card)
+
+
+def _count(values) -> dict:
+    out: dict = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _compare_with_active(metrics, model, x_all, active, rows, eval_idx, metric) -> None:
+    """Grades the active model on the held-out rows it never trained on, and decides."""
+    if active is None:
+        metrics["promoted"], metrics["promotion_reason"] = True, "first model of the queue"
+        return
+    seen = active.trained_on
+    fair = [i for i in eval_idx if rows[i].example_id not in seen] if seen is not None else []
+    note = ""
+    if len(fair) < MIN_FAIR_EVAL:
+        fair = list(eval_idx)
+        note = " (the active model had trained on some of them: too few new labels)"
+    try:
+        theirs = evaluate(
+            active.model,
+            active.inputs([rows[i].payload for i in fair]),
+            [rows[i].target for i in fair],
+        )
+    except Exception as exc:  # noqa: BLE001 - a broken active model must not block a working one
+        metrics["promoted"] = True
+        metrics["promotion_reason"] = f"the active model could not be evaluated ({exc})"
+        return
+    ours = (
+        metrics[metric]
+        if len(fair) == len(eval_idx)
+        else evaluate(model, x_all[fair], [rows[i].target for i in fair])[metric]
+    )
+    metrics["active_version"] = active.version
+    metrics[f"active_{metric}"] = theirs[metric]
+    metrics[f"new_{metric}_on_same_rows"] = ours
+    metrics["compared_on"] = len(fair)
+    better = ours > theirs[metric]
+    metrics["promoted"] = better
+    name = metric.replace("_", " ")
+    metrics["promotion_reason"] = (
+        f"{name} {ours:.3f} vs {theirs[metric]:.3f} for {active.version} on the same "
+        f"{len(fair)} newest human labels{note}: "
+        + ("better, promoted" if better else "not better, kept as a candidate")
+    )
 
 
 def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | None:
-    """Saves the version, marks its examples as used, and promotes it if it earned that.
+    """Saves the snapshot and the version, marks its examples as used, and promotes it if it
+    earned that.
 
     Returns None when the snapshot already has a version. Raises TrainingFailed when some
     of its labels were reopened while it trained: that model saw answers that are gone.
@@ -146,7 +378,17 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     snap = fitted.snapshot
     if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
         return None
-    data, sha = artifacts.save(fitted.pipeline)
+    data, sha = artifacts.save(fitted.model)
+    snapshot = TrainingSnapshot(
+        queue_id=queue.id,
+        content_hash=snap.content_hash,
+        n_rows=len(snap.rows),
+        example_ids=pack_ids(snap.ids, np.int64),
+        roles=pack_ids(fitted.roles, np.uint8),
+        sources=fitted.card["data"]["sources"],
+    )
+    session.add(snapshot)
+    session.flush()
     n_versions = session.scalar(
         select(func.count()).select_from(ModelVersion).where(ModelVersion.queue_id == queue.id)
     )
@@ -156,15 +398,17 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         active=False,
         created_at=utcnow(),
         snapshot=snap.content_hash,
+        snapshot_id=snapshot.id,
         n_examples=len(snap.rows),
         metrics=fitted.metrics,
+        card=fitted.card,
         artifact=data,
         artifact_sha256=sha,
     )
     session.add(version)
     session.flush()
     # From now on these labels shaped a model: they can no longer be reopened.
-    ids = [r[0] for r in snap.rows]
+    ids = snap.ids
     still_there = 0
     for start in range(0, len(ids), 10_000):
         chunk = ids[start : start + 10_000]
@@ -185,18 +429,36 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     return version
 
 
+def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot) -> bool:
+    return (
+        session.scalar(
+            select(ModelVersion.id).where(
+                ModelVersion.queue_id == queue_id, ModelVersion.snapshot == snap.content_hash
+            )
+        )
+        is None
+    )
+
+
+def active_version(session: Session, queue_id: int) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.queue_id == queue_id, ModelVersion.active)
+    )
+
+
 def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> ModelVersion | None:
     """Snapshot, fit and store in one session (tests, the demo); the worker splits the steps
     so that no write transaction is open while the model fits."""
-    snap = take_snapshot(session=session, queue_id=queue.id)
+    from app.learning.scoring import load_version
+
+    snap = take_snapshot(
+        session=session, queue_id=queue.id, include_auto=policy_of(queue).train_on_auto
+    )
     if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
         return None
-    active = _active(session, queue.id)
-    fitted = fit(
-        snap,
-        seed=seed,
-        active_artifact=((active.artifact, active.artifact_sha256) if active else None),
-    )
+    current = active_version(session, queue.id)
+    active = load_version(session, current) if current is not None else None
+    fitted = fit(snap, queue=queue, seed=seed, active=active)
     return store(session=session, queue=queue, fitted=fitted)
 
 
@@ -208,4 +470,5 @@ def activate(*, session: Session, version: ModelVersion) -> None:
         .values(active=False)
     )
     version.active = True
+    version.activated_at = utcnow()
     session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -16,8 +16,42 @@ from app.models import ITEM_STATUSES, Item, Label, Queue, QueueMember, TrainingE
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
+class FeatureSpec(BaseModel):
+    """One payload field the model reads; the kind is guessed from the data when not given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["numeric", "categorical", "text"] | None = None
+
+
+class Rule(BaseModel):
+    """A business rule: when the model cannot answer, the first matching rule suggests a label.
+
+    Rule answers are shown to reviewers as such and never auto-accepted.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    field: str = Field(min_length=1, max_length=200)
+    op: Literal["==", "!=", ">", ">=", "<", "<=", "contains", "in", "present", "absent"]
+    value: float | str | bool | list[float | str] | None = None
+    label: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _value_fits_op(self):
+        if self.op in (">", ">=", "<", "<=") and not isinstance(self.value, int | float):
+            raise ValueError(f"'{self.op}' compares with a number")
+        if self.op == "in" and not isinstance(self.value, list):
+            raise ValueError("'in' needs a list of values")
+        if self.op == "contains" and not isinstance(self.value, str):
+            raise ValueError("'contains' needs a text value")
+        return self
+
+
 class Policy(BaseModel):
-    """How a queue routes items and leases them; every field has a default."""
+    """How a queue routes items, leases them and learns from them; every field has a default."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -28,6 +62,18 @@ class Policy(BaseModel):
     lease_seconds: int = Field(300, ge=10, le=86_400)
     # Retrain after this many new human labels (0: only on request).
     retrain_after: int = Field(200, ge=0)
+    # Also retrain on a schedule, when there are new labels (0: no schedule).
+    retrain_every_hours: float = Field(0, ge=0, le=24 * 366)
+    # Candidate lists are conformal sets holding the true answer this often.
+    coverage: float = Field(0.95, ge=0.5, le=0.999)
+    # What a new model must beat the active one on to be promoted.
+    metric: Literal["macro_f1", "accuracy", "weighted_f1"] = "macro_f1"
+    # Auto-accepted labels are the model's own answers; only train on them when asked.
+    train_on_auto: bool = False
+    # Payload fields the model reads (None: every usable field).
+    features: list[FeatureSpec] | None = Field(None, max_length=500)
+    # Answers suggested when no model can score an item in time.
+    rules: list[Rule] = Field(default_factory=list, max_length=100)
 
 
 class FieldDisplay(BaseModel):
@@ -85,6 +131,16 @@ def create_queue(*, session: Session, data: dict, creator: User | None = None) -
                 [{"field": f"labels.{i}", "message": "invalid label"} for i in bad]
                 or [{"field": "labels", "message": "duplicate labels"}],
             )
+        unknown = [
+            {
+                "field": f"policy.rules.{i}.label",
+                "message": f"{r.label!r} is not a label of the queue",
+            }
+            for i, r in enumerate(spec.policy.rules)
+            if r.label not in spec.labels
+        ]
+        if unknown:
+            raise ValidationFailed("A rule suggests a label the queue does not have.", unknown)
     if session.scalar(select(Queue.id).where(Queue.name == spec.name)) is not None:
         raise Conflict(f"A queue named {spec.name!r} already exists.")
     queue = Queue(
@@ -172,8 +228,10 @@ def training_counts(*, session: Session, queue: Queue) -> dict[str, int]:
     return {"examples": examples or 0, "awaiting": max((eligible or 0) - (examples or 0), 0)}
 
 
-# Auto-accepted labels are the model's own answers: training on them would teach it itself.
+# Labels a person gave or confirmed. Auto-accepted labels are the model's own answers:
+# training on them would teach it itself, so they are used only when the queue says so.
 TRAINABLE_SOURCES = ("human", "audit", "adjudicated")
+HUMAN_SOURCES = TRAINABLE_SOURCES
 
 
 def queue_json(queue: Queue, counts: dict[str, int]) -> dict:

@@ -139,6 +139,7 @@ class ItemView:
     status: str
     fields: list[FieldView]
     candidates: list[dict]
+    answer_note: str | None
     more_labels: list[str]
     model_version: str | None
     route_reason: str | None
@@ -171,7 +172,13 @@ def item_view(
     order = [n for n in specs if n in item.payload] + [n for n in item.payload if n not in specs]
     fields = [field_view(n, item.payload[n], specs.get(n, {}), image_hosts, marked) for n in order]
     candidates = []
+    detail = (prediction.detail if prediction else None) or {}
     for n, cand in enumerate(cands[:MAX_CANDIDATE_KEYS], 1):
+        if cand.get("score") is None:  # a business rule's answer has no score
+            candidates.append(
+                {"key": n, "label": cand["label"], "pct": None, "words": "business rule"}
+            )
+            continue
         score = float(cand["score"])
         candidates.append(
             {
@@ -188,6 +195,7 @@ def item_view(
         status=item.status,
         fields=fields,
         candidates=candidates,
+        answer_note=answer_note(detail),
         more_labels=more,
         model_version=prediction.model_version if prediction else None,
         route_reason=item.route_reason,
@@ -198,6 +206,26 @@ def item_view(
         flags=flags or [],
         similar=similar or [],
     )
+
+
+def answer_note(detail: dict) -> str | None:
+    """One sentence on what the candidate list is: a conformal set, or a rule's answer."""
+    if "set_size" in detail:
+        size, coverage = detail["set_size"], detail["coverage"]
+        if size == 0:
+            return (
+                f"No answer is likely enough to be in the {coverage:.0%} set: "
+                "the model's best guess is shown."
+            )
+        if size == 1:
+            return f"The model is {coverage:.0%} sure the answer is this one."
+        return f"The right answer is among these {size} in {coverage:.0%} of cases."
+    if "fallback" in detail:
+        why = detail.get("fallback") or "no model answer"
+        if detail.get("rule"):
+            return f"Not scored by a model ({why}): rule “{detail['rule']}” suggests this."
+        return f"Not scored by a model ({why})."
+    return None
 
 
 def review_view(*, session, queue: Queue, item: Item) -> ItemView:

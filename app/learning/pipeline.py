@@ -1,0 +1,116 @@
+"""The default model: a ColumnTransformer over numeric, categorical and text payload fields,
+logistic regression on top, probabilities calibrated by cross-validation."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+CALIBRATION_FOLDS = 5
+
+
+def build_pipeline(columns: list[dict], seed: int) -> Pipeline:
+    """One transformer per kind of column; the input is features.table()'s object array."""
+    numeric = [i for i, c in enumerate(columns) if c["kind"] == "numeric"]
+    categorical = [i for i, c in enumerate(columns) if c["kind"] == "categorical"]
+    parts = []
+    if numeric:
+        parts.append(
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
+    if categorical:
+        parts.append(
+            (
+                "categorical",
+                # Rare values share one column, unseen ones none: new merchants don't break it.
+                OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=3),
+                categorical,
+            )
+        )
+    for i, c in enumerate(columns):
+        if c["kind"] == "text":
+            parts.append(
+                (
+                    f"text:{c['name']}",
+                    TfidfVectorizer(
+                        stop_words="english",
+                        min_df=2,
+                        max_features=20_000,
+                        sublinear_tf=True,
+                        token_pattern=r"(?u)\b[^\W\d_][\w]+\b",
+                    ),
+                    i,  # a scalar index hands the vectorizer a 1-D column of strings
+                )
+            )
+    return Pipeline(
+        [
+            ("features", ColumnTransformer(parts, sparse_threshold=1.0)),
+            (
+                "model",
+                LogisticRegression(
+                    max_iter=2000, C=1.0, class_weight="balanced", random_state=seed
+                ),
+            ),
+        ]
+    )
+
+
+def calibrated(pipeline: Pipeline, train_y: list[str], seed: int):
+    """(estimator to fit, description): sigmoid calibration on out-of-fold predictions of the
+    training rows, or the bare pipeline when a class has too few rows for two folds."""
+    smallest = min(Counter(train_y).values())
+    folds = min(CALIBRATION_FOLDS, smallest)
+    if folds < 2:
+        return pipeline, {"method": None, "why": "a label has a single training example"}
+    model = CalibratedClassifierCV(
+        pipeline, method="sigmoid", cv=StratifiedKFold(n_splits=folds), ensemble=False
+    )
+    return model, {"method": "sigmoid", "folds": folds, "on": "out-of-fold training rows"}
+
+
+def base_pipeline(model) -> Pipeline | None:
+    """The fitted pipeline inside a calibrated model (or the model itself)."""
+    if isinstance(model, CalibratedClassifierCV):
+        return model.calibrated_classifiers_[0].estimator
+    return model if isinstance(model, Pipeline) else None
+
+
+def describe_pipeline(model) -> dict:
+    """The steps and their parameters, as plain values for the model card."""
+    pipe = base_pipeline(model)
+    if pipe is None:
+        return {"estimator": type(model).__name__}
+    out = {}
+    for name, part, _cols in pipe.named_steps["features"].transformers:
+        out[f"features.{name}"] = _plain(part)
+    out["model"] = _plain(pipe.named_steps["model"])
+    return out
+
+
+def _plain(estimator) -> dict:
+    params = {"class": type(estimator).__name__}
+    for key, value in estimator.get_params(deep=False).items():
+        if isinstance(value, float) and value != value:
+            params[key] = "nan"  # JSON has no NaN
+        elif isinstance(value, str | int | float | bool) or value is None:
+            params[key] = value
+        elif isinstance(value, list) and all(isinstance(v, tuple) for v in value):
+            params[key] = {n: _plain(v) for n, v in value}
+    return params

@@ -1,0 +1,273 @@
+"""The model registry: versions, their cards, training runs, promotion and roll-back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from app.errors import Conflict, NotFound
+from app.learning.training import activate
+from app.models import ModelVersion, Queue, TrainingExample, TrainingRun, utcnow
+
+# A run still "running" after this long without its lock is a run whose worker died.
+STALE_RUN = timedelta(minutes=2)
+
+
+def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
+    """The queue's versions, newest first (artifacts are not loaded)."""
+    from sqlalchemy.orm import defer
+
+    return list(
+        session.scalars(
+            select(ModelVersion)
+            .options(defer(ModelVersion.artifact))
+            .where(ModelVersion.queue_id == queue.id)
+            .order_by(ModelVersion.id.desc())
+        )
+    )
+
+
+def get_version(*, session: Session, queue: Queue, version: str) -> ModelVersion:
+    row = session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.queue_id == queue.id, ModelVersion.version == version
+        )
+    )
+    if row is None:
+        raise NotFound(f"Queue {queue.name!r} has no model version {version!r}.")
+    return row
+
+
+def version_status(version: ModelVersion) -> str:
+    """active, candidate (never promoted) or retired (was active before)."""
+    if version.active:
+        return "active"
+    return "retired" if version.activated_at is not None else "candidate"
+
+
+def version_json(version: ModelVersion) -> dict:
+    """The public description of a version (the API contract's fields first)."""
+    metrics = version.metrics or {}
+    card = version.card or {}
+    return {
+        "version": version.version,
+        "active": version.active,
+        "created_at": version.created_at.isoformat(),
+        "snapshot": version.snapshot,
+        "metrics": metrics,
+        "status": version_status(version),
+        "n_examples": version.n_examples,
+        "activated_at": version.activated_at.isoformat() if version.activated_at else None,
+        "promotion_reason": metrics.get("promotion_reason"),
+        "card": card,
+        "artifact_sha256": version.artifact_sha256,
+    }
+
+
+def promote(*, session: Session, queue: Queue, version: str) -> ModelVersion:
+    """Makes the named version the active one (also how a person rolls back)."""
+    row = get_version(session=session, queue=queue, version=version)
+    if row.active:
+        raise Conflict(f"{version} is already the active model.")
+    activate(session=session, version=row)
+    return row
+
+
+def rollback(*, session: Session, queue: Queue) -> ModelVersion:
+    """Re-activates the version that was active before the current one."""
+    previous = session.scalar(
+        select(ModelVersion)
+        .where(
+            ModelVersion.queue_id == queue.id,
+            ModelVersion.activated_at.is_not(None),
+            ModelVersion.active.is_(False),
+        )
+        .order_by(ModelVersion.activated_at.desc())
+        .limit(1)
+    )
+    if previous is None:
+        raise Conflict("There is no earlier active version to roll back to.")
+    activate(session=session, version=previous)
+    return previous
+
+
+def start_run(*, session: Session, queue_id: int, trigger: str) -> TrainingRun:
+    run = TrainingRun(queue_id=queue_id, trigger=trigger[:200], status="running")
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(
+    *, session: Session, run_id: int, status: str, message: str | None, version_id=None
+) -> None:
+    session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.id == run_id)
+        .values(
+            status=status,
+            message=(message or "")[:2000] or None,
+            version_id=version_id,
+            finished_at=utcnow(),
+        )
+    )
+
+
+def runs_of(*, session: Session, queue: Queue, limit: int = 20) -> list[TrainingRun]:
+    return list(
+        session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.queue_id == queue.id)
+            .order_by(TrainingRun.started_at.desc(), TrainingRun.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def run_json(run: TrainingRun, versions: dict[int, str]) -> dict:
+    return {
+        "trigger": run.trigger,
+        "status": run.status,
+        "message": run.message,
+        "version": versions.get(run.version_id) if run.version_id else None,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def fail_abandoned_runs(*, session: Session, alive, now=None) -> int:
+    """Marks as failed the runs whose worker died: still running, old, and whose queue's
+    lock nobody holds (`alive(queue_id)` says whether it is held)."""
+    now = now or utcnow()
+    stale = session.scalars(
+        select(TrainingRun).where(
+            TrainingRun.status == "running", TrainingRun.started_at < now - STALE_RUN
+        )
+    ).all()
+    n = 0
+    for run in stale:
+        if not alive(run.queue_id):
+            run.status = "failed"
+            run.message = "the worker stopped during the run (killed or crashed)"
+            run.finished_at = now
+            n += 1
+    session.flush()
+    return n
+
+
+def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None) -> bool:
+    """True when the queue's schedule says retrain: the last run began `every_hours` ago or
+    more, and some training examples are newer than the newest version."""
+    if not every_hours:
+        return False
+    now = now or utcnow()
+    last_run = session.scalar(
+        select(func.max(TrainingRun.started_at)).where(TrainingRun.queue_id == queue.id)
+    )
+    if last_run is not None and now - last_run < timedelta(hours=every_hours):
+        return False
+    newest_version = session.scalar(
+        select(func.max(ModelVersion.created_at)).where(ModelVersion.queue_id == queue.id)
+    )
+    stmt = (
+        select(func.count())
+        .select_from(TrainingExample)
+        .where(TrainingExample.queue_id == queue.id)
+    )
+    if newest_version is not None:
+        stmt = stmt.where(TrainingExample.created_at > newest_version)
+    return (session.scalar(stmt) or 0) > 0
+
+
+ROLE_NAMES = ("train", "conformal", "evaluation", "left_out")
+
+
+def stream_snapshot(*, session: Session, snapshot_id: int, chunk: int = 2000):
+    """The snapshot's rows as JSON lines, in snapshot order, each with its part in the run."""
+    import numpy as np
+
+    from app.db import dumps_json
+    from app.learning.training import unpack_ids
+    from app.models import Item, TrainingSnapshot
+
+    snap = session.get(TrainingSnapshot, snapshot_id)
+    ids = unpack_ids(snap.example_ids, np.int64).tolist()
+    roles = unpack_ids(snap.roles, np.uint8).tolist()
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        found = {
+            r.id: r
+            for r in session.execute(
+                select(
+                    TrainingExample.id,
+                    Item.external_id,
+                    TrainingExample.target,
+                    TrainingExample.source,
+                    TrainingExample.decided_at,
+                    TrainingExample.label_id,
+                )
+                .join(Item, Item.id == TrainingExample.item_id)
+                .where(TrainingExample.id.in_(part))
+            )
+        }
+        lines = []
+        for example_id, role in zip(part, roles[start : start + chunk], strict=True):
+            r = found.get(example_id)
+            lines.append(
+                dumps_json(
+                    {
+                        "example_id": example_id,
+                        "external_id": r.external_id if r else None,
+                        "label": r.target if r else None,
+                        "source": r.source if r else None,
+                        "decided_at": r.decided_at.isoformat() if r else None,
+                        "part": ROLE_NAMES[role],
+                    }
+                )
+            )
+        yield "\n".join(lines) + "\n"
+
+
+def card_limitations(version: ModelVersion) -> list[str]:
+    """What a reader of the card should be careful about, from the version's own numbers."""
+    m, c = version.metrics or {}, version.card or {}
+    out = []
+    n_eval = m.get("n_eval", 0)
+    if n_eval and n_eval < 200:
+        out.append(
+            f"Graded on only {n_eval} held-out labels: its metrics could move by several "
+            "points on other data."
+        )
+    for label, stats in (m.get("per_class") or {}).items():
+        if stats.get("support", 0) and stats["support"] < 20:
+            out.append(
+                f"Few held-out examples of “{label}” ({stats['support']}): its figures are rough."
+            )
+        elif stats.get("recall", 1) < 0.5 and stats.get("support", 0):
+            out.append(
+                f"Finds fewer than half of the “{label}” items ({stats['recall']:.0%} recall): "
+                "keep a person on them."
+            )
+    coverage, target = m.get("coverage"), m.get("coverage_target")
+    if coverage is not None and target is not None and coverage < target - 0.02:
+        out.append(
+            f"Its candidate sets held the right answer {coverage:.1%} of the time, short of the "
+            f"{target:.0%} asked: newer data may differ from what it was calibrated on."
+        )
+    note = (c.get("conformal") or {}).get("note")
+    if note:
+        out.append(f"Candidate sets: {note}.")
+    if not c.get("calibration") or not c["calibration"].get("method"):
+        out.append("Its scores are not calibrated (too few labels per answer).")
+    if c.get("train_on_auto"):
+        out.append(
+            "Trained partly on auto-accepted labels, that is on earlier models' own answers: "
+            "their mistakes can be learned again."
+        )
+    out.append(
+        "It has only seen the payload fields listed under Data; it knows nothing of what is "
+        "outside the payload, and labels it has never been shown cannot be predicted."
+    )
+    return out

@@ -1,0 +1,114 @@
+"""Model registry pages: versions and runs, a version's card, retrain, promote, roll back."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from redis.exceptions import RedisError
+
+from app.auth.service import PERMISSIONS, require
+from app.extensions import db_session, redis_conn, write_session
+from app.learning.registry import (
+    card_limitations,
+    get_version,
+    promote,
+    rollback,
+    runs_of,
+    version_status,
+    versions_of,
+)
+from app.queues.service import get_queue, policy_of
+from app.tasks import enqueue_rescore, enqueue_retrain
+
+bp = Blueprint("models", __name__)
+
+
+def _may(action: str) -> bool:
+    return current_user.role in PERMISSIONS[action]
+
+
+@bp.get("/queues/<name>/models")
+@login_required
+def index(name: str):
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=current_user)
+    versions = versions_of(session=session, queue=queue)
+    return render_template(
+        "models/index.html",
+        queue=queue,
+        policy=policy_of(queue),
+        versions=versions,
+        names={v.id: v.version for v in versions},
+        runs=runs_of(session=session, queue=queue),
+        status=version_status,
+        may_retrain=_may("retrain"),
+        may_promote=_may("promote"),
+    )
+
+
+@bp.get("/queues/<name>/models/<version>")
+@login_required
+def card(name: str, version: str):
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=current_user)
+    row = get_version(session=session, queue=queue, version=version)
+    return render_template(
+        "models/card.html",
+        queue=queue,
+        v=row,
+        m=row.metrics or {},
+        c=row.card or {},
+        status=version_status(row),
+        limitations=card_limitations(row),
+        may_promote=_may("promote"),
+    )
+
+
+@bp.post("/queues/<name>/models/retrain")
+@login_required
+def retrain(name: str):
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=current_user)
+    require(current_user, "retrain")
+    try:
+        enqueue_retrain(redis_conn(), queue.id, reason=f"requested by {current_user.name}")
+        flash("Retraining has started. The new version appears here when it is done.", "ok")
+    except RedisError:
+        flash("The job queue is not answering; retraining could not be started.", "error")
+    return redirect(url_for("models.index", name=name))
+
+
+def _rescore(queue_id: int, version_id: int) -> str:
+    try:
+        enqueue_rescore(redis_conn(), queue_id, version_id)
+        return " Waiting items are being re-scored."
+    except RedisError:
+        return " Waiting items could not be re-scored now (the job queue is not answering)."
+
+
+@bp.post("/queues/<name>/models/<version>/promote")
+@login_required
+def promote_version(name: str, version: str):
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=current_user)
+    require(current_user, "promote")
+    session = write_session()
+    row = promote(session=session, queue=queue, version=version)
+    session.commit()
+    flash(f"{row.version} is now the active model." + _rescore(queue.id, row.id), "ok")
+    return redirect(url_for("models.index", name=name))
+
+
+@bp.post("/queues/<name>/models/rollback")
+@login_required
+def rollback_version(name: str):
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=current_user)
+    require(current_user, "promote")
+    session = write_session()
+    row = rollback(session=session, queue=queue)
+    session.commit()
+    flash(
+        f"Rolled back: {row.version} is the active model again." + _rescore(queue.id, row.id), "ok"
+    )
+    return redirect(url_for("models.index", name=name))

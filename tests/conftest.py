@@ -91,10 +91,11 @@ def redis():
 def app(engine, redis):
     _clean(engine)
     # Per-process caches keyed by ids, which restart at 1 after the clean-up.
-    from app.learning import explain
+    from app.learning import explain, scoring
     from app.queues import service as queues
 
     explain._similar_cache.clear()
+    scoring._cache.clear()
     queues._recent_counts.clear()
     application = create_app(Settings())
     application.config.update(TESTING=True)

@@ -61,7 +61,8 @@ def test_ingest_review_learn_retrain_score_export(client, make, db, worker_proce
         what="a model version",
     )
     assert versions[0]["active"] is True and len(versions[0]["snapshot"]) == 64
-    assert versions[0]["metrics"]["n_train"] + versions[0]["metrics"]["n_eval"] == 60
+    m = versions[0]["metrics"]
+    assert m["n_train"] + m["n_conformal"] + m["n_eval"] == 60
 
     # New items without a prediction are scored by the new model.
     fresh = [{"external_id": c["external_id"], "payload": c["payload"]} for c in claims[60:]]
@@ -71,6 +72,8 @@ def test_ingest_review_learn_retrain_score_export(client, make, db, worker_proce
     ).json
     assert one["prediction"]["source"] == "model"
     assert one["prediction"]["model_version"] == versions[0]["version"]
+    # With 12 held-out labels a 95% set must hold every answer: calibrated scores sum to 1.
+    assert one["prediction"]["detail"] == {"coverage": 0.95, "set_size": 3}
     assert abs(sum(c["score"] for c in one["prediction"]["candidates"]) - 1) < 0.01
 
     export = client.get("/api/v1/queues/claims/labels?format=csv", headers=producer["headers"])

@@ -11,6 +11,7 @@ from skops.io import dumps, get_untrusted_types, loads
 ALLOWED_TYPES = {
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
+    "sklearn.calibration._TemperatureScaling",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.pipeline.Pipeline",
     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",

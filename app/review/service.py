@@ -357,6 +357,8 @@ def item_json(*, session: Session, item: Item) -> dict:
                 "model_version": prediction.model_version,
                 "source": prediction.source,
                 "candidates": prediction.candidates,
+                # The conformal set ({"coverage", "set_size"}) or the rule behind the answer.
+                "detail": prediction.detail,
             }
             if prediction
             else None

@@ -54,7 +54,10 @@ def test_retrain_versions_snapshot_and_promotion(make, engine, db):
     with session_scope(engine) as s:
         v2 = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=0)
         assert v2.snapshot != v1.snapshot and v2.n_examples == 300
-        assert "active_macro_f1_on_same_holdout" in v2.metrics
+        # Graded against v1 on the newest human labels, which v1 never trained on.
+        assert v2.metrics["active_version"] == "claims-v1"
+        assert "active_macro_f1" in v2.metrics and v2.metrics["compared_on"] >= 10
+        assert v2.metrics["promotion_reason"].endswith("better, promoted") == v2.active
         actives = s.scalars(select(ModelVersion.version).where(ModelVersion.active)).all()
         assert len(actives) == 1
 
@@ -102,7 +105,8 @@ def test_a_model_is_not_stored_when_its_labels_were_reopened_while_it_trained(ma
     queue_id = _labelled(engine, 60)
     with session_scope(engine) as s:
         snap = take_snapshot(session=s, queue_id=queue_id)
-    fitted = fit(snap, seed=0, active_artifact=None)
+    with session_scope(engine) as s:
+        fitted = fit(snap, queue=s.get(Queue, queue_id), seed=0)
     with session_scope(engine) as s:  # a reviewer reopens one of the labels meanwhile
         user = s.scalar(select(User).where(User.role == "reviewer"))
         review = s.scalar(select(Review).where(Review.user_id == user.id))

@@ -103,7 +103,8 @@ def contributions(loaded, payload: dict, label: str, limit: int = 4) -> dict[str
     if space is None:
         return {"towards": [], "against": []}
     transform, names, model = space
-    classes = [str(c) for c in model.classes_]
+    # The outer model's answers: a calibrated model fits its inner pipeline on their indices.
+    classes = loaded.classes
     if label not in classes:
         return {"towards": [], "against": []}
     x = transform([payload])

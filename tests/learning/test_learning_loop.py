@@ -117,9 +117,19 @@ def test_columns_are_guessed_or_taken_from_the_queue():
     ]
     cols = {c["name"]: c["kind"] for c in choose_columns(payloads, None)}
     # Dates and identifiers are left out; nested numbers are kept.
-    assert cols == {"amount": "numeric", "country": "categorical", "note": "text", "meta.score": "numeric"}
-    named = choose_columns(payloads, [{"name": "country"}, {"name": "amount", "kind": "categorical"}])
-    assert named == [{"name": "country", "kind": "categorical"}, {"name": "amount", "kind": "categorical"}]
+    assert cols == {
+        "amount": "numeric",
+        "country": "categorical",
+        "note": "text",
+        "meta.score": "numeric",
+    }
+    named = choose_columns(
+        payloads, [{"name": "country"}, {"name": "amount", "kind": "categorical"}]
+    )
+    assert named == [
+        {"name": "country", "kind": "categorical"},
+        {"name": "amount", "kind": "categorical"},
+    ]
     x = table([{"amount": "12.5"}, {"amount": "n/a"}, {}], [{"name": "amount", "kind": "numeric"}])
     assert x[0, 0] == 12.5 and np.isnan(x[1, 0]) and np.isnan(x[2, 0])
 
@@ -205,8 +215,20 @@ def test_without_a_model_items_get_the_rule_answer_and_go_to_review(make, engine
     make.queue(
         audit_rate=0,
         rules=[
-            {"name": "large amount", "field": "amount", "op": ">=", "value": 1000, "label": "fraud"},
-            {"name": "said twice", "field": "note", "op": "contains", "value": "twice", "label": "duplicate"},
+            {
+                "name": "large amount",
+                "field": "amount",
+                "op": ">=",
+                "value": 1000,
+                "label": "fraud",
+            },
+            {
+                "name": "said twice",
+                "field": "note",
+                "op": "contains",
+                "value": "twice",
+                "label": "duplicate",
+            },
         ],
     )
     with session_scope(engine) as s:
@@ -252,13 +274,17 @@ def test_past_the_time_budget_or_with_a_broken_model_the_rules_answer(make, engi
     payloads = [c["payload"] for c in generate_claims(600, seed=9)]
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
-        in_time = scoring.score_payloads(session=s, queue=queue, payloads=payloads, budget_seconds=60)
+        in_time = scoring.score_payloads(
+            session=s, queue=queue, payloads=payloads, budget_seconds=60
+        )
         assert in_time.model_answered == 600 and in_time.fallback_reason is None
         late = scoring.score_payloads(session=s, queue=queue, payloads=payloads, budget_seconds=0)
         # The budget counts from the start (loading the model too): nothing was in time.
         assert late.model_answered == 0
         assert "did not answer within 0 s" in late.fallback_reason
-        assert late.rows[-1][3] == "rule" and late.rows[-1][0] == [{"label": "legit", "score": None}]
+        assert late.rows[-1][3] == "rule" and late.rows[-1][0] == [
+            {"label": "legit", "score": None}
+        ]
         assert len(late.rows) == 600
         # A model file that fails its checksum is never loaded: every item falls back.
         version = s.scalar(select(ModelVersion).where(ModelVersion.active))
@@ -299,7 +325,11 @@ def test_auto_labels_train_only_when_the_queue_says_so(make, engine, db):
         queue.policy = {**queue.policy, "train_on_auto": True}
         fitted = fit(with_auto, queue=queue, seed=0)
         roles = fitted.roles
-        graded = [r.source for r, role in zip(with_auto.rows, roles, strict=True) if role in (CONFORMAL, EVALUATION)]
+        graded = [
+            r.source
+            for r, role in zip(with_auto.rows, roles, strict=True)
+            if role in (CONFORMAL, EVALUATION)
+        ]
         assert set(graded) == {"human"}
         assert fitted.card["data"]["sources"] == {"human": 60, "auto": 30}
     assert db.count(TrainingExample, TrainingExample.source == "auto") == 30
@@ -336,3 +366,31 @@ def test_stored_models_load_without_unpickling_and_refuse_foreign_types():
     foreign = dumps({"model": fitted.model, "extra": dt.timedelta(days=1)})
     with pytest.raises(artifacts.ArtifactError, match="not allowed"):
         artifacts.load(foreign, __import__("hashlib").sha256(foreign).hexdigest())
+
+
+def test_evidence_names_payload_fields_of_a_calibrated_model():
+    from app.learning.conformal import Conformal
+    from app.learning.explain import contributions
+    from app.learning.scoring import LoadedModel
+
+    snap = _demo_snapshot(1500, seed=6)
+    fitted = fit(snap, queue=Queue(id=1, name="claims", policy={}), seed=0)
+    loaded = LoadedModel(
+        1,
+        "v",
+        fitted.model,
+        fitted.card["columns"],
+        Conformal.from_dict(fitted.card["conformal"]),
+        None,
+    )
+    payload = snap.rows[-1].payload
+    top = loaded.classes[int(loaded.predict_proba([payload])[0].argmax())]
+    ev = contributions(loaded, payload, top)
+    assert ev["towards"] and all(c.weight > 0 for c in ev["towards"])
+    fields = {c.field for c in ev["towards"] + ev["against"]}
+    assert fields <= set(payload) and fields
+    for c in ev["towards"] + ev["against"]:
+        if c.kind == "category":
+            assert payload[c.field] == c.value or c.value == "other"
+        if c.kind == "word":
+            assert c.value in payload[c.field].lower()

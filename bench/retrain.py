@@ -1,0 +1,849 @@
+"""Retraining benchmark: one retraining run on 10,000 and 100,000 labelled examples, phase by
+phase, against fitting the bare pipeline once; and re-scoring throughput against the raw model.
+
+Run by hand (not part of the test suite):
+
+    .venv/bin/python bench/retrain.py [--backend sqlite|postgresql|both]
+                                      [--sizes 10000,100000] [--rescore 50000] [--no-docs]
+
+For each backend it migrates a fresh database and, per size, creates a queue
+(`app.queues.service.create_queue`, default policy: 95% coverage, macro F1, no training on
+auto-accepted labels) and fills it, untimed, with generated claims
+(`app.demo.claims.generate_claims`): per claim an `item` row (status `done`), a `final_label`
+row (source `human`) and a `training_example` row (features = the payload, target = the label,
+source `human`, `decided_at` one second after the previous one), bulk-inserted with explicit
+ids through `app.ingest.bulk.insert_rows`.
+
+Retraining: one run is timed in a fresh child process (so its peak RSS is its own), the
+modules imported and the heap settled first as `loupe worker` does, then the three steps of
+`workers.jobs._train`, each with its own clock: *snapshot* (read session:
+`take_snapshot`, `snapshot_is_new`, `active_version`), *fit* (`app.learning.training.fit`:
+time-ordered split, column choice and feature table, the ColumnTransformer + logistic
+regression pipeline inside temperature calibration with 5-fold CV, the MAPIE conformal
+threshold, evaluation and the model card) and *store* (write session: skops save, snapshot and
+version rows, examples marked as used, promotion). Inside `fit`, the feature table, the
+conformal threshold, the evaluation and the card's `git rev-parse` are timed by wrapping the
+functions `fit` calls (module attributes, in the child only); the calibrated fit is the card's
+`fit_seconds` minus the feature table. The peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss` of the
+child right after the store. Baseline, in the same child after the run:
+`build_pipeline(columns, seed).fit(x_train, y_train)` once on the same training rows (the
+feature table built before its clock starts), no calibration, conformal step or evaluation.
+Ratio = run total ÷ bare fit.
+
+Re-scoring: the model trained on the first size is the queue's active model; `--rescore`
+generated claims are inserted as `pending` items with no prediction rows, then
+`app.learning.rescoring.rescore_queue` is timed (in this process; its first batch loads the
+model from its skops bytes, as a fresh work-horse would). Afterwards every pending item must
+have exactly one prediction, from that version and of source `model` (asserted). Baseline: the
+same payloads, already in memory as dicts, through the loaded model's
+`candidates(predict_proba(payloads))` in one call. Ratio = re-scoring items/s ÷ raw items/s.
+
+The tables are printed and written between the `<!-- retrain:start -->` /
+`<!-- retrain:end -->` markers of docs/BENCHMARKS.md. No Redis is needed.
+
+PostgreSQL: `postgresql://postgres@127.0.0.1:5432/loupe_bench` (trust auth, override with
+BENCH_PG_URL), created when missing; its `public` schema is dropped before and after the run,
+so never point it at a database a test run is using. After each bulk setup the script runs
+`VACUUM ANALYZE` (untimed), as autovacuum would after inserts this size. SQLite runs in a
+temporary instance folder, removed at the end.
+"""
+
+# ruff: noqa: T201  (a command-line report: printing is its job)
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))  # the shared helpers of bench/ingest.py
+
+from ingest import (  # noqa: E402
+    PG_URL,
+    machine_info,
+    pg_version,
+    reset_pg_schema,
+    tear_down,
+    write_docs,
+)
+
+START, END = "<!-- retrain:start -->", "<!-- retrain:end -->"
+TRAIN_SEED = 11  # generate_claims seed of the labelled examples
+PENDING_SEED = 23  # ... of the items waiting to be re-scored
+MODEL_SEED = 0  # what workers.jobs.retrain passes by default
+CHILD_FLAG = "--_train-child"
+# The comparison run: the same retraining with OpenBLAS (and any OpenMP pool) on one thread.
+SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def app_pg_url() -> str:
+    """The bench database as the app names it (psycopg 3 driver)."""
+    return PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _mib(kib: int) -> float:
+    return kib / 1024  # ru_maxrss is in KiB on Linux
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup (untimed)
+
+
+def _next_ids(session, tables: list[str]) -> dict[str, int]:
+    from sqlalchemy import text
+
+    return {
+        t: session.execute(text(f"SELECT coalesce(max(id), 0) + 1 FROM {t}")).scalar_one()
+        for t in tables
+    }
+
+
+def _sync_sequences(engine, tables: list[str]) -> None:
+    """PostgreSQL: moves each serial past the explicit ids, as if the rows had used it."""
+    if engine.dialect.name != "postgresql":
+        return
+    from sqlalchemy import text
+
+    with engine.begin() as c:
+        for t in tables:
+            c.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{t}', 'id'),"
+                    f" (SELECT coalesce(max(id), 1) FROM {t}))"
+                )
+            )
+
+
+def _analyze(engine) -> None:
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.exec_driver_sql("VACUUM ANALYZE")
+
+
+def insert_labelled(engine, queue_id: int, claims: list[dict]) -> None:
+    """Items (done), human final labels and training examples, decided one second apart."""
+    from app.db import session_scope
+    from app.ingest.bulk import insert_rows
+    from app.models import Item, Label, TrainingExample
+
+    tables = ["item", "final_label", "training_example"]
+    now = datetime.now(UTC)
+    first = now - timedelta(seconds=len(claims) + 60)
+    with session_scope(engine) as s:
+        ids = _next_ids(s, tables)
+        items, labels, examples = [], [], []
+        for n, c in enumerate(claims):
+            item_id, label_id = ids["item"] + n, ids["final_label"] + n
+            decided = first + timedelta(seconds=n)
+            items.append(
+                {
+                    "id": item_id,
+                    "queue_id": queue_id,
+                    "external_id": c["external_id"],
+                    "payload": c["payload"],
+                    "status": "done",
+                    "priority": 0,
+                    "route_decision": "review",
+                    "route_reason": None,
+                    "created_at": decided - timedelta(seconds=30),
+                }
+            )
+            labels.append(
+                {
+                    "id": label_id,
+                    "item_id": item_id,
+                    "queue_id": queue_id,
+                    "value": c["label"],
+                    "source": "human",
+                    "reviewers": ["bench-reviewer"],
+                    "decided_at": decided,
+                }
+            )
+            examples.append(
+                {
+                    "id": ids["training_example"] + n,
+                    "queue_id": queue_id,
+                    "label_id": label_id,
+                    "item_id": item_id,
+                    "features": c["payload"],
+                    "target": c["label"],
+                    "source": "human",
+                    "decided_at": decided,
+                    "created_at": decided,
+                }
+            )
+        insert_rows(session=s, table=Item.__table__, rows=items, json_columns=("payload",))
+        insert_rows(session=s, table=Label.__table__, rows=labels, json_columns=("reviewers",))
+        insert_rows(
+            session=s,
+            table=TrainingExample.__table__,
+            rows=examples,
+            json_columns=("features",),
+        )
+    _sync_sequences(engine, tables)
+    _analyze(engine)
+
+
+def insert_pending(engine, queue_id: int, claims: list[dict]) -> None:
+    """Items waiting for review, scored by no model: status pending, no prediction rows."""
+    from app.db import session_scope
+    from app.ingest.bulk import insert_rows
+    from app.models import Item
+
+    now = datetime.now(UTC)
+    with session_scope(engine) as s:
+        first = _next_ids(s, ["item"])["item"]
+        rows = [
+            {
+                "id": first + n,
+                "queue_id": queue_id,
+                "external_id": f"pending-{n + 1:07d}",
+                "payload": c["payload"],
+                "status": "pending",
+                "priority": 0,
+                "route_decision": "review",
+                "route_reason": None,
+                "created_at": now,
+            }
+            for n, c in enumerate(claims)
+        ]
+        insert_rows(session=s, table=Item.__table__, rows=rows, json_columns=("payload",))
+    _sync_sequences(engine, ["item"])
+    _analyze(engine)
+
+
+# ---------------------------------------------------------------------------------------------
+# One retraining run, in a child process
+
+
+class _Clock:
+    """Accumulates the time spent in wrapped functions, by name."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._originals: list[tuple[object, str, object]] = []
+
+    def wrap(self, module, name: str, key: str) -> None:
+        """Replaces `module.name` (a module function or a class's method) by a timed call."""
+        inner = getattr(module, name)
+        self._originals.append((module, name, inner))
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+
+        setattr(module, name, timed)
+
+    def restore(self) -> None:
+        for module, name, inner in reversed(self._originals):
+            setattr(module, name, inner)
+        self._originals.clear()
+
+
+def train_child(url: str, queue_id: int) -> dict:
+    """What `workers.jobs._train` does, phase by phase; then the bare-pipeline baseline."""
+    sys.path.insert(0, str(ROOT))
+    import gc
+
+    from app import settle_heap
+    from app.db import dispose_all, get_engine, session_scope
+    from app.learning import artifacts, training
+    from app.learning.features import choose_columns, table
+    from app.learning.pipeline import build_pipeline
+    from app.learning.scoring import load_version
+    from app.learning.training import (
+        HUMAN_SOURCES,
+        TRAIN,
+        active_version,
+        fit,
+        snapshot_is_new,
+        split_roles,
+        store,
+        take_snapshot,
+    )
+    from app.models import Queue
+    from app.queues.service import policy_of
+    from workers.worker import preload
+
+    preload()
+    from threadpoolctl import threadpool_info
+
+    blas = ", ".join(
+        f"{p.get('internal_api')} {p.get('version')} x{p.get('num_threads')}"
+        for p in threadpool_info()
+    )
+    clock = _Clock()
+    clock.wrap(training, "choose_columns", "columns")
+    clock.wrap(training, "table", "table")
+    clock.wrap(training, "conformalize", "conformal")
+    clock.wrap(training, "evaluate", "evaluate")
+    clock.wrap(training, "code_version", "code_version")
+    clock.wrap(artifacts, "save", "skops_save")
+    engine = get_engine(url)
+    with engine.connect() as c:  # open the pool before the clock, as a running worker has
+        c.exec_driver_sql("SELECT 1")
+    settle_heap()
+    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    t0 = time.perf_counter()
+    with session_scope(engine, write=False) as session:
+        queue = session.get(Queue, queue_id)
+        snap = take_snapshot(
+            session=session, queue_id=queue_id, include_auto=policy_of(queue).train_on_auto
+        )
+        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
+            raise SystemExit("the snapshot already has a version")
+        current = active_version(session, queue_id)
+        active = load_version(session, current) if current is not None else None
+    t1 = time.perf_counter()
+    fitted = fit(snap, queue=queue, seed=MODEL_SEED, active=active)
+    t2 = time.perf_counter()
+    with session_scope(engine) as session:
+        version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
+        if version is None:
+            raise SystemExit("another run stored this snapshot first")
+        version_id, version_name, active_now = version.id, version.version, version.active
+        artifact_bytes = len(version.artifact)
+        metrics, card = version.metrics, version.card
+    t3 = time.perf_counter()
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    phases = dict(clock.seconds)
+
+    # Baseline: the bare pipeline, fitted once on the same training rows.
+    rows = snap.rows
+    roles = split_roles(rows)
+    train_idx = [i for i, role in enumerate(roles) if role == TRAIN]
+    policy = policy_of(queue)
+    payloads = [rows[i].payload for i in train_idx]
+    columns = choose_columns(
+        payloads, [f.model_dump() for f in policy.features] if policy.features else None
+    )
+    if columns != fitted.card["columns"]:
+        raise SystemExit("the baseline chose other columns than the run")
+    x_train = table(payloads, columns)
+    y_train = [rows[i].target for i in train_idx]
+    del fitted, snap
+    gc.collect()
+    b0 = time.perf_counter()
+    build_pipeline(columns, MODEL_SEED).fit(x_train, y_train)
+    bare_s = time.perf_counter() - b0
+    dispose_all()
+    human = sum(1 for r in rows if r.source in HUMAN_SOURCES)
+    return {
+        "examples": len(rows),
+        "human": human,
+        "snapshot_s": t1 - t0,
+        "fit_s": t2 - t1,
+        "store_s": t3 - t2,
+        "total_s": t3 - t0,
+        "bare_s": bare_s,
+        "blas": blas,
+        "card_fit_s": card["fit_seconds"],
+        "phases": phases,
+        "rss_start_mib": _mib(rss_start),
+        "rss_peak_mib": _mib(rss_peak),
+        "version_id": version_id,
+        "version": version_name,
+        "active": active_now,
+        "artifact_bytes": artifact_bytes,
+        "split": card["data"]["split"],
+        "calibration": card["calibration"],
+        "columns": [f"{c['name']}:{c['kind']}" for c in card["columns"]],
+        "code_version": card.get("code_version"),
+        "libraries": card.get("libraries"),
+        "macro_f1": metrics["macro_f1"],
+        "accuracy": metrics["accuracy"],
+        "coverage": metrics.get("coverage"),
+        "coverage_target": metrics.get("coverage_target"),
+        "mean_set_size": metrics.get("mean_set_size"),
+        "single_answer_share": metrics.get("single_answer_share"),
+        "n_eval": metrics["n_eval"],
+    }
+
+
+def run_train(url: str, queue_id: int, env: dict | None = None) -> dict:
+    """Runs train_child in a fresh interpreter (with `env` added) and returns its report."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), CHILD_FLAG, url, str(queue_id)],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"the training child failed ({proc.returncode}):\n{proc.stdout[-2000:]}")
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise SystemExit(f"the training child reported nothing:\n{proc.stdout[-2000:]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-scoring
+
+
+def check_rescored(engine, queue_id: int, version: str, expected: int) -> dict:
+    """Every pending item of the queue: exactly one prediction, from `version`, source model."""
+    from sqlalchemy import text
+
+    with engine.connect() as c:
+        pending = c.execute(
+            text("SELECT count(*) FROM item WHERE queue_id = :q AND status = 'pending'"),
+            {"q": queue_id},
+        ).scalar_one()
+        rows, items, ours = c.execute(
+            text(
+                "SELECT count(*), count(DISTINCT p.item_id),"
+                " coalesce(sum(CASE WHEN p.model_version = :v AND p.source = 'model'"
+                " THEN 1 ELSE 0 END), 0)"
+                " FROM prediction p JOIN item i ON i.id = p.item_id"
+                " WHERE i.queue_id = :q AND i.status = 'pending'"
+            ),
+            {"q": queue_id, "v": version},
+        ).one()
+    got = {"pending": pending, "prediction_rows": rows, "items_predicted": items, "ours": ours}
+    assert pending == expected, got
+    assert rows == items == ours == pending, got
+    return got
+
+
+RAW_REPEATS = 3
+
+
+def _raw_seconds(loaded, payloads: list[dict], batch: int | None) -> float:
+    """Best of RAW_REPEATS: `candidates(predict_proba(...))` over the payloads in memory, in one
+    call (batch None) or in slices of `batch`."""
+    best = float("inf")
+    step = batch or len(payloads)
+    for _ in range(RAW_REPEATS):
+        t0 = time.perf_counter()
+        n = 0
+        for start in range(0, len(payloads), step):
+            chunk = payloads[start : start + step]
+            n += len(loaded.candidates(loaded.predict_proba(chunk)))
+        best = min(best, time.perf_counter() - t0)
+        assert n == len(payloads)
+    return best
+
+
+def run_rescore(engine, queue_id: int, version_id: int, version: str, claims: list[dict]) -> dict:
+    from app.db import session_scope
+    from app.learning import rescoring, scoring
+    from app.models import ModelVersion
+
+    n = len(claims)
+    insert_pending(engine, queue_id, claims)
+
+    # Where the time goes: the functions rescore_batch calls, timed in place.
+    clock = _Clock()
+    clock.wrap(rescoring, "load_version", "load")
+    clock.wrap(rescoring, "_waiting_batch", "read")
+    clock.wrap(scoring.LoadedModel, "predict_proba", "predict_proba")
+    clock.wrap(scoring.LoadedModel, "candidates", "candidates")
+    clock.wrap(rescoring, "_still_waiting", "still_waiting")
+    clock.wrap(rescoring, "insert_rows", "insert")
+    try:
+        t0 = time.perf_counter()
+        rescored = rescoring.rescore_queue(engine, queue_id=queue_id, version_id=version_id)
+        rescore_s = time.perf_counter() - t0
+    finally:
+        clock.restore()
+    assert rescored == n, f"rescore_queue re-scored {rescored} of {n} items"
+    checked = check_rescored(engine, queue_id, version, n)
+
+    # The limit: the loaded model on the same payloads, already in memory as dicts.
+    with session_scope(engine, write=False) as s:
+        loaded = scoring.load_version(s, s.get(ModelVersion, version_id))
+    payloads = [c["payload"] for c in claims]
+    raw_s = _raw_seconds(loaded, payloads, None)
+    raw_batched_s = _raw_seconds(loaded, payloads, rescoring.BATCH)
+    parts = clock.seconds
+    return {
+        "items": n,
+        "batch": rescoring.BATCH,
+        "rescore_s": rescore_s,
+        "raw_s": raw_s,
+        "raw_batched_s": raw_batched_s,
+        "rescore_per_s": n / rescore_s,
+        "raw_per_s": n / raw_s,
+        "raw_batched_per_s": n / raw_batched_s,
+        "ratio": raw_s / rescore_s,
+        "parts": {
+            "load": parts.get("load", 0.0),
+            "read": parts.get("read", 0.0),
+            "model": parts.get("predict_proba", 0.0) + parts.get("candidates", 0.0),
+            "write": parts.get("still_waiting", 0.0) + parts.get("insert", 0.0),
+        },
+        "checked": checked,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# One backend
+
+
+def run_backend(backend: str, args, data: dict[int, list[dict]], pending: list[dict]) -> dict:
+    instance = Path(tempfile.mkdtemp(prefix=f"loupe-bench-retrain-{backend}-"))
+    os.environ["LOUPE_INSTANCE"] = str(instance)
+    if backend == "postgresql":
+        url = app_pg_url()
+        os.environ["DATABASE_URL"] = PG_URL
+        reset_pg_schema()
+    else:
+        url = f"sqlite:///{instance / 'loupe.db'}"
+        os.environ.pop("DATABASE_URL", None)
+
+    from app.cli import upgrade_database
+    from app.db import get_engine, session_scope
+    from app.demo.claims import LABELS
+    from app.queues.service import create_queue
+
+    try:
+        upgrade_database(url)
+        engine = get_engine(url)
+        version = sqlite3.sqlite_version if backend == "sqlite" else pg_version()
+        runs = []
+        for size in args.sizes:
+            variants = [("", None)]
+            if not args.no_single_thread:
+                variants.append(("-blas1", SINGLE_THREAD))
+            for suffix, env in variants:
+                with session_scope(engine) as s:
+                    queue_id = create_queue(
+                        session=s, data={"name": f"retrain-{size}{suffix}", "labels": LABELS}
+                    ).id
+                t0 = time.perf_counter()
+                insert_labelled(engine, queue_id, data[size])
+                setup_s = time.perf_counter() - t0
+                engine.dispose()  # no pooled connection of ours stays open while the child runs
+                how = "1 BLAS thread" if env else "default threads"
+                print(f"{backend}: {size:,} labelled examples in {setup_s:.1f}s; training ({how})")
+                r = run_train(url, queue_id, env)
+                r.update(backend=backend, size=size, queue_id=queue_id, setup_s=setup_s)
+                r["ratio"] = r["total_s"] / r["bare_s"]
+                print(
+                    f"  snapshot {r['snapshot_s']:.2f}s  fit {r['fit_s']:.2f}s  "
+                    f"store {r['store_s']:.2f}s  total {r['total_s']:.2f}s  "
+                    f"bare fit {r['bare_s']:.2f}s  ratio {r['ratio']:.1f}  "
+                    f"peak RSS {r['rss_peak_mib']:.0f} MiB  BLAS {r['blas']}  phases "
+                    + ", ".join(f"{k} {v:.2f}s" for k, v in r["phases"].items()),
+                    flush=True,
+                )
+                if env:
+                    runs[-1]["blas1"] = r
+                else:
+                    runs.append(r)
+
+        rescore = None
+        if args.rescore:
+            first = runs[0]
+            if not first["active"]:
+                raise SystemExit("the first model was not promoted; nothing to re-score with")
+            print(f"{backend}: re-scoring {args.rescore:,} pending items with {first['version']}")
+            rescore = run_rescore(
+                engine, first["queue_id"], first["version_id"], first["version"], pending
+            )
+            rescore["model"] = first["version"]
+            rescore["model_examples"] = first["size"]
+            print(
+                f"  rescore_queue {rescore['rescore_s']:.2f}s ({rescore['rescore_per_s']:,.0f}/s)"
+                f"  raw {rescore['raw_s']:.2f}s ({rescore['raw_per_s']:,.0f}/s)"
+                f"  ratio {rescore['ratio']:.2f}  checked {rescore['checked']}",
+                flush=True,
+            )
+        return {"backend": backend, "version": version, "runs": runs, "rescore": rescore}
+    finally:
+        tear_down(None, instance, backend)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def train_table(results: list[dict]) -> str:
+    lines = [
+        "| backend | examples | snapshot s | fit s | store s | run total s | bare fit s "
+        "| ratio | peak RSS MiB | macro F1 | coverage (target) | mean set size |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in results:
+        for r in res["runs"]:
+            lines.append(
+                f"| {r['backend']} | {r['examples']:,} | {r['snapshot_s']:.2f} "
+                f"| {r['fit_s']:.2f} | {r['store_s']:.2f} | {r['total_s']:.2f} "
+                f"| {r['bare_s']:.2f} | {r['ratio']:.1f} | {r['rss_peak_mib']:,.0f} "
+                f"| {r['macro_f1']:.3f} | {r['coverage']:.3f} ({r['coverage_target']:.2f}) "
+                f"| {r['mean_set_size']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def _fit_parts(r: dict) -> dict:
+    p = r["phases"]
+    features = p.get("columns", 0.0) + p.get("table", 0.0)
+    calibrated = r["card_fit_s"] - features
+    named = features + calibrated + p.get("conformal", 0) + p.get("evaluate", 0)
+    named += p.get("code_version", 0)
+    return {
+        "features": features,
+        "calibrated": calibrated,
+        "conformal": p.get("conformal", 0.0),
+        "evaluate": p.get("evaluate", 0.0),
+        "code_version": p.get("code_version", 0.0),
+        "rest": r["fit_s"] - named,
+    }
+
+
+def phase_table(results: list[dict]) -> str:
+    lines = [
+        "| backend | examples | columns + feature table s | calibrated fit (5-fold CV + refit) s "
+        "| conformal s | evaluation s | git rev-parse s | rest of fit s | skops save s "
+        "| model bytes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in results:
+        for r in res["runs"]:
+            f = _fit_parts(r)
+            lines.append(
+                f"| {r['backend']} | {r['examples']:,} | {f['features']:.2f} "
+                f"| {f['calibrated']:.2f} | {f['conformal']:.2f} | {f['evaluate']:.2f} "
+                f"| {f['code_version']:.2f} | {f['rest']:.2f} "
+                f"| {r['phases'].get('skops_save', 0):.2f} | {r['artifact_bytes']:,} |"
+            )
+    return "\n".join(lines)
+
+
+def blas_table(results: list[dict]) -> str:
+    lines = [
+        "| backend | examples | BLAS threads | run total s | calibrated fit s | bare fit s "
+        "| ratio | peak RSS MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for res in results:
+        for run in res["runs"]:
+            for r, how in ((run, "default"), (run.get("blas1"), "1")):
+                if r is None:
+                    continue
+                lines.append(
+                    f"| {r['backend']} | {r['examples']:,} | {how} ({r['blas']}) "
+                    f"| {r['total_s']:.2f} | {_fit_parts(r)['calibrated']:.2f} "
+                    f"| {r['bare_s']:.2f} | {r['ratio']:.1f} | {r['rss_peak_mib']:,.0f} |"
+                )
+    return "\n".join(lines)
+
+
+def rescore_table(results: list[dict]) -> str:
+    lines = [
+        "| backend | model (examples) | pending items | `rescore_queue` s | re-scoring items/s "
+        "| raw model s | raw model items/s | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in results:
+        r = res["rescore"]
+        if r is None:
+            continue
+        lines.append(
+            f"| {res['backend']} | {r['model']} ({r['model_examples']:,}) | {r['items']:,} "
+            f"| {r['rescore_s']:.2f} | {r['rescore_per_s']:,.0f} | {r['raw_s']:.2f} "
+            f"| {r['raw_per_s']:,.0f} | {r['ratio']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def section(results: list[dict], info: dict, args, interpretation: str) -> str:
+    versions = {r["backend"]: r["version"] for r in results}
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    first = results[0]["runs"][0]
+    libs = first.get("libraries") or {}
+    code = (first.get("code_version") or "unknown")[:7]
+    split = first["split"]
+    out = [
+        START,
+        "## Retraining and re-scoring",
+        "",
+        "`bench/retrain.py`. Data, untimed: per size, a queue made with `create_queue` "
+        "(default policy: 95% coverage, macro F1, no training on auto-accepted labels) holding "
+        "generated claims (`app.demo.claims.generate_claims`, 3 labels, 10 payload fields: "
+        "numbers, categories, a date and a free-text note), each an `item` row (done), a "
+        "`final_label` row (source `human`) and a `training_example` row (features = the "
+        "payload, target = the label, `decided_at` one second apart), bulk-inserted; on "
+        "PostgreSQL followed by `VACUUM ANALYZE` (autovacuum is off on this server).",
+        "",
+        "**Retraining** is timed in a fresh child process (modules imported and heap settled "
+        "first, as `loupe worker` does), in the three steps of `workers.jobs._train`, each "
+        "with its own clock: *snapshot* = the read session (`take_snapshot`, "
+        "`snapshot_is_new`, `active_version`; the queue has no model yet, so there is no "
+        "active model to load or compare with); *fit* = `app.learning.training.fit` "
+        f"(time-ordered split {split['train']:,}/{split['conformal']:,}/"
+        f"{split['evaluation']:,} train/conformal/evaluation rows at 10,000, the column choice "
+        "and the feature table, the ColumnTransformer + logistic-regression pipeline inside "
+        "`CalibratedClassifierCV(method=\"temperature\", cv=StratifiedKFold(5), "
+        "ensemble=False)`, the MAPIE conformal threshold, evaluation, the model card); "
+        "*store* = the write session (skops save, snapshot and version rows, every example "
+        "marked as used in chunks of 10,000, promotion). Not included: the Redis lock and the "
+        "`training_run` rows of `workers.jobs.retrain`. Peak RSS is the child's "
+        "`getrusage(RUSAGE_SELF).ru_maxrss` right after the store (about "
+        f"{first['rss_start_mib']:,.0f} MiB of it is the interpreter with Flask, SQLAlchemy and "
+        "scikit-learn imported, before the run). **Baseline**: in the same child after the "
+        "run, `build_pipeline(columns, seed).fit(x_train, y_train)` once on the same training "
+        "rows (feature table built before its clock), with no calibration, conformal step or "
+        "evaluation. Ratio = run total ÷ bare fit. Model metrics are the run's own, on the "
+        "newest 20% of the labels (held out).",
+        "",
+        f"**Re-scoring**: the model trained on {args.sizes[0]:,} examples is the queue's "
+        f"active model; {args.rescore:,} more generated claims are inserted as `pending` items "
+        "with no prediction rows, then `app.learning.rescoring.rescore_queue(engine, "
+        "queue_id=..., version_id=...)` is timed (batches of 1,000 by item id: read, score with "
+        "no transaction open, insert the predictions in a short write transaction; the first "
+        "batch loads the model from its skops bytes). Afterwards the script asserts that every "
+        "pending item has exactly one prediction row, from the new version, source `model`. "
+        "**Baseline**: the same payloads, already in memory as dicts, through the loaded "
+        "model's `candidates(predict_proba(payloads))` in one call. Ratio = re-scoring "
+        "items/s ÷ raw items/s.",
+        "",
+        f"- Date: {when}",
+        f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; "
+        f"{info['memory']} RAM; load average {info['load']} before the run, "
+        f"{info['load_after']} after it",
+        f"- Python {info['python']}; SQLite {info['sqlite']}"
+        + (f"; PostgreSQL {versions['postgresql']}" if "postgresql" in versions else "")
+        + "".join(
+            f"; {k} {libs[k]}" for k in ("scikit-learn", "numpy", "mapie", "skops") if libs.get(k)
+        ),
+        f"- Code: {code} (the `code_version` the model card recorded)",
+        f"- Command: `{' '.join(['.venv/bin/python bench/retrain.py', args.command]).strip()}`",
+        f"- Whole run: {info['wall_s'] / 60:.1f} min",
+        "",
+        "### Retraining",
+        "",
+        train_table(results),
+        "",
+        "Where the fit goes:",
+        "",
+        phase_table(results),
+        "",
+    ]
+    if any("blas1" in run for res in results for run in res["runs"]):
+        out += [
+            "The same retraining on a second queue with the same rows, its child started with "
+            "`OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1` (the app sets no thread limit, so the "
+            "rows above are what `loupe worker` gets on this machine):",
+            "",
+            blas_table(results),
+            "",
+        ]
+    if any(r["rescore"] for r in results):
+        out += ["### Re-scoring", "", rescore_table(results), ""]
+        checks = [
+            f"{r['backend']} {r['rescore']['checked']['pending']:,} pending items, "
+            f"{r['rescore']['checked']['prediction_rows']:,} prediction rows, all from "
+            f"{r['rescore']['model']}"
+            for r in results
+            if r["rescore"]
+        ]
+        out += ["Checked after each re-scoring: " + "; ".join(checks) + ".", ""]
+    out += [interpretation, END]
+    return "\n".join(out)
+
+
+def interpret(results: list[dict]) -> str:
+    """Where the time goes, from the figures of this run."""
+    parts = []
+    biggest = max((r for res in results for r in res["runs"]), key=lambda r: r["examples"])
+    f = _fit_parts(biggest)
+    share = f["calibrated"] / biggest["total_s"]
+    ratios = ", ".join(f"{r['ratio']:.1f}" for res in results for r in res["runs"])
+    parts.append(
+        f"Where the time goes: at {biggest['examples']:,} examples on {biggest['backend']}, "
+        f"the calibrated fit is {100 * share:.0f}% of the run ({f['calibrated']:.1f} s of "
+        f"{biggest['total_s']:.1f} s); it fits the pipeline six times (five folds on 4/5 of the "
+        "training rows, then all of them), which is what the ratio to one bare fit mostly "
+        f"measures (ratios {ratios}). "
+        f"Reading the snapshot and building the feature table are "
+        f"{biggest['snapshot_s']:.1f} s and {f['features']:.1f} s, the store "
+        f"{biggest['store_s']:.1f} s."
+    )
+    rs = [res["rescore"] for res in results if res["rescore"]]
+    if rs:
+        parts.append(
+            "Re-scoring runs at "
+            + " and ".join(
+                f"{r['rescore_per_s']:,.0f} items/s on {res['backend']} "
+                f"({100 * r['ratio']:.0f}% of the raw model's {r['raw_per_s']:,.0f}/s)"
+                for res, r in ((res, res["rescore"]) for res in results if res["rescore"])
+            )
+            + "; the rest is reading the payloads back as JSON, the per-batch queries and "
+            "writing one prediction row per item."
+        )
+    return " ".join(parts)
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == CHILD_FLAG:
+        result = train_child(sys.argv[2], int(sys.argv[3]))
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument(
+        "--sizes",
+        default="10000,100000",
+        help="labelled examples per retraining run, comma-separated",
+    )
+    ap.add_argument(
+        "--rescore", type=int, default=50_000, help="pending items to re-score (0: skip)"
+    )
+    ap.add_argument(
+        "--no-single-thread",
+        action="store_true",
+        help="skip the second retraining run per size with OPENBLAS_NUM_THREADS=1",
+    )
+    ap.add_argument("--no-docs", action="store_true", help="print only; leave docs/ alone")
+    args = ap.parse_args()
+    args.command = " ".join(sys.argv[1:])
+    args.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    if not args.sizes:
+        ap.error("--sizes needs at least one size")
+    sys.path.insert(0, str(ROOT))
+
+    info = machine_info()  # before the run, so the load average is the machine's, not ours
+    wall0 = time.perf_counter()
+    from app.demo.claims import generate_claims
+
+    t0 = time.perf_counter()
+    data = {n: generate_claims(n, seed=TRAIN_SEED) for n in sorted(set(args.sizes))}
+    pending = generate_claims(args.rescore, seed=PENDING_SEED) if args.rescore else []
+    print(f"generated the claims in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    results = [run_backend(b, args, data, pending) for b in backends]
+    info["load_after"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["wall_s"] = time.perf_counter() - wall0
+
+    text = interpret(results)
+    print("\n" + train_table(results) + "\n\n" + phase_table(results))
+    if args.rescore:
+        print("\n" + rescore_table(results))
+    print("\n" + text)
+    if not args.no_docs:
+        write_docs(section(results, info, args, text), START, END)
+        print("\nwrote docs/BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -49,6 +49,8 @@ def run_demo(*, host: str, port: int, workers: int) -> None:
     click.echo(f"  Loupe demo is running at {url}")
     click.echo(f"  Log in as   {login.reviewer} / {login.password}")
     click.echo(f"  Review the '{QUEUE}' queue: {url}/queues/{QUEUE}/review")
+    click.echo(f"  Its models and their cards: {url}/queues/{QUEUE}/models")
+    click.echo("  (a new version is trained after every 25 of your labels)")
     if login.token:
         click.echo(f"  API token for user '{login.producer}': {login.token}")
     else:

@@ -53,10 +53,28 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
                     "audit_rate": 0.05,
                     "retrain_after": 25,
                     "lease_seconds": 600,
+                    "coverage": 0.95,
+                    # What reviewers see when the model cannot answer in time (or is gone).
+                    "rules": [
+                        {
+                            "name": "large amount",
+                            "field": "amount",
+                            "op": ">=",
+                            "value": 1000,
+                            "label": "fraud",
+                        },
+                        {
+                            "name": "says charged twice",
+                            "field": "note",
+                            "op": "contains",
+                            "value": "twice",
+                            "label": "duplicate",
+                        },
+                    ],
                 },
             },
         )
-        reviewer = create_user(session=s, name="reviewer", role="reviewer", password=password)
+        reviewer = create_user(session=s, name="reviewer", role="lead", password=password)
         producer = create_user(session=s, name="producer", role="scientist", password=None)
         archivist = create_user(session=s, name="history", role="reviewer", password=None)
         for u in (reviewer, producer, archivist):

@@ -90,8 +90,20 @@ def app_pg_url() -> str:
     return PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-def _mib(kib: int) -> float:
-    return kib / 1024  # ru_maxrss is in KiB on Linux
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB.
+
+    VmHWM from /proc/self/status: the high-water mark of this process image. Not
+    `getrusage(RUSAGE_SELF).ru_maxrss`, which Linux carries over through fork and exec, so a
+    child started by a parent holding the generated data would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +238,38 @@ def insert_pending(engine, queue_id: int, claims: list[dict]) -> None:
 # One retraining run, in a child process
 
 
+def _touches(clauseelement, table: str) -> bool:
+    """Whether a Core/ORM statement writes to or reads from `table` (by its FROM list)."""
+    target = getattr(clauseelement, "table", None)
+    if getattr(target, "name", None) == table:
+        return True
+    froms = getattr(clauseelement, "get_final_froms", None)
+    return bool(froms) and any(getattr(f, "name", None) == table for f in froms())
+
+
+class _StatementClock:
+    """Time spent in `Connection.execute` (compiling included) on statements touching a table,
+    while `on` is set."""
+
+    def __init__(self, engine, table: str):
+        from sqlalchemy import event
+
+        self.table, self.on, self.seconds, self.count = table, False, 0.0, 0
+        self._started: list[float | None] = []
+
+        @event.listens_for(engine, "before_execute")
+        def _before(conn, clauseelement, multiparams, params, execution_options):
+            hit = self.on and _touches(clauseelement, self.table)
+            self._started.append(time.perf_counter() if hit else None)
+
+        @event.listens_for(engine, "after_execute")
+        def _after(conn, clauseelement, multiparams, params, execution_options, result):
+            started = self._started.pop() if self._started else None
+            if started is not None:
+                self.seconds += time.perf_counter() - started
+                self.count += 1
+
+
 class _Clock:
     """Accumulates the time spent in wrapped functions, by name."""
 
@@ -293,10 +337,11 @@ def train_child(url: str, queue_id: int) -> dict:
     clock.wrap(training, "code_version", "code_version")
     clock.wrap(artifacts, "save", "skops_save")
     engine = get_engine(url)
+    marking = _StatementClock(engine, "training_example")  # store: examples marked as used
     with engine.connect() as c:  # open the pool before the clock, as a running worker has
         c.exec_driver_sql("SELECT 1")
     settle_heap()
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_start = peak_rss_mib()
 
     t0 = time.perf_counter()
     with session_scope(engine, write=False) as session:
@@ -311,6 +356,7 @@ def train_child(url: str, queue_id: int) -> dict:
     t1 = time.perf_counter()
     fitted = fit(snap, queue=queue, seed=MODEL_SEED, active=active)
     t2 = time.perf_counter()
+    marking.on = True
     with session_scope(engine) as session:
         version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
         if version is None:
@@ -319,8 +365,12 @@ def train_child(url: str, queue_id: int) -> dict:
         artifact_bytes = len(version.artifact)
         metrics, card = version.metrics, version.card
     t3 = time.perf_counter()
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    marking.on = False
+    rss_peak = peak_rss_mib()
+    rusage_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     phases = dict(clock.seconds)
+    phases["mark_used"] = marking.seconds
+    phases["mark_used_statements"] = marking.count
 
     # Baseline: the bare pipeline, fitted once on the same training rows.
     rows = snap.rows
@@ -353,8 +403,9 @@ def train_child(url: str, queue_id: int) -> dict:
         "blas": blas,
         "card_fit_s": card["fit_seconds"],
         "phases": phases,
-        "rss_start_mib": _mib(rss_start),
-        "rss_peak_mib": _mib(rss_peak),
+        "rss_start_mib": rss_start,
+        "rss_peak_mib": rss_peak,
+        "rusage_peak_mib": rusage_peak,
         "version_id": version_id,
         "version": version_name,
         "active": active_now,
@@ -539,7 +590,7 @@ def run_backend(backend: str, args, data: dict[int, list[dict]], pending: list[d
                     f"  snapshot {r['snapshot_s']:.2f}s  fit {r['fit_s']:.2f}s  "
                     f"store {r['store_s']:.2f}s  total {r['total_s']:.2f}s  "
                     f"bare fit {r['bare_s']:.2f}s  ratio {r['ratio']:.1f}  "
-                    f"peak RSS {r['rss_peak_mib']:.0f} MiB  BLAS {r['blas']}  phases "
+                    f"peak RSS {r['rss_peak_mib']:.0f} MiB (at start {r['rss_start_mib']:.0f}, ru_maxrss {r['rusage_peak_mib']:.0f})  BLAS {r['blas']}  phases "
                     + ", ".join(f"{k} {v:.2f}s" for k, v in r["phases"].items()),
                     flush=True,
                 )
@@ -692,8 +743,9 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         "with its own clock: *snapshot* = the read session (`take_snapshot`, "
         "`snapshot_is_new`, `active_version`; the queue has no model yet, so there is no "
         "active model to load or compare with); *fit* = `app.learning.training.fit` "
-        f"(time-ordered split {split['train']:,}/{split['conformal']:,}/"
-        f"{split['evaluation']:,} train/conformal/evaluation rows at 10,000, the column choice "
+        "(time-ordered split: oldest 60% train, next 20% conformal, newest 20% evaluation, "
+        f"e.g. {split['train']:,}/{split['conformal']:,}/{split['evaluation']:,} rows at "
+        f"{first['examples']:,}; the column choice "
         "and the feature table, the ColumnTransformer + logistic-regression pipeline inside "
         '`CalibratedClassifierCV(method="temperature", cv=StratifiedKFold(5), '
         "ensemble=False)`, the MAPIE conformal threshold, evaluation, the model card); "

@@ -75,9 +75,9 @@ def promote(*, session: Session, queue: Queue, version: str) -> ModelVersion:
     return row
 
 
-def rollback(*, session: Session, queue: Queue) -> ModelVersion:
-    """Re-activates the version that was active before the current one."""
-    previous = session.scalar(
+def previous_active(*, session: Session, queue: Queue) -> ModelVersion | None:
+    """The version that was active most recently before the current one, if any."""
+    return session.scalar(
         select(ModelVersion)
         .where(
             ModelVersion.queue_id == queue.id,
@@ -87,6 +87,12 @@ def rollback(*, session: Session, queue: Queue) -> ModelVersion:
         .order_by(ModelVersion.activated_at.desc())
         .limit(1)
     )
+
+
+def rollback(*, session: Session, queue: Queue) -> ModelVersion:
+    """Re-activates the version that was active before the current one (rolling back twice
+    returns to where it started)."""
+    previous = previous_active(session=session, queue=queue)
     if previous is None:
         raise Conflict("There is no earlier active version to roll back to.")
     activate(session=session, version=previous)

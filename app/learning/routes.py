@@ -11,6 +11,7 @@ from app.extensions import db_session, redis_conn, write_session
 from app.learning.registry import (
     card_limitations,
     get_version,
+    previous_active,
     promote,
     rollback,
     runs_of,
@@ -38,6 +39,7 @@ def index(name: str):
         queue=queue,
         policy=policy_of(queue),
         versions=versions,
+        previous=previous_active(session=session, queue=queue),
         names={v.id: v.version for v in versions},
         runs=runs_of(session=session, queue=queue),
         status=version_status,

@@ -95,6 +95,7 @@ def test_lead_promotes_a_candidate_rolls_back_and_retrains(
     assert _active(db) == [v2]
     assert _activated(db, v2) is not None
 
+    expect(page.locator("#rollback")).to_have_text(f"Roll back to {v1}")
     page.locator("#rollback").click()
     expect(page.locator(FLASH)).to_contain_text(f"Rolled back: {v1} is the active model again.")
     expect(_status(page, v1)).to_have_text("active")
@@ -128,7 +129,7 @@ def test_reviewer_sees_the_models_but_cannot_change_them(make, engine, db, redis
     expect(_status(page, v1)).to_have_text("active")
     expect(_status(page, v2)).to_have_text("candidate")
     main = page.locator("main")
-    for name in ("Make active", "Retrain now", "Roll back to the previous model"):
+    for name in ("Make active", "Retrain now", "Roll back"):
         expect(main.get_by_role("button", name=name)).to_have_count(0)
     expect(page.locator("main form")).to_have_count(0)
     # Nor on the candidate's card.

@@ -210,6 +210,8 @@ def test_model_pages_for_a_lead(client, make, engine):
     csrf = login(client, lead)
     html = client.get("/queues/claims/models").data.decode()
     assert v1 in html and v2 in html and "Make active" in html and "not better" in html
+    assert "Retrains only when asked" in html  # retrain_after=0
+    assert "Roll back to" not in html  # nothing was active before v1
     card = client.get(f"/queues/claims/models/{v1}").data.decode()
     for part in ("Intended use", "Confusion matrix", "Limitations", "How reviewers", "temperature"):
         assert part in card, part

@@ -49,6 +49,7 @@ from app.queues.service import (
     queue_json,
     queues_for,
     training_counts,
+    update_policy,
 )
 from app.review.service import claim_next, decide, get_item, item_json, release
 from app.tasks import enqueue_rescore, enqueue_retrain, enqueue_training_examples
@@ -104,6 +105,23 @@ def create_queue_view():
         raise Conflict(f"A queue named {data.get('name')!r} already exists.") from None
     body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
     return jsonify({**body, "policy": policy_of(queue).model_dump()}), 201
+
+
+@bp.patch("/queues/<name>/policy")
+@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["queues"])
+def update_policy_view(name: str):
+    """Change some of the queue's policy fields (routing, retraining, coverage, metric,
+    features, rules); the others keep their values. Applies to the next items and the next
+    training run."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "configure")
+    changes = _json_body()
+    session = write_session()
+    policy = update_policy(session=session, queue=queue, changes=changes)
+    session.commit()
+    return jsonify({"name": queue.name, "policy": policy.model_dump()})
 
 
 @bp.get("/queues")

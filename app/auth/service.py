@@ -22,6 +22,7 @@ PERMISSIONS = {
     "export": {"lead", "scientist", "admin"},
     "retrain": {"lead", "scientist", "admin"},
     "promote": {"lead", "scientist", "admin"},
+    "configure": {"lead", "scientist", "admin"},
     "create_queue": {"lead", "admin"},
 }
 

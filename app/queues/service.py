@@ -107,6 +107,36 @@ class QueueIn(BaseModel):
     display: Display | None = None
 
 
+def _check_rule_labels(policy: Policy, labels: list[str] | None) -> None:
+    if labels is None:
+        return
+    unknown = [
+        {"field": f"policy.rules.{i}.label", "message": f"{r.label!r} is not a label of the queue"}
+        for i, r in enumerate(policy.rules)
+        if r.label not in labels
+    ]
+    if unknown:
+        raise ValidationFailed("A rule suggests a label the queue does not have.", unknown)
+
+
+def update_policy(*, session: Session, queue: Queue, changes: dict) -> Policy:
+    """Changes some policy fields (the others keep their values); all or nothing."""
+    if not isinstance(changes, dict) or not changes:
+        raise ValidationFailed(
+            "Send the policy fields to change, as a JSON object.",
+            [{"field": "policy", "message": "expected a non-empty object"}],
+        )
+    try:
+        policy = Policy.model_validate({**(queue.policy or {}), **changes})
+    except ValidationError as exc:
+        details = [{**d, "field": f"policy.{d['field']}"} for d in pydantic_details(exc.errors())]
+        raise ValidationFailed("The policy is not valid.", details) from None
+    _check_rule_labels(policy, queue.labels)
+    queue.policy = policy.model_dump()
+    session.flush()
+    return policy
+
+
 def policy_of(queue: Queue) -> Policy:
     """The queue's policy with defaults filled in."""
     return Policy(**(queue.policy or {}))
@@ -131,16 +161,7 @@ def create_queue(*, session: Session, data: dict, creator: User | None = None) -
                 [{"field": f"labels.{i}", "message": "invalid label"} for i in bad]
                 or [{"field": "labels", "message": "duplicate labels"}],
             )
-        unknown = [
-            {
-                "field": f"policy.rules.{i}.label",
-                "message": f"{r.label!r} is not a label of the queue",
-            }
-            for i, r in enumerate(spec.policy.rules)
-            if r.label not in spec.labels
-        ]
-        if unknown:
-            raise ValidationFailed("A rule suggests a label the queue does not have.", unknown)
+        _check_rule_labels(spec.policy, spec.labels)
     if session.scalar(select(Queue.id).where(Queue.name == spec.name)) is not None:
         raise Conflict(f"A queue named {spec.name!r} already exists.")
     queue = Queue(

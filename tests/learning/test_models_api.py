@@ -249,3 +249,31 @@ def test_schedule_and_abandoned_runs_in_maintenance(make, engine, redis, db):
         assert fail_abandoned_runs(session=s, alive=lambda qid: False) == 1
     run = db.scalar(select(TrainingRun))
     assert run.status == "failed" and "worker stopped" in run.message
+
+
+def test_policy_changes_are_validated_whole_and_merged(client, make, db):
+    make.queue(audit_rate=0.1)
+    scientist = make.user("scientist", queues=["claims"])
+    reviewer = make.user("reviewer", queues=["claims"])
+    url = "/api/v1/queues/claims/policy"
+    ok = {"features": [{"name": "amount"}, {"name": "note", "kind": "text"}], "coverage": 0.9}
+    assert client.patch(url, json=ok, headers=reviewer["headers"]).status_code == 403
+    for bad in (
+        {"coverage": "high"},
+        {"features": [{"name": "amount", "kind": "image"}]},
+        {"rules": [{"name": "r", "field": "amount", "op": ">", "value": 1, "label": "nope"}]},
+        {"unknown": 1},
+        {},
+        [],
+    ):
+        r = client.patch(url, json=bad, headers=scientist["headers"])
+        assert r.status_code == 422 and r.json["details"], bad
+    assert (
+        client.get("/api/v1/queues/claims", headers=scientist["headers"]).json["policy"]["coverage"]
+        == 0.95
+    )
+    r = client.patch(url, json=ok, headers=scientist["headers"])
+    assert r.status_code == 200
+    policy = client.get("/api/v1/queues/claims", headers=scientist["headers"]).json["policy"]
+    assert policy["coverage"] == 0.9 and policy["audit_rate"] == 0.1  # merged, not replaced
+    assert policy["features"][1] == {"name": "note", "kind": "text"}

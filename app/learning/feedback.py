@@ -136,8 +136,9 @@ def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
         .join(Item, Item.id == Label.item_id)
         .where(Label.queue_id == queue_id, Label.source == "auto", missing)
     )
-    result = session.execute(
-        insert(TrainingExample).from_select(
+    rows = session.execute(
+        insert(TrainingExample)
+        .from_select(
             [
                 "queue_id",
                 "label_id",
@@ -150,5 +151,6 @@ def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
             ],
             source,
         )
-    )
-    return result.rowcount or 0
+        .returning(TrainingExample.id)
+    ).all()
+    return len(rows)

@@ -163,6 +163,26 @@ def test_a_failed_run_leaves_the_active_model_and_says_why(
     page = client.get("/queues/claims/models")
     assert page.status_code in (302, 401)  # pages need a login
 
+    # Fixed, but narrowed to one uninformative field: the worker trains a worse model,
+    # which stays a candidate while v1 keeps answering.
+    r = client.patch(
+        "/api/v1/queues/claims/policy",
+        json={"features": [{"name": "currency"}]},
+        headers=lead["headers"],
+    )
+    assert r.status_code == 200
+    client.post("/api/v1/queues/claims/models/retrain", headers=lead["headers"])
+    run = wait_for(
+        lambda: (lambda runs: runs[0] if runs and runs[0]["status"] == "trained" else None)(
+            client.get("/api/v1/queues/claims/models", headers=lead["headers"]).json["runs"]
+        ),
+        what="a trained run",
+    )
+    assert run["message"].endswith("not better, kept as a candidate")
+    versions = client.get("/api/v1/queues/claims/models", headers=lead["headers"]).json["versions"]
+    assert [(v["status"], v["active"]) for v in versions] == [("candidate", False), ("active", True)]
+    assert versions[1]["version"] == v1
+
 
 def test_promote_and_rollback_refusals(client, make, engine, db):
     queue_id = make.queue(audit_rate=0, retrain_after=0)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=50_000, alias="LOUPE_MAX_BATCH_ITEMS")
     maintenance_interval: float = Field(default=5.0, alias="LOUPE_MAINTENANCE_INTERVAL")
     scoring_budget_seconds: float = Field(default=2.0, alias="LOUPE_SCORING_BUDGET")
+    # A retraining run's lock outlives a killed worker by at most this long.
+    retrain_lock_seconds: int = Field(default=60, ge=3, alias="LOUPE_RETRAIN_LOCK_SECONDS")
 
     def resolved_database_url(self) -> str:
         """The configured database, or a SQLite file in the instance folder."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -36,10 +37,36 @@ def enqueue_training_examples(conn: Redis, outbox_ids: list[int]) -> None:
         pipe.execute()
 
 
+def retrain_lock_key(queue_id: int) -> str:
+    """The Redis lock a running retraining of the queue holds (see workers.jobs.retrain)."""
+    return f"loupe:retrain-lock:{queue_id}"
+
+
+# A started run takes its lock within seconds (or fails); started longer ago without it, it
+# is a run whose worker died.
+DEAD_RUN_AFTER = timedelta(seconds=10)
+
+
+def _is_live(conn: Redis, job: Job, queue_id: int) -> bool:
+    status = job.get_status(refresh=True)
+    if status in ("queued", "deferred", "scheduled"):
+        return True
+    if status != "started":
+        return False
+    if conn.exists(retrain_lock_key(queue_id)):
+        return True
+    started = job.started_at
+    if started is not None and started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    # RQ still lists a job whose worker was killed as started, for minutes.
+    return started is None or datetime.now(UTC) - started < DEAD_RUN_AFTER
+
+
 def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> str:
     """Enqueues a retraining of the queue unless one is already waiting or running.
 
-    Repeated triggers collapse into the job already there, whose id is returned.
+    Repeated triggers collapse into the job already there, whose id is returned; a job RQ
+    still calls started but whose worker died (its lock is gone) is replaced.
     """
     job_id = f"retrain-q{queue_id}"
     rq = RQQueue(TRAINING_QUEUE, connection=conn)
@@ -61,9 +88,9 @@ def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> st
                 job = Job.fetch(job_id, connection=conn)
             except NoSuchJobError:
                 continue
-            if job.get_status(refresh=True) in ("queued", "started", "deferred", "scheduled"):
+            if _is_live(conn, job, queue_id):
                 return job_id
-            job.delete()  # a finished or failed run: make room for the new one
+            job.delete()  # a finished, failed or dead run: make room for the new one
     return job_id
 
 

@@ -32,7 +32,7 @@ from app.models import Queue
 from app.queues.service import policy_of
 from app.review.service import expire_leases
 from app.settings import Settings
-from app.tasks import enqueue_rescore, enqueue_retrain, relay_outbox
+from app.tasks import enqueue_rescore, enqueue_retrain, relay_outbox, retrain_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +61,21 @@ def make_training_example(outbox_id: int) -> bool:
 
 
 RETRAIN_BACKOFF_SECONDS = 600
-LOCK_SECONDS = 60
 
 
 @contextmanager
-def _held_while_alive(conn: Redis, key: str):
-    """A Redis lock kept alive by this process: renewed every LOCK_SECONDS / 3, so a worker
-    killed mid-run frees it within LOCK_SECONDS instead of blocking the queue for the
-    length of a whole run."""
-    lock = conn.lock(
-        key, timeout=LOCK_SECONDS, blocking_timeout=min(5, LOCK_SECONDS), thread_local=False
-    )
+def _held_while_alive(conn: Redis, key: str, seconds: int | None = None):
+    """A Redis lock kept alive by this process: renewed every third of its time to live, so
+    a worker killed mid-run frees it within that time (LOUPE_RETRAIN_LOCK_SECONDS) instead
+    of blocking the queue for the length of a whole run."""
+    seconds = seconds or Settings().retrain_lock_seconds
+    lock = conn.lock(key, timeout=seconds, blocking_timeout=min(5, seconds), thread_local=False)
     if not lock.acquire():
         raise LockError(f"{key} is held by another run")
     done = threading.Event()
 
     def renew():
-        while not done.wait(LOCK_SECONDS / 3):
+        while not done.wait(seconds / 3):
             try:
                 lock.reacquire()
             except Exception:  # noqa: BLE001 - the run itself will notice Redis is gone
@@ -100,10 +98,6 @@ def retrain_backoff_key(queue_id: int) -> str:
     return f"loupe:retrain-failed:{queue_id}"
 
 
-def _lock_key(queue_id: int) -> str:
-    return f"loupe:retrain-lock:{queue_id}"
-
-
 def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
     """Trains a new model version for the queue; one run per queue at a time.
 
@@ -114,7 +108,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
     """
     conn = _redis()
     engine = _engine()
-    with _held_while_alive(conn, _lock_key(queue_id)):
+    with _held_while_alive(conn, retrain_lock_key(queue_id)):
         with session_scope(engine) as session:
             queue = session.get(Queue, queue_id)
             if queue is None:
@@ -188,7 +182,7 @@ def run_maintenance() -> dict:
     with session_scope(engine) as session:
         expired = expire_leases(session=session)
         abandoned = fail_abandoned_runs(
-            session=session, alive=lambda qid: bool(conn.exists(_lock_key(qid)))
+            session=session, alive=lambda qid: bool(conn.exists(retrain_lock_key(qid)))
         )
     scheduled = []
     with session_scope(engine, write=False) as session:

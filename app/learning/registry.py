@@ -11,9 +11,6 @@ from app.errors import Conflict, NotFound
 from app.learning.training import activate
 from app.models import ModelVersion, Queue, TrainingExample, TrainingRun, utcnow
 
-# A run still "running" after this long without its lock is a run whose worker died.
-STALE_RUN = timedelta(minutes=2)
-
 
 def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
     """The queue's versions, newest first (artifacts are not loaded)."""
@@ -144,14 +141,12 @@ def run_json(run: TrainingRun, versions: dict[int, str]) -> dict:
 
 
 def fail_abandoned_runs(*, session: Session, alive, now=None) -> int:
-    """Marks as failed the runs whose worker died: still running, old, and whose queue's
-    lock nobody holds (`alive(queue_id)` says whether it is held)."""
+    """Marks as failed the runs whose worker died: still running while nobody holds their
+    queue's lock (`alive(queue_id)` says whether it is held). A run records itself only
+    once it holds the lock, and finishes before it lets go, so this cannot catch a live one.
+    """
     now = now or utcnow()
-    stale = session.scalars(
-        select(TrainingRun).where(
-            TrainingRun.status == "running", TrainingRun.started_at < now - STALE_RUN
-        )
-    ).all()
+    stale = session.scalars(select(TrainingRun).where(TrainingRun.status == "running")).all()
     n = 0
     for run in stale:
         if not alive(run.queue_id):

@@ -180,7 +180,10 @@ def test_a_failed_run_leaves_the_active_model_and_says_why(
     )
     assert run["message"].endswith("not better, kept as a candidate")
     versions = client.get("/api/v1/queues/claims/models", headers=lead["headers"]).json["versions"]
-    assert [(v["status"], v["active"]) for v in versions] == [("candidate", False), ("active", True)]
+    assert [(v["status"], v["active"]) for v in versions] == [
+        ("candidate", False),
+        ("active", True),
+    ]
     assert versions[1]["version"] == v1
 
 

@@ -143,22 +143,21 @@ def test_failed_training_backs_off_instead_of_retrying_on_every_label(
     assert redis.exists(retrain_backoff_key(queue_id))
 
 
-def test_retrain_lock_of_a_dead_run_expires_and_a_live_run_keeps_it(redis, monkeypatch):
+def test_retrain_lock_of_a_dead_run_expires_and_a_live_run_keeps_it(redis):
     import threading
 
     from redis.exceptions import LockError
 
     import workers.jobs as jobs
 
-    monkeypatch.setattr(jobs, "LOCK_SECONDS", 1)
     key = "loupe:retrain-lock:test"
-    # A run that died holding the lock: it is free again after LOCK_SECONDS.
+    # A run that died holding the lock: it is free again after its time to live.
     redis.set(key, "dead-worker", px=400)
-    with jobs._held_while_alive(redis, key):
-        # A live run keeps it past LOCK_SECONDS, and a second run cannot take it.
+    with jobs._held_while_alive(redis, key, seconds=1):
+        # A live run keeps it past its time to live, and a second run cannot take it.
         threading.Event().wait(1.5)
         assert redis.exists(key)
         with pytest.raises(LockError):
-            with jobs._held_while_alive(redis, key):
+            with jobs._held_while_alive(redis, key, seconds=1):
                 pass
     assert not redis.exists(key)

@@ -366,11 +366,21 @@ def model_view(name: str, version: str):
     return jsonify(version_json(get_version(session=session, queue=queue, version=version)))
 
 
-def _after_promotion(queue_id: int, version_id: int) -> None:
+def _change_active(name: str, change) -> Response:
+    """Runs `change(session=, queue=)` (promote or roll back), then has the waiting items
+    re-scored by the version it made active."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "promote")
+    session = write_session()
+    row = change(session=session, queue=queue)
+    session.commit()
     try:
-        enqueue_rescore(redis_conn(), queue_id, version_id)
+        enqueue_rescore(redis_conn(), queue.id, row.id)
     except RedisError:
         current_app.logger.warning("re-scoring not started: Redis is not answering")
+    return jsonify(version_json(row))
 
 
 @bp.post("/queues/<name>/models/<version>/promote")
@@ -378,30 +388,14 @@ def _after_promotion(queue_id: int, version_id: int) -> None:
 def promote_view(name: str, version: str):
     """Make this version the active one (a roll-back when it is an older one); waiting items
     are then re-scored in the background. 409 when it is already active."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "promote")
-    session = write_session()
-    row = promote(session=session, queue=queue, version=version)
-    session.commit()
-    _after_promotion(queue.id, row.id)
-    return jsonify(version_json(row))
+    return _change_active(name, lambda **kw: promote(version=version, **kw))
 
 
 @bp.post("/queues/<name>/models/rollback")
 @openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
 def rollback_view(name: str):
     """Re-activate the version that was active before the current one."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "promote")
-    session = write_session()
-    row = rollback(session=session, queue=queue)
-    session.commit()
-    _after_promotion(queue.id, row.id)
-    return jsonify(version_json(row))
+    return _change_active(name, rollback)
 
 
 @bp.get("/queues/<name>/models/<version>/snapshot")

@@ -80,37 +80,33 @@ def retrain(name: str):
     return redirect(url_for("models.index", name=name))
 
 
-def _rescore(queue_id: int, version_id: int) -> str:
+def _change_active(name: str, change, message: str):
+    """Runs `change(session=, queue=)` (promote or roll back), has the waiting items
+    re-scored, and says so."""
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=current_user)
+    require(current_user, "promote")
+    session = write_session()
+    row = change(session=session, queue=queue)
+    session.commit()
     try:
-        enqueue_rescore(redis_conn(), queue_id, version_id)
-        return " Waiting items are being re-scored."
+        enqueue_rescore(redis_conn(), queue.id, row.id)
+        rescoring = " Waiting items are being re-scored."
     except RedisError:
-        return " Waiting items could not be re-scored now (the job queue is not answering)."
+        rescoring = " Waiting items could not be re-scored now (the job queue is not answering)."
+    flash(message.format(version=row.version) + rescoring, "ok")
+    return redirect(url_for("models.index", name=name))
 
 
 @bp.post("/queues/<name>/models/<version>/promote")
 @login_required
 def promote_version(name: str, version: str):
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=current_user)
-    require(current_user, "promote")
-    session = write_session()
-    row = promote(session=session, queue=queue, version=version)
-    session.commit()
-    flash(f"{row.version} is now the active model." + _rescore(queue.id, row.id), "ok")
-    return redirect(url_for("models.index", name=name))
+    return _change_active(
+        name, lambda **kw: promote(version=version, **kw), "{version} is now the active model."
+    )
 
 
 @bp.post("/queues/<name>/models/rollback")
 @login_required
 def rollback_version(name: str):
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=current_user)
-    require(current_user, "promote")
-    session = write_session()
-    row = rollback(session=session, queue=queue)
-    session.commit()
-    flash(
-        f"Rolled back: {row.version} is the active model again." + _rescore(queue.id, row.id), "ok"
-    )
-    return redirect(url_for("models.index", name=name))
+    return _change_active(name, rollback, "Rolled back: {version} is the active model again.")

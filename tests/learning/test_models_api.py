@@ -2,14 +2,13 @@
 roll-back, re-scoring, failed runs, schedules."""
 
 import json
-from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.db import session_scope
 from app.demo.claims import generate_claims
 from app.learning.training import train_model_version
-from app.models import Item, ModelVersion, Prediction, Queue, TrainingRun, utcnow
+from app.models import Item, ModelVersion, Prediction, Queue, TrainingRun
 from tests.conftest import item, wait_for
 from tests.learning.test_training import _labelled
 from tests.review.test_review_pages import login
@@ -250,8 +249,8 @@ def test_model_pages_for_a_lead(client, make, engine):
 def test_schedule_and_abandoned_runs_in_maintenance(make, engine, redis, db):
     from rq import Queue as RQQueue
 
-    from app.learning.registry import fail_abandoned_runs, start_run
-    from app.tasks import TRAINING_QUEUE
+    from app.learning.registry import start_run
+    from app.tasks import TRAINING_QUEUE, retrain_lock_key
     from workers.jobs import run_maintenance
 
     queue_id = make.queue(audit_rate=0, retrain_after=0, retrain_every_hours=1)
@@ -262,16 +261,16 @@ def test_schedule_and_abandoned_runs_in_maintenance(make, engine, redis, db):
     with session_scope(engine) as s:
         start_run(session=s, queue_id=queue_id, trigger="schedule")
     redis.flushdb()
-    assert run_maintenance()["scheduled"] == 0  # a run began less than an hour ago
+    redis.set(retrain_lock_key(queue_id), "a live worker")
+    # A run began less than an hour ago, and it holds its lock: nothing to do.
+    assert run_maintenance() == {**run_maintenance(), "scheduled": 0, "abandoned_runs": 0}
+    assert db.scalar(select(TrainingRun.status)) == "running"
 
-    with session_scope(engine) as s:  # that run's worker died an hour ago
-        run = s.scalar(select(TrainingRun))
-        run.started_at = utcnow() - timedelta(hours=1)
-    with session_scope(engine) as s:
-        assert fail_abandoned_runs(session=s, alive=lambda qid: True) == 0  # lock still held
-        assert fail_abandoned_runs(session=s, alive=lambda qid: False) == 1
+    redis.delete(retrain_lock_key(queue_id))  # its worker died; the lock lapsed
+    assert run_maintenance()["abandoned_runs"] == 1
     run = db.scalar(select(TrainingRun))
-    assert run.status == "failed" and "worker stopped" in run.message
+    assert run.status == "failed" and "worker stopped" in run.message and run.finished_at
+    assert run_maintenance()["abandoned_runs"] == 0
 
 
 def test_policy_changes_are_validated_whole_and_merged(client, make, db):

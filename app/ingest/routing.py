@@ -58,17 +58,25 @@ def route_item(
             f"top two candidates are {margin:.2f} apart, "
             f"less than the margin {policy.min_margin:.2f}",
         )
+    return _accept_or_audit(
+        policy,
+        queue_name,
+        external_id,
+        f"score {top:.2f}",
+        f"top score {top:.2f} ≥ {policy.auto_accept_threshold:.2f} "
+        f"and {margin:.2f} ahead of the next candidate",
+    )
+
+
+def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Route:
+    """An item that may be auto-accepted: unless the audit draw picks it for a person."""
     if audit_draw(queue_name, external_id) < policy.audit_rate:
         return Route(
             "audit",
             f"random audit ({policy.audit_rate:.0%}) of an item that would be auto-accepted "
-            f"(score {top:.2f})",
+            f"({what})",
         )
-    return Route(
-        "auto_accept",
-        f"top score {top:.2f} ≥ {policy.auto_accept_threshold:.2f} "
-        f"and {margin:.2f} ahead of the next candidate",
-    )
+    return Route("auto_accept", why)
 
 
 def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
@@ -87,14 +95,11 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
             f"calibrated confidence {top:.2f} is below the auto-accept threshold "
             f"{policy.auto_accept_threshold:.2f}",
         )
-    if audit_draw(queue_name, external_id) < policy.audit_rate:
-        return Route(
-            "audit",
-            f"random audit ({policy.audit_rate:.0%}) of an item that would be auto-accepted "
-            f"(confidence {top:.2f})",
-        )
-    return Route(
-        "auto_accept",
+    return _accept_or_audit(
+        policy,
+        queue_name,
+        external_id,
+        f"confidence {top:.2f}",
         f"the only answer in the {coverage:.0%} candidate set, "
         f"calibrated confidence {top:.2f} ≥ {policy.auto_accept_threshold:.2f}",
     )

@@ -118,8 +118,8 @@ class Prediction(SQLModel, table=True):
     # "producer" when pushed with the item, "model" when the queue's model scored it.
     source: str = Field(default="producer", max_length=20)
     candidates: list = Field(default_factory=list, sa_type=JSONType)
-    # For the queue's own model: the conformal set ({"coverage", "set_size"}); for a
-    # business-rule answer: {"rule", "why"}. None for a producer's prediction.
+    # For the queue's own model: the conformal set ({"coverage", "set_size"}); when no model
+    # answered: {"fallback": why, "rule": name or absent}. None for a producer's prediction.
     detail: dict | None = _json()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -268,3 +268,5 @@ class ModelVersion(SQLModel, table=True):
     card: dict = Field(default_factory=dict, sa_type=JSONType)
     # Last time it became the active version: rolling back means the one active before.
     activated_at: datetime | None = _ts()
+    # Who or what made it active that time: "training run", "promoted by ana", ...
+    activated_by: str | None = Field(default=None, max_length=200)

@@ -4,7 +4,8 @@ phase, against fitting the bare pipeline once; and re-scoring throughput against
 Run by hand (not part of the test suite):
 
     .venv/bin/python bench/retrain.py [--backend sqlite|postgresql|both]
-                                      [--sizes 10000,100000] [--rescore 50000] [--no-docs]
+                                      [--sizes 10000,100000] [--rescore 50000]
+                                      [--no-single-thread] [--no-docs]
 
 For each backend it migrates a fresh database and, per size, creates a queue
 (`app.queues.service.create_queue`, default policy: 95% coverage, macro F1, no training on
@@ -24,11 +25,15 @@ threshold, evaluation and the model card) and *store* (write session: skops save
 version rows, examples marked as used, promotion). Inside `fit`, the feature table, the
 conformal threshold, the evaluation and the card's `git rev-parse` are timed by wrapping the
 functions `fit` calls (module attributes, in the child only); the calibrated fit is the card's
-`fit_seconds` minus the feature table. The peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss` of the
-child right after the store. Baseline, in the same child after the run:
+`fit_seconds` minus the feature table; the statements on `training_example` during the store
+(marking the examples as used) are timed with SQLAlchemy execute events. The peak RSS is the
+child's VmHWM right after the store (not `ru_maxrss`, which Linux carries over from the parent
+through fork and exec). Baseline, in the same child after the run:
 `build_pipeline(columns, seed).fit(x_train, y_train)` once on the same training rows (the
-feature table built before its clock starts), no calibration, conformal step or evaluation.
-Ratio = run total ÷ bare fit.
+feature table built before its clock starts), no calibration, conformal step or evaluation
+(two more bare fits follow, only to show the spread). Ratio = run total ÷ bare fit. Unless
+`--no-single-thread`, each run is repeated on a second queue holding the same rows with the
+child started under `OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1` (the app sets no thread limit).
 
 Re-scoring: the model trained on the first size is the queue's active model; `--rescore`
 generated claims are inserted as `pending` items with no prediction rows, then
@@ -36,7 +41,9 @@ generated claims are inserted as `pending` items with no prediction rows, then
 model from its skops bytes, as a fresh work-horse would). Afterwards every pending item must
 have exactly one prediction, from that version and of source `model` (asserted). Baseline: the
 same payloads, already in memory as dicts, through the loaded model's
-`candidates(predict_proba(payloads))` in one call. Ratio = re-scoring items/s ÷ raw items/s.
+`candidates(predict_proba(payloads))` in one call, best of 3 (also in slices of 1,000, for
+comparison). Ratio = re-scoring items/s ÷ raw items/s (one call). The parts of the re-scoring
+time come from wrapping the functions `rescore_batch` calls.
 
 The tables are printed and written between the `<!-- retrain:start -->` /
 `<!-- retrain:end -->` markers of docs/BENCHMARKS.md. No Redis is needed.
@@ -83,6 +90,7 @@ MODEL_SEED = 0  # what workers.jobs.retrain passes by default
 CHILD_FLAG = "--_train-child"
 # The comparison run: the same retraining with OpenBLAS (and any OpenMP pool) on one thread.
 SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+BARE_REPEATS = 3  # bare fits per child: the first is the baseline, all show the spread
 
 
 def app_pg_url() -> str:
@@ -307,11 +315,10 @@ def train_child(url: str, queue_id: int) -> dict:
     from app.learning import artifacts, training
     from app.learning.features import choose_columns, table
     from app.learning.pipeline import build_pipeline
-    from app.learning.scoring import load_version
     from app.learning.training import (
         HUMAN_SOURCES,
         TRAIN,
-        active_version,
+        active_for_comparison,
         fit,
         snapshot_is_new,
         split_roles,
@@ -351,8 +358,7 @@ def train_child(url: str, queue_id: int) -> dict:
         )
         if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
             raise SystemExit("the snapshot already has a version")
-        current = active_version(session, queue_id)
-        active = load_version(session, current) if current is not None else None
+        active = active_for_comparison(session, queue_id)
     t1 = time.perf_counter()
     fitted = fit(snap, queue=queue, seed=MODEL_SEED, active=active)
     t2 = time.perf_counter()
@@ -387,9 +393,12 @@ def train_child(url: str, queue_id: int) -> dict:
     y_train = [rows[i].target for i in train_idx]
     del fitted, snap
     gc.collect()
-    b0 = time.perf_counter()
-    build_pipeline(columns, MODEL_SEED).fit(x_train, y_train)
-    bare_s = time.perf_counter() - b0
+    bare = []
+    for _ in range(BARE_REPEATS):  # the first is the baseline; the others show the spread
+        b0 = time.perf_counter()
+        build_pipeline(columns, MODEL_SEED).fit(x_train, y_train)
+        bare.append(time.perf_counter() - b0)
+    bare_s = bare[0]
     dispose_all()
     human = sum(1 for r in rows if r.source in HUMAN_SOURCES)
     return {
@@ -400,6 +409,7 @@ def train_child(url: str, queue_id: int) -> dict:
         "store_s": t3 - t2,
         "total_s": t3 - t0,
         "bare_s": bare_s,
+        "bare_all_s": bare,
         "blas": blas,
         "card_fit_s": card["fit_seconds"],
         "phases": phases,
@@ -589,9 +599,11 @@ def run_backend(backend: str, args, data: dict[int, list[dict]], pending: list[d
                 print(
                     f"  snapshot {r['snapshot_s']:.2f}s  fit {r['fit_s']:.2f}s  "
                     f"store {r['store_s']:.2f}s  total {r['total_s']:.2f}s  "
-                    f"bare fit {r['bare_s']:.2f}s  ratio {r['ratio']:.1f}  "
-                    f"peak RSS {r['rss_peak_mib']:.0f} MiB (at start {r['rss_start_mib']:.0f}, ru_maxrss {r['rusage_peak_mib']:.0f})  BLAS {r['blas']}  phases "
-                    + ", ".join(f"{k} {v:.2f}s" for k, v in r["phases"].items()),
+                    f"bare fit {r['bare_s']:.2f}s  ratio {r['ratio']:.1f}\n"
+                    f"  peak RSS {r['rss_peak_mib']:.0f} MiB (after imports "
+                    f"{r['rss_start_mib']:.0f}, ru_maxrss {r['rusage_peak_mib']:.0f})  "
+                    f"BLAS {r['blas']}\n  phases "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items()),
                     flush=True,
                 )
                 if env:
@@ -656,14 +668,16 @@ def _fit_parts(r: dict) -> dict:
         "evaluate": p.get("evaluate", 0.0),
         "code_version": p.get("code_version", 0.0),
         "rest": r["fit_s"] - named,
+        "skops_save": p.get("skops_save", 0.0),
+        "mark_used": p.get("mark_used", 0.0),
     }
 
 
 def phase_table(results: list[dict]) -> str:
     lines = [
-        "| backend | examples | columns + feature table s | calibrated fit (5-fold CV + refit) s "
-        "| conformal s | evaluation s | git rev-parse s | rest of fit s | skops save s "
-        "| model bytes |",
+        "| backend | examples | fit: columns + feature table s "
+        "| fit: calibrated fit (5-fold CV + refit) s | fit: conformal s | fit: evaluation s "
+        "| fit: rest s | store: skops save s | store: marking examples used s | model bytes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
@@ -672,8 +686,8 @@ def phase_table(results: list[dict]) -> str:
             lines.append(
                 f"| {r['backend']} | {r['examples']:,} | {f['features']:.2f} "
                 f"| {f['calibrated']:.2f} | {f['conformal']:.2f} | {f['evaluate']:.2f} "
-                f"| {f['code_version']:.2f} | {f['rest']:.2f} "
-                f"| {r['phases'].get('skops_save', 0):.2f} | {r['artifact_bytes']:,} |"
+                f"| {f['rest'] + f['code_version']:.2f} | {f['skops_save']:.2f} "
+                f"| {f['mark_used']:.2f} | {r['artifact_bytes']:,} |"
             )
     return "\n".join(lines)
 
@@ -681,7 +695,7 @@ def phase_table(results: list[dict]) -> str:
 def blas_table(results: list[dict]) -> str:
     lines = [
         "| backend | examples | BLAS threads | run total s | calibrated fit s | bare fit s "
-        "| ratio | peak RSS MiB |",
+        "| ratio | 3 bare fits, min–max s |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for res in results:
@@ -690,9 +704,10 @@ def blas_table(results: list[dict]) -> str:
                 if r is None:
                     continue
                 lines.append(
-                    f"| {r['backend']} | {r['examples']:,} | {how} ({r['blas']}) "
+                    f"| {r['backend']} | {r['examples']:,} | {how} "
                     f"| {r['total_s']:.2f} | {_fit_parts(r)['calibrated']:.2f} "
-                    f"| {r['bare_s']:.2f} | {r['ratio']:.1f} | {r['rss_peak_mib']:,.0f} |"
+                    f"| {r['bare_s']:.2f} | {r['ratio']:.1f} "
+                    f"| {min(r['bare_all_s']):.2f}–{max(r['bare_all_s']):.2f} |"
                 )
     return "\n".join(lines)
 
@@ -726,17 +741,19 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
     libs = first.get("libraries") or {}
     code = (first.get("code_version") or "unknown")[:7]
     split = first["split"]
+    command = " ".join([".venv/bin/python bench/retrain.py", args.command]).strip()
     out = [
         START,
         "## Retraining and re-scoring",
         "",
-        "`bench/retrain.py`. Data, untimed: per size, a queue made with `create_queue` "
-        "(default policy: 95% coverage, macro F1, no training on auto-accepted labels) holding "
-        "generated claims (`app.demo.claims.generate_claims`, 3 labels, 10 payload fields: "
-        "numbers, categories, a date and a free-text note), each an `item` row (done), a "
-        "`final_label` row (source `human`) and a `training_example` row (features = the "
-        "payload, target = the label, `decided_at` one second apart), bulk-inserted; on "
-        "PostgreSQL followed by `VACUUM ANALYZE` (autovacuum is off on this server).",
+        "`bench/retrain.py`. Data, untimed: per run, a queue made with `create_queue` (default "
+        "policy: 95% coverage, macro F1, no training on auto-accepted labels) holding generated "
+        "claims (`app.demo.claims.generate_claims`: 3 labels; amount, currency, country, "
+        "merchant category, channel, three counts, a purchase date and a free-text note), "
+        "each an `item` row (done), a `final_label` row (source `human`) and a "
+        "`training_example` row (features = the payload, target = the label, `decided_at` one "
+        "second apart), bulk-inserted; on PostgreSQL followed by `VACUUM ANALYZE` "
+        "(autovacuum is off on this server).",
         "",
         "**Retraining** is timed in a fresh child process (modules imported and heap settled "
         "first, as `loupe worker` does), in the three steps of `workers.jobs._train`, each "
@@ -745,31 +762,44 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         "active model to load or compare with); *fit* = `app.learning.training.fit` "
         "(time-ordered split: oldest 60% train, next 20% conformal, newest 20% evaluation, "
         f"e.g. {split['train']:,}/{split['conformal']:,}/{split['evaluation']:,} rows at "
-        f"{first['examples']:,}; the column choice "
-        "and the feature table, the ColumnTransformer + logistic-regression pipeline inside "
+        f"{first['examples']:,}; the column choice and the feature table; the "
+        "ColumnTransformer + logistic-regression pipeline inside "
         '`CalibratedClassifierCV(method="temperature", cv=StratifiedKFold(5), '
-        "ensemble=False)`, the MAPIE conformal threshold, evaluation, the model card); "
+        "ensemble=False)`; the MAPIE conformal threshold; evaluation; the model card); "
         "*store* = the write session (skops save, snapshot and version rows, every example "
-        "marked as used in chunks of 10,000, promotion). Not included: the Redis lock and the "
-        "`training_run` rows of `workers.jobs.retrain`. Peak RSS is the child's "
-        "`getrusage(RUSAGE_SELF).ru_maxrss` right after the store (about "
+        "marked as used in chunks of 10,000 ids, promotion). Not included: the Redis lock and "
+        "the `training_run` rows of `workers.jobs.retrain`. The parts of *fit* and *store* "
+        "come from timing the functions `fit` and `store` call (wrapped in the child only) and "
+        "SQLAlchemy `before_execute`/`after_execute` events for the statements on "
+        "`training_example` during the store; the calibrated fit is the card's `fit_seconds` "
+        "minus the column choice and feature table. Peak RSS is the child's `VmHWM` "
+        "(/proc/self/status) right after the store; `getrusage(RUSAGE_SELF).ru_maxrss` is not "
+        "used because Linux carries it over from the parent through fork and exec. About "
         f"{first['rss_start_mib']:,.0f} MiB of it is the interpreter with Flask, SQLAlchemy and "
-        "scikit-learn imported, before the run). **Baseline**: in the same child after the "
+        "scikit-learn imported, before the run. **Baseline**: in the same child after the "
         "run, `build_pipeline(columns, seed).fit(x_train, y_train)` once on the same training "
         "rows (feature table built before its clock), with no calibration, conformal step or "
         "evaluation. Ratio = run total ÷ bare fit. Model metrics are the run's own, on the "
         "newest 20% of the labels (held out).",
         "",
-        f"**Re-scoring**: the model trained on {args.sizes[0]:,} examples is the queue's "
-        f"active model; {args.rescore:,} more generated claims are inserted as `pending` items "
-        "with no prediction rows, then `app.learning.rescoring.rescore_queue(engine, "
-        "queue_id=..., version_id=...)` is timed (batches of 1,000 by item id: read, score with "
-        "no transaction open, insert the predictions in a short write transaction; the first "
-        "batch loads the model from its skops bytes). Afterwards the script asserts that every "
-        "pending item has exactly one prediction row, from the new version, source `model`. "
-        "**Baseline**: the same payloads, already in memory as dicts, through the loaded "
-        "model's `candidates(predict_proba(payloads))` in one call. Ratio = re-scoring "
-        "items/s ÷ raw items/s.",
+        (
+            f"**Re-scoring**: the model trained on {args.sizes[0]:,} examples is the queue's "
+            f"active model; {args.rescore:,} more generated claims are inserted as `pending` items "
+            "with no prediction rows, then `app.learning.rescoring.rescore_queue(engine, "
+            "queue_id=..., version_id=...)` is timed in the parent process (batches of 1,000 by "
+            "item id: read, score with no transaction open, insert the predictions in a short "
+            "write transaction; the first batch loads the model from its skops bytes). Its parts "
+            "come from wrapping what `rescore_batch` calls: model load (`load_version`), read "
+            "(`_waiting_batch`: payloads and latest predictions), model (`predict_proba` and "
+            "`candidates`), write (`_still_waiting` and `insert_rows`); rest = sessions, commits "
+            "and row building. Afterwards the script asserts that every pending item has exactly "
+            "one prediction row, from the new version, source `model`. **Baseline**: the same "
+            "payloads, already in memory as dicts, through the loaded model's "
+            "`candidates(predict_proba(payloads))` in one call, best of 3; also shown in slices "
+            "of 1,000. Ratio = re-scoring items/s ÷ raw items/s (one call)."
+            if args.rescore
+            else "**Re-scoring**: not measured in this run (`--rescore 0`)."
+        ),
         "",
         f"- Date: {when}",
         f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; "
@@ -778,17 +808,19 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         f"- Python {info['python']}; SQLite {info['sqlite']}"
         + (f"; PostgreSQL {versions['postgresql']}" if "postgresql" in versions else "")
         + "".join(
-            f"; {k} {libs[k]}" for k in ("scikit-learn", "numpy", "mapie", "skops") if libs.get(k)
-        ),
+            f"; {k} {libs[k]}"
+            for k in ("scikit-learn", "numpy", "scipy", "mapie", "skops")
+            if libs.get(k)
+        )
+        + f"; BLAS as loaded in the child: {first['blas']}",
         f"- Code: {code} (the `code_version` the model card recorded)",
-        f"- Command: `{' '.join(['.venv/bin/python bench/retrain.py', args.command]).strip()}`",
-        f"- Whole run: {info['wall_s'] / 60:.1f} min",
+        f"- Command: `{command}`; the whole run took {info['wall_s'] / 60:.1f} min",
         "",
         "### Retraining",
         "",
         train_table(results),
         "",
-        "Where the fit goes:",
+        "Where the time goes:",
         "",
         phase_table(results),
         "",
@@ -797,7 +829,7 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         out += [
             "The same retraining on a second queue with the same rows, its child started with "
             "`OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1` (the app sets no thread limit, so the "
-            "rows above are what `loupe worker` gets on this machine):",
+            "default rows are what `loupe worker` gets on this machine):",
             "",
             blas_table(results),
             "",
@@ -816,54 +848,70 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
     return "\n".join(out)
 
 
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%"
+
+
 def interpret(results: list[dict]) -> str:
-    """Where the time goes, from the figures of this run."""
+    """Where the time goes, in two sentences, from the figures of this run."""
     runs = [r for res in results for r in res["runs"]]
-    biggest = max(runs, key=lambda r: (r["examples"], r["backend"] == "sqlite"))
-    f = _fit_parts(biggest)
-    parts = [
-        f"Where the time goes: the calibrated fit is "
-        f"{min(100 * _fit_parts(r)['calibrated'] / r['total_s'] for r in runs):.0f}–"
-        f"{max(100 * _fit_parts(r)['calibrated'] / r['total_s'] for r in runs):.0f}% of every "
-        f"run (at {biggest['examples']:,} examples on {biggest['backend']}: "
-        f"{f['calibrated']:.1f} s of {biggest['total_s']:.1f} s; reading the snapshot "
-        f"{biggest['snapshot_s']:.1f} s, columns and feature table {f['features']:.1f} s, "
-        f"conformal threshold and evaluation {f['conformal'] + f['evaluate']:.1f} s, store "
-        f"{biggest['store_s']:.1f} s). `CalibratedClassifierCV` fits the whole pipeline six "
-        "times (five folds on 4/5 of the training rows, then all of them), so a run costs "
-        "several bare fits by construction; the database steps are a small share on both "
-        "backends."
-    ]
+    size = max(r["examples"] for r in runs)
+    big = [r for r in runs if r["examples"] == size]
+
+    def name(r):
+        return "SQLite" if r["backend"] == "sqlite" else "PostgreSQL"
+
+    first = (
+        f"Where the time goes: at {size:,} examples the calibrated fit (six fits of the "
+        "whole pipeline: five cross-validation folds, then all the training rows) is "
+        + " and ".join(
+            f"{_pct(_fit_parts(r)['calibrated'], r['total_s'])} of the run on {name(r)}"
+            for r in big
+        )
+        + ", the rest mainly the snapshot ("
+        + " / ".join(f"{r['snapshot_s']:.1f} s" for r in big)
+        + ": every example's JSON decoded, then encoded again for the content hash), the "
+        "column choice and feature table ("
+        + " / ".join(f"{_fit_parts(r)['features']:.1f} s" for r in big)
+        + ") and marking the examples as used ("
+        + " / ".join(f"{_fit_parts(r)['mark_used']:.1f} s" for r in big)
+        + ": per chunk of 10,000, an `UPDATE ... WHERE id IN (...)` and a `count(*)` with "
+        "10,000 bound parameters each)"
+    )
     pairs = [(r, r["blas1"]) for r in runs if "blas1" in r]
     if pairs:
-        speedups = [r["total_s"] / one["total_s"] for r, one in pairs]
-        parts.append(
-            "OpenBLAS threading matters more than the database: with one BLAS thread the same "
-            f"runs took {min(speedups):.1f}–{max(speedups):.1f}× less time (the default starts "
-            "two threads per BLAS library on this 2-core machine, and numpy and scipy each load "
-            "their own OpenBLAS), and single runs with the default threads vary a lot from one "
-            "run to the next, so read the default-thread ratios as rough."
+        first += (
+            "; run totals with the default BLAS threads → with one ("
+            + ", ".join(
+                f"{name(r)} {r['examples']:,}: {r['total_s']:.1f} → {one['total_s']:.1f} s"
+                for r, one in pairs
+            )
+            + ")"
         )
+    text = [first + "."]
     rs = [(res["backend"], res["rescore"]) for res in results if res["rescore"]]
     if rs:
-        desc = []
-        for backend, r in rs:
-            p = r["parts"]
-            desc.append(
-                f"{r['rescore_per_s']:,.0f} items/s on {backend} ({100 * r['ratio']:.0f}% of "
-                f"the raw model's {r['raw_per_s']:,.0f}/s; model "
-                f"{100 * p['model'] / r['rescore_s']:.0f}%, reads "
-                f"{100 * p['read'] / r['rescore_s']:.0f}%, writes "
-                f"{100 * p['write'] / r['rescore_s']:.0f}% of its time)"
+        model_half = all(r["parts"]["model"] < r["rescore_s"] / 2 for _, r in rs)
+        text.append(
+            "Re-scoring reaches "
+            + " and ".join(
+                f"{_pct(r['ratio'], 1)} of the raw model's items/s on "
+                f"{'SQLite' if b == 'sqlite' else 'PostgreSQL'}"
+                for b, r in rs
             )
-        parts.append(
-            "Re-scoring runs at "
-            + " and ".join(desc)
-            + ": the model itself is slower in batches of 1,000 than in one call (per-call "
-            "overhead of the ColumnTransformer), and each batch adds its read of payloads and "
-            "latest predictions, the claim check and the insert of 1,000 prediction rows."
+            + (
+                ": the model is under half of its time ("
+                if model_half
+                else ": the model is most of its time ("
+            )
+            + " / ".join(f"{_pct(r['parts']['model'], r['rescore_s'])}" for _, r in rs)
+            + "), the rest is each batch's read of payloads and latest predictions ("
+            + " / ".join(f"{_pct(r['parts']['read'], r['rescore_s'])}" for _, r in rs)
+            + "), claim check and insert of the predictions ("
+            + " / ".join(f"{_pct(r['parts']['write'], r['rescore_s'])}" for _, r in rs)
+            + ")."
         )
-    return " ".join(parts)
+    return " ".join(text)
 
 
 def main() -> None:

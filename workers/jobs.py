@@ -19,10 +19,9 @@ from app.learning.feedback import make_training_example as _make_example
 from app.learning.feedback import materialize_auto_examples, retrain_due
 from app.learning.registry import fail_abandoned_runs, finish_run, schedule_due, start_run
 from app.learning.rescoring import rescore_queue
-from app.learning.scoring import load_version
 from app.learning.training import (
     TrainingFailed,
-    active_version,
+    active_for_comparison,
     fit,
     snapshot_is_new,
     store,
@@ -150,8 +149,7 @@ def _train(engine, queue_id: int, seed: int) -> dict:
         )
         if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
             return {"status": "skipped", "why": "no new training examples since the last version"}
-        current = active_version(session, queue_id)
-        active = load_version(session, current) if current is not None else None
+        active = active_for_comparison(session, queue_id)
     fitted = fit(snap, queue=queue, seed=seed, active=active)
     with session_scope(engine) as session:
         version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)

@@ -374,7 +374,7 @@ def _change_active(name: str, change) -> Response:
     queue = get_queue(session=session, name=name, user=user)
     require(user, "promote")
     session = write_session()
-    row = change(session=session, queue=queue)
+    row = change(session=session, queue=queue, user=user)
     session.commit()
     try:
         enqueue_rescore(redis_conn(), queue.id, row.id)

@@ -10,7 +10,6 @@ from skops.io import dumps, get_untrusted_types, loads
 # public estimators); anything else in a file is refused.
 ALLOWED_TYPES = {
     "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
     "sklearn.calibration._TemperatureScaling",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.pipeline.Pipeline",
@@ -39,7 +38,13 @@ def load(data: bytes, sha256: str):
     """Loads a pipeline after checking its checksum and that every type is allowed."""
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ArtifactError("model file does not match its checksum")
-    untrusted = [t for t in get_untrusted_types(data=data) if t not in ALLOWED_TYPES]
-    if untrusted:
-        raise ArtifactError(f"model file holds types that are not allowed: {untrusted}")
-    return loads(data, trusted=sorted(set(get_untrusted_types(data=data))))
+    try:
+        found = set(get_untrusted_types(data=data))
+        untrusted = sorted(t for t in found if t not in ALLOWED_TYPES)
+        if untrusted:
+            raise ArtifactError(f"model file holds types that are not allowed: {untrusted}")
+        return loads(data, trusted=sorted(found))
+    except ArtifactError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. written by another scikit-learn version
+        raise ArtifactError(f"model file cannot be loaded: {type(exc).__name__}: {exc}") from exc

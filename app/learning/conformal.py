@@ -1,7 +1,9 @@
 """Candidate sets with a chosen coverage: split conformal prediction (LAC score) by MAPIE.
 
-MAPIE computes the threshold on held-out human labels; Loupe stores that one number with
-the model version, so scoring needs neither MAPIE nor the calibration rows.
+MAPIE computes the conformity scores on held-out human labels; Loupe takes their quantile
+exactly as MAPIE does (checked against MAPIE's own sets in the tests), adding held-out labels
+the model has never seen as sure misses, and stores that one threshold with the model
+version, so scoring needs neither MAPIE nor the calibration rows.
 """
 
 from __future__ import annotations

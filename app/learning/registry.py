@@ -57,18 +57,19 @@ def version_json(version: ModelVersion) -> dict:
         "status": version_status(version),
         "n_examples": version.n_examples,
         "activated_at": version.activated_at.isoformat() if version.activated_at else None,
+        "activated_by": version.activated_by,
         "promotion_reason": metrics.get("promotion_reason"),
         "card": card,
         "artifact_sha256": version.artifact_sha256,
     }
 
 
-def promote(*, session: Session, queue: Queue, version: str) -> ModelVersion:
+def promote(*, session: Session, queue: Queue, version: str, user) -> ModelVersion:
     """Makes the named version the active one (also how a person rolls back)."""
     row = get_version(session=session, queue=queue, version=version)
     if row.active:
         raise Conflict(f"{version} is already the active model.")
-    activate(session=session, version=row)
+    activate(session=session, version=row, by=f"promoted by {user.name}")
     return row
 
 
@@ -86,13 +87,13 @@ def previous_active(*, session: Session, queue: Queue) -> ModelVersion | None:
     )
 
 
-def rollback(*, session: Session, queue: Queue) -> ModelVersion:
+def rollback(*, session: Session, queue: Queue, user) -> ModelVersion:
     """Re-activates the version that was active before the current one (rolling back twice
     returns to where it started)."""
     previous = previous_active(session=session, queue=queue)
     if previous is None:
         raise Conflict("There is no earlier active version to roll back to.")
-    activate(session=session, version=previous)
+    activate(session=session, version=previous, by=f"rolled back by {user.name}")
     return previous
 
 
@@ -160,7 +161,9 @@ def fail_abandoned_runs(*, session: Session, alive, now=None) -> int:
 
 def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None) -> bool:
     """True when the queue's schedule says retrain: the last run began `every_hours` ago or
-    more, and some training examples are newer than the newest version."""
+    more, and some human labels have not been trained on yet."""
+    from app.queues.service import TRAINABLE_SOURCES
+
     if not every_hours:
         return False
     now = now or utcnow()
@@ -169,17 +172,16 @@ def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None
     )
     if last_run is not None and now - last_run < timedelta(hours=every_hours):
         return False
-    newest_version = session.scalar(
-        select(func.max(ModelVersion.created_at)).where(ModelVersion.queue_id == queue.id)
+    unseen = session.scalar(
+        select(TrainingExample.id)
+        .where(
+            TrainingExample.queue_id == queue.id,
+            TrainingExample.used_by_version_id.is_(None),
+            TrainingExample.source.in_(TRAINABLE_SOURCES),
+        )
+        .limit(1)
     )
-    stmt = (
-        select(func.count())
-        .select_from(TrainingExample)
-        .where(TrainingExample.queue_id == queue.id)
-    )
-    if newest_version is not None:
-        stmt = stmt.where(TrainingExample.created_at > newest_version)
-    return (session.scalar(stmt) or 0) > 0
+    return unseen is not None
 
 
 ROLE_NAMES = ("train", "conformal", "evaluation", "left_out")

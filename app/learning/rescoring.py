@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from app.db import session_scope
@@ -65,6 +65,10 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
     now = utcnow()
     with session_scope(engine) as session:
         session.connection(execution_options={"sqlite_immediate": True})
+        # Replaced while this batch was scored (a roll-back, a newer version): stop here,
+        # so a retired model never has the last word.
+        if not session.scalar(select(ModelVersion.active).where(ModelVersion.id == version_id)):
+            return Progress(0, None)
         still = _still_waiting(session, [i.id for i in todo])
         rows = [
             {
@@ -84,7 +88,20 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
             rows=rows,
             json_columns=("candidates", "detail"),
         )
+        _note_rescored(session, rows, version.version)
     return Progress(len(rows), items[-1].id)
+
+
+def _note_rescored(session: Session, rows: list[dict], version: str) -> None:
+    """The reason reviewers read follows the prediction they see (the item stays in review:
+    a person was asked, and re-scoring never decides for them)."""
+    if not rows:
+        return
+    session.execute(
+        update(Item)
+        .where(Item.id.in_([r["item_id"] for r in rows]))
+        .values(route_reason=f"re-scored by {version} while waiting for review")
+    )
 
 
 def _still_waiting(session: Session, ids: list[int]) -> set[int]:

@@ -87,7 +87,7 @@ def _change_active(name: str, change, message: str):
     queue = get_queue(session=session, name=name, user=current_user)
     require(current_user, "promote")
     session = write_session()
-    row = change(session=session, queue=queue)
+    row = change(session=session, queue=queue, user=current_user)
     session.commit()
     try:
         enqueue_rescore(redis_conn(), queue.id, row.id)

@@ -17,7 +17,7 @@ from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.features import features_of, table
 from app.learning.rules import rule_answer
-from app.models import ModelVersion, Queue, TrainingSnapshot
+from app.models import ModelVersion, Queue
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATES = 5
@@ -36,8 +36,6 @@ class LoadedModel:
     # None for models from before column pipelines: they read features_of() dicts.
     columns: list[dict] | None
     conformal: Conformal | None
-    # Ids of the training examples it was fitted on (None when unknown).
-    trained_on: frozenset[int] | None
 
     @property
     def classes(self) -> list[str]:
@@ -83,14 +81,6 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
             _cache.move_to_end(key)
             return _cache[key]
     model = artifacts.load(version.artifact, version.artifact_sha256)
-    trained_on = None
-    if version.snapshot_id is not None:
-        from app.learning.training import TRAIN, unpack_ids
-
-        snap = session.get(TrainingSnapshot, version.snapshot_id)
-        ids = unpack_ids(snap.example_ids, np.int64)
-        roles = unpack_ids(snap.roles, np.uint8)
-        trained_on = frozenset(int(i) for i in ids[roles == TRAIN])
     card = version.card or {}
     loaded = LoadedModel(
         version_id=version.id,
@@ -98,7 +88,6 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         model=model,
         columns=card.get("columns"),
         conformal=Conformal.from_dict(card.get("conformal")),
-        trained_on=trained_on,
     )
     with _cache_lock:
         _cache[key] = loaded
@@ -136,13 +125,14 @@ def pipeline_for_version(*, session: Session, queue: Queue, version: str | None)
     return (loaded.version_id, loaded) if loaded else (None, None)
 
 
-def active_model(*, session: Session, queue: Queue) -> LoadedModel | None:
-    """The queue's active model, or None when there is none or it cannot be loaded."""
+def active_model(*, session: Session, queue: Queue) -> tuple[LoadedModel | None, str | None]:
+    """(the queue's active model, None), or (None, why there is none to use)."""
     try:
-        return _loaded(session, queue)
-    except artifacts.ArtifactError:
+        loaded = _loaded(session, queue)
+    except artifacts.ArtifactError as exc:
         log.exception("active model of queue %s cannot be loaded", queue.name)
-        return None
+        return None, f"the active model cannot be loaded ({exc})"
+    return (loaded, None) if loaded is not None else (None, "no trained model yet")
 
 
 @dataclass(frozen=True)
@@ -166,10 +156,8 @@ def score_payloads(
     started = time.perf_counter()
     rows: list = []
     reason = None
-    model = active_model(session=session, queue=queue)
-    if model is None:
-        reason = "no trained model yet"
-    else:
+    model, reason = active_model(session=session, queue=queue)
+    if model is not None:
         try:
             for start in range(0, len(payloads), CHUNK):
                 if time.perf_counter() - started > budget_seconds:

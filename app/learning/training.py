@@ -211,6 +211,8 @@ class Fitted:
     roles: list[int]
     metrics: dict
     card: dict
+    # The skops file and its SHA-256, made here so no write transaction waits on it.
+    artifact: tuple[bytes, str]
 
 
 def library_versions() -> dict:
@@ -243,9 +245,10 @@ def code_version() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active=None) -> Fitted:
+def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = None) -> Fitted:
     """Fits, calibrates, conformalises and evaluates on time-ordered held-out human labels;
-    touches no database. `active` is the loaded active model (scoring.LoadedModel) or None.
+    touches no database. `active` is the queue's active version as it was when the snapshot
+    was taken (see active_for_comparison), or None when the queue has none.
     """
     policy = policy_of(queue)
     rows = snap.rows
@@ -318,7 +321,14 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active=None) -> Fitted:
         "shaping": snap.shaping,
         "train_on_auto": policy.train_on_auto,
     }
-    return Fitted(snapshot=snap, model=model, roles=roles, metrics=metrics, card=card)
+    return Fitted(
+        snapshot=snap,
+        model=model,
+        roles=roles,
+        metrics=metrics,
+        card=card,
+        artifact=artifacts.save(model),
+    )
 
 
 def _count(values) -> dict:
@@ -328,21 +338,60 @@ def _count(values) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class Active:
+    """The active version a new one must beat: its id, and the model with the ids of the
+    examples it trained on when it could be loaded (else why not)."""
+
+    version_id: int
+    loaded: object | None  # scoring.LoadedModel
+    trained_on: frozenset[int] | None
+    error: str | None = None
+
+
+def active_for_comparison(session: Session, queue_id: int) -> Active | None:
+    """The queue's active version, ready to be graded against a new one; None if none."""
+    from app.learning.scoring import load_version
+
+    current = active_version(session, queue_id)
+    if current is None:
+        return None
+    try:
+        loaded = load_version(session, current)
+    except artifacts.ArtifactError as exc:
+        return Active(current.id, None, None, str(exc))
+    trained_on = None
+    if current.snapshot_id is not None:
+        snap = session.get(TrainingSnapshot, current.snapshot_id)
+        ids = unpack_ids(snap.example_ids, np.int64)
+        trained_on = frozenset(ids[unpack_ids(snap.roles, np.uint8) == TRAIN].tolist())
+    return Active(current.id, loaded, trained_on)
+
+
 def _compare_with_active(metrics, model, x_all, active, rows, eval_idx, metric) -> None:
     """Grades the active model on the held-out rows it never trained on, and decides."""
+    metrics["compared_with_version_id"] = active.version_id if active else None
     if active is None:
         metrics["promoted"], metrics["promotion_reason"] = True, "first model of the queue"
+        return
+    if active.loaded is None:
+        metrics["promoted"] = True
+        metrics["promotion_reason"] = f"the active model cannot be loaded ({active.error})"
         return
     seen = active.trained_on
     fair = [i for i in eval_idx if rows[i].example_id not in seen] if seen is not None else []
     note = ""
     if len(fair) < MIN_FAIR_EVAL:
         fair = list(eval_idx)
-        note = " (the active model had trained on some of them: too few new labels)"
+        note = (
+            " (the active model had trained on some of them: too few new labels)"
+            if seen is not None
+            else " (the active model's training rows are not known)"
+        )
     try:
         theirs = evaluate(
-            active.model,
-            active.inputs([rows[i].payload for i in fair]),
+            active.loaded.model,
+            active.loaded.inputs([rows[i].payload for i in fair]),
             [rows[i].target for i in fair],
         )
     except Exception as exc:  # noqa: BLE001 - a broken active model must not block a working one
@@ -354,7 +403,7 @@ def _compare_with_active(metrics, model, x_all, active, rows, eval_idx, metric) 
         if len(fair) == len(eval_idx)
         else evaluate(model, x_all[fair], [rows[i].target for i in fair])[metric]
     )
-    metrics["active_version"] = active.version
+    metrics["active_version"] = active.loaded.version
     metrics[f"active_{metric}"] = theirs[metric]
     metrics[f"new_{metric}_on_same_rows"] = ours
     metrics["compared_on"] = len(fair)
@@ -362,7 +411,7 @@ def _compare_with_active(metrics, model, x_all, active, rows, eval_idx, metric) 
     metrics["promoted"] = better
     name = metric.replace("_", " ")
     metrics["promotion_reason"] = (
-        f"{name} {ours:.3f} vs {theirs[metric]:.3f} for {active.version} on the same "
+        f"{name} {ours:.3f} vs {theirs[metric]:.3f} for {active.loaded.version} on the same "
         f"{len(fair)} newest human labels{note}: "
         + ("better, promoted" if better else "not better, kept as a candidate")
     )
@@ -378,7 +427,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     snap = fitted.snapshot
     if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
         return None
-    data, sha = artifacts.save(fitted.model)
+    data, sha = fitted.artifact
     snapshot = TrainingSnapshot(
         queue_id=queue.id,
         content_hash=snap.content_hash,
@@ -424,8 +473,18 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         raise TrainingFailed(
             f"{len(ids) - still_there} labels were reopened during training; run again"
         )
-    if fitted.metrics["promoted"]:
-        activate(session=session, version=version)
+    current = active_version(session, queue.id)
+    compared = fitted.metrics.get("compared_with_version_id")
+    if fitted.metrics["promoted"] and (current.id if current else None) != compared:
+        # A person promoted or rolled back while this trained: theirs is the last word.
+        version.metrics = {
+            **fitted.metrics,
+            "promoted": False,
+            "promotion_reason": "the active model changed while this version trained; "
+            "kept as a candidate",
+        }
+    elif fitted.metrics["promoted"]:
+        activate(session=session, version=version, by="training run")
     return version
 
 
@@ -449,21 +508,18 @@ def active_version(session: Session, queue_id: int) -> ModelVersion | None:
 def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> ModelVersion | None:
     """Snapshot, fit and store in one session (tests, the demo); the worker splits the steps
     so that no write transaction is open while the model fits."""
-    from app.learning.scoring import load_version
-
     snap = take_snapshot(
         session=session, queue_id=queue.id, include_auto=policy_of(queue).train_on_auto
     )
     if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
         return None
-    current = active_version(session, queue.id)
-    active = load_version(session, current) if current is not None else None
+    active = active_for_comparison(session, queue.id)
     fitted = fit(snap, queue=queue, seed=seed, active=active)
     return store(session=session, queue=queue, fitted=fitted)
 
 
-def activate(*, session: Session, version: ModelVersion) -> None:
-    """Makes this the queue's only active version."""
+def activate(*, session: Session, version: ModelVersion, by: str) -> None:
+    """Makes this the queue's only active version; `by` says who or what did it."""
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.queue_id == version.queue_id, ModelVersion.id != version.id)
@@ -471,4 +527,5 @@ def activate(*, session: Session, version: ModelVersion) -> None:
     )
     version.active = True
     version.activated_at = utcnow()
+    version.activated_by = by[:200]
     session.flush()

@@ -131,6 +131,15 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
         raise Conflict("Someone is reviewing this item right now; try again later.")
     label = session.scalar(select(Label).where(Label.item_id == item.id))
     if label is not None:
+        # Lock the example first: a training run may be marking it used right now
+        # (PostgreSQL); once it commits, the label is final and the reopen is refused.
+        example = session.execute(
+            select(TrainingExample.id, TrainingExample.used_by_version_id)
+            .where(TrainingExample.label_id == label.id)
+            .with_for_update()
+        ).first()
+        if example is not None and example.used_by_version_id is not None:
+            raise Conflict("This label has just been used to train a model; it cannot be reopened.")
         session.execute(delete(TrainingExample).where(TrainingExample.label_id == label.id))
         session.execute(delete(Outbox).where(Outbox.label_id == label.id))
         session.delete(label)

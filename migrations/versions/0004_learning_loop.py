@@ -64,6 +64,9 @@ def upgrade() -> None:
             sa.Column("card", JSONType, nullable=False, server_default=sa.text("'{}'"))
         )
         batch_op.add_column(sa.Column("activated_at", UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("activated_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True)
+        )
         batch_op.create_foreign_key(
             "fk_model_version_snapshot", "training_snapshot", ["snapshot_id"], ["id"]
         )
@@ -71,6 +74,11 @@ def upgrade() -> None:
         batch_op.alter_column("card", server_default=None)
     with op.batch_alter_table("prediction") as batch_op:
         batch_op.add_column(sa.Column("detail", JSONType, nullable=True))
+    # The version active today was made active when it was created: roll-back needs that.
+    op.execute(
+        "UPDATE model_version SET activated_at = created_at, activated_by = 'training run'"
+        " WHERE active"
+    )
     op.execute(
         "UPDATE training_example SET features ="
         " (SELECT payload FROM item WHERE item.id = training_example.item_id)"
@@ -82,6 +90,7 @@ def downgrade() -> None:
         batch_op.drop_column("detail")
     with op.batch_alter_table("model_version") as batch_op:
         batch_op.drop_constraint("fk_model_version_snapshot", type_="foreignkey")
+        batch_op.drop_column("activated_by")
         batch_op.drop_column("activated_at")
         batch_op.drop_column("card")
         batch_op.drop_column("snapshot_id")

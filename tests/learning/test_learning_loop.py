@@ -292,7 +292,10 @@ def test_past_the_time_budget_or_with_a_broken_model_the_rules_answer(make, engi
         s.flush()
         scoring._cache.clear()
         broken = scoring.score_payloads(session=s, queue=queue, payloads=payloads[:5])
-        assert broken.model_answered == 0 and broken.fallback_reason == "no trained model yet"
+        assert broken.model_answered == 0
+        assert broken.fallback_reason == (
+            "the active model cannot be loaded (model file does not match its checksum)"
+        )
         s.rollback()
 
 
@@ -381,7 +384,6 @@ def test_evidence_names_payload_fields_of_a_calibrated_model():
         fitted.model,
         fitted.card["columns"],
         Conformal.from_dict(fitted.card["conformal"]),
-        None,
     )
     payload = snap.rows[-1].payload
     top = loaded.classes[int(loaded.predict_proba([payload])[0].argmax())]
@@ -394,3 +396,60 @@ def test_evidence_names_payload_fields_of_a_calibrated_model():
             assert payload[c.field] == c.value or c.value == "other"
         if c.kind == "word":
             assert c.value in payload[c.field].lower()
+
+
+def test_a_person_changing_the_active_model_during_training_has_the_last_word(make, engine, db):
+    from app.learning.registry import promote, rollback
+    from app.learning.training import active_for_comparison, store
+    from app.models import User
+
+    queue_id = make.queue(audit_rate=0, retrain_after=0)
+    make.user("reviewer", queues=["claims"])
+    lead = make.user("lead", queues=["claims"])
+    _labelled(engine, 200)
+    with session_scope(engine) as s:
+        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+    _labelled(engine, 100, seed=2)
+    with session_scope(engine) as s:
+        queue = s.get(Queue, queue_id)
+        queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
+        v2 = train_model_version(session=s, queue=queue).version  # a candidate
+        queue.policy = {**queue.policy, "features": None}
+    _labelled(engine, 60, seed=3)
+    with session_scope(engine) as s:
+        queue = s.get(Queue, queue_id)
+        snap = take_snapshot(session=s, queue_id=queue_id)
+        fitted = fit(snap, queue=queue, seed=0, active=active_for_comparison(s, queue_id))
+    # Graded against v1 and better, say; meanwhile a lead makes v2 active.
+    fitted.metrics["promoted"] = True
+    with session_scope(engine) as s:
+        user = s.scalar(select(User).where(User.name == lead["name"]))
+        promote(session=s, queue=s.get(Queue, queue_id), version=v2, user=user)
+    with session_scope(engine) as s:
+        v3 = store(session=s, queue=s.get(Queue, queue_id), fitted=fitted)
+        assert not v3.active
+        assert v3.metrics["promotion_reason"].startswith("the active model changed")
+    assert db.scalar(select(ModelVersion.version).where(ModelVersion.active)) == v2
+    by = dict(db.all(select(ModelVersion.version, ModelVersion.activated_by)))
+    assert by == {v1: "training run", v2: f"promoted by {lead['name']}", v3.version: None}
+    with session_scope(engine) as s:
+        user = s.scalar(select(User).where(User.name == lead["name"]))
+        assert rollback(session=s, queue=s.get(Queue, queue_id), user=user).version == v1
+
+
+def test_a_broken_active_model_does_not_block_a_new_one(make, engine, db):
+    queue_id = make.queue(audit_rate=0, retrain_after=0)
+    make.user("reviewer", queues=["claims"])
+    _labelled(engine, 100)
+    with session_scope(engine) as s:
+        train_model_version(session=s, queue=s.get(Queue, queue_id))
+        v1 = s.scalar(select(ModelVersion))
+        v1.artifact = v1.artifact[:-10] + b"0123456789"  # corrupt, checksum kept
+    _labelled(engine, 30, seed=2)
+    from app.learning import scoring
+
+    scoring._cache.clear()
+    with session_scope(engine) as s:
+        v2 = train_model_version(session=s, queue=s.get(Queue, queue_id))
+        assert v2.active
+        assert v2.metrics["promotion_reason"].startswith("the active model cannot be loaded")

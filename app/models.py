@@ -251,7 +251,13 @@ class TrainingRun(SQLModel, table=True):
 
 class ModelVersion(SQLModel, table=True):
     __tablename__ = "model_version"
-    __table_args__ = (sa.UniqueConstraint("queue_id", "snapshot", name="uq_model_queue_snapshot"),)
+    # One version per snapshot and training settings: the same data under another feature
+    # choice, coverage or seed is another model.
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "queue_id", "snapshot", "settings_hash", name="uq_model_queue_snapshot_settings"
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id", index=True)
     version: str = Field(max_length=120, unique=True)
@@ -262,6 +268,7 @@ class ModelVersion(SQLModel, table=True):
     metrics: dict = Field(default_factory=dict, sa_type=JSONType)
     artifact: bytes = Field(sa_type=sa.LargeBinary)
     artifact_sha256: str = Field(max_length=64)
+    settings_hash: str = Field(default="", max_length=64)
     snapshot_id: int | None = Field(default=None, foreign_key="training_snapshot.id")
     # Everything needed to use and to explain it: feature columns, conformal threshold,
     # parameters, seed, library versions, data summary (see learning/training.py).

@@ -320,10 +320,12 @@ def train_child(url: str, queue_id: int) -> dict:
         TRAIN,
         active_for_comparison,
         fit,
+        settings_hash,
         snapshot_is_new,
         split_roles,
         store,
         take_snapshot,
+        training_settings,
     )
     from app.models import Queue
     from app.queues.service import policy_of
@@ -356,7 +358,8 @@ def train_child(url: str, queue_id: int) -> dict:
         snap = take_snapshot(
             session=session, queue_id=queue_id, include_auto=policy_of(queue).train_on_auto
         )
-        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
+        settings = settings_hash(training_settings(queue, MODEL_SEED))
+        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap, settings=settings):
             raise SystemExit("the snapshot already has a version")
         active = active_for_comparison(session, queue_id)
     t1 = time.perf_counter()

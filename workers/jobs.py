@@ -23,9 +23,11 @@ from app.learning.training import (
     TrainingFailed,
     active_for_comparison,
     fit,
+    settings_hash,
     snapshot_is_new,
     store,
     take_snapshot,
+    training_settings,
 )
 from app.models import Queue
 from app.queues.service import policy_of
@@ -147,8 +149,12 @@ def _train(engine, queue_id: int, seed: int) -> dict:
         snap = take_snapshot(
             session=session, queue_id=queue_id, include_auto=policy_of(queue).train_on_auto
         )
-        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap):
-            return {"status": "skipped", "why": "no new training examples since the last version"}
+        settings = settings_hash(training_settings(queue, seed))
+        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap, settings=settings):
+            return {
+                "status": "skipped",
+                "why": "no new training examples or settings since the last version",
+            }
         active = active_for_comparison(session, queue_id)
     fitted = fit(snap, queue=queue, seed=seed, active=active)
     with session_scope(engine) as session:

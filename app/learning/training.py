@@ -36,6 +36,8 @@ from app.models import (
 from app.queues.service import HUMAN_SOURCES, policy_of
 
 MIN_EXAMPLES = 10
+# Bump when the default pipeline changes, so the same data and policy train a new version.
+PIPELINE_VERSION = 2
 HOLDOUT_SHARE = 0.2
 CONFORMAL_SHARE = 0.2
 TRAIN, CONFORMAL, EVALUATION, LEFT_OUT = 0, 1, 2, 3
@@ -296,6 +298,7 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
     _compare_with_active(metrics, model, x_all, active, rows, part[EVALUATION], policy.metric)
 
     card = {
+        "settings": training_settings(queue, seed),
         "columns": columns,
         "conformal": conformal.as_dict(),
         "calibration": calibration,
@@ -425,19 +428,28 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     of its labels were reopened while it trained: that model saw answers that are gone.
     """
     snap = fitted.snapshot
-    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
+    settings = settings_hash(fitted.card["settings"])
+    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap, settings=settings):
         return None
     data, sha = fitted.artifact
-    snapshot = TrainingSnapshot(
-        queue_id=queue.id,
-        content_hash=snap.content_hash,
-        n_rows=len(snap.rows),
-        example_ids=pack_ids(snap.ids, np.int64),
-        roles=pack_ids(fitted.roles, np.uint8),
-        sources=fitted.card["data"]["sources"],
+    # The same rows trained again with other settings share their snapshot.
+    snapshot = session.scalar(
+        select(TrainingSnapshot).where(
+            TrainingSnapshot.queue_id == queue.id,
+            TrainingSnapshot.content_hash == snap.content_hash,
+        )
     )
-    session.add(snapshot)
-    session.flush()
+    if snapshot is None:
+        snapshot = TrainingSnapshot(
+            queue_id=queue.id,
+            content_hash=snap.content_hash,
+            n_rows=len(snap.rows),
+            example_ids=pack_ids(snap.ids, np.int64),
+            roles=pack_ids(fitted.roles, np.uint8),
+            sources=fitted.card["data"]["sources"],
+        )
+        session.add(snapshot)
+        session.flush()
     n_versions = session.scalar(
         select(func.count()).select_from(ModelVersion).where(ModelVersion.queue_id == queue.id)
     )
@@ -447,6 +459,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         active=False,
         created_at=utcnow(),
         snapshot=snap.content_hash,
+        settings_hash=settings,
         snapshot_id=snapshot.id,
         n_examples=len(snap.rows),
         metrics=fitted.metrics,
@@ -488,11 +501,32 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     return version
 
 
-def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot) -> bool:
+def training_settings(queue: Queue, seed: int) -> dict:
+    """What, besides the data, decides the model a run makes."""
+    policy = policy_of(queue)
+    return {
+        "pipeline": PIPELINE_VERSION,
+        "seed": seed,
+        "features": [f.model_dump() for f in policy.features] if policy.features else None,
+        "coverage": policy.coverage,
+        "metric": policy.metric,
+        "train_on_auto": policy.train_on_auto,
+    }
+
+
+def settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot, settings: str) -> bool:
+    """False when a version was already trained on this snapshot with these settings (a
+    settings hash): training it again would make the same model."""
     return (
         session.scalar(
             select(ModelVersion.id).where(
-                ModelVersion.queue_id == queue_id, ModelVersion.snapshot == snap.content_hash
+                ModelVersion.queue_id == queue_id,
+                ModelVersion.snapshot == snap.content_hash,
+                ModelVersion.settings_hash == settings,
             )
         )
         is None
@@ -511,7 +545,8 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
     snap = take_snapshot(
         session=session, queue_id=queue.id, include_auto=policy_of(queue).train_on_auto
     )
-    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap):
+    settings = settings_hash(training_settings(queue, seed))
+    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap, settings=settings):
         return None
     active = active_for_comparison(session, queue.id)
     fitted = fit(snap, queue=queue, seed=seed, active=active)

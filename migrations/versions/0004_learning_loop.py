@@ -59,6 +59,18 @@ def upgrade() -> None:
             "ix_training_run_queue_started", ["queue_id", "started_at"], unique=False
         )
     with op.batch_alter_table("model_version") as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "settings_hash",
+                sqlmodel.sql.sqltypes.AutoString(length=64),
+                nullable=False,
+                server_default="",
+            )
+        )
+        batch_op.drop_constraint("uq_model_queue_snapshot", type_="unique")
+        batch_op.create_unique_constraint(
+            "uq_model_queue_snapshot_settings", ["queue_id", "snapshot", "settings_hash"]
+        )
         batch_op.add_column(sa.Column("snapshot_id", sa.Integer(), nullable=True))
         batch_op.add_column(
             sa.Column("card", JSONType, nullable=False, server_default=sa.text("'{}'"))
@@ -72,6 +84,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("model_version") as batch_op:
         batch_op.alter_column("card", server_default=None)
+        batch_op.alter_column("settings_hash", server_default=None)
     with op.batch_alter_table("prediction") as batch_op:
         batch_op.add_column(sa.Column("detail", JSONType, nullable=True))
     # The version active today was made active when it was created: roll-back needs that.
@@ -94,5 +107,8 @@ def downgrade() -> None:
         batch_op.drop_column("activated_at")
         batch_op.drop_column("card")
         batch_op.drop_column("snapshot_id")
+        batch_op.drop_constraint("uq_model_queue_snapshot_settings", type_="unique")
+        batch_op.create_unique_constraint("uq_model_queue_snapshot", ["queue_id", "snapshot"])
+        batch_op.drop_column("settings_hash")
     op.drop_table("training_run")
     op.drop_table("training_snapshot")

@@ -453,3 +453,21 @@ def test_a_broken_active_model_does_not_block_a_new_one(make, engine, db):
         v2 = train_model_version(session=s, queue=s.get(Queue, queue_id))
         assert v2.active
         assert v2.metrics["promotion_reason"].startswith("the active model cannot be loaded")
+
+
+def test_new_settings_on_the_same_labels_make_a_new_version(make, engine, db):
+    from app.models import TrainingSnapshot
+
+    queue_id = make.queue(audit_rate=0, retrain_after=0)
+    make.user("reviewer", queues=["claims"])
+    _labelled(engine, 150)
+    with session_scope(engine) as s:
+        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id))
+        assert train_model_version(session=s, queue=s.get(Queue, queue_id)) is None
+        queue = s.get(Queue, queue_id)
+        queue.policy = {**queue.policy, "coverage": 0.8}
+        v2 = train_model_version(session=s, queue=queue)
+        assert v2 is not None and v2.snapshot == v1.snapshot
+        assert v2.card["settings"]["coverage"] == 0.8 and v2.metrics["coverage_target"] == 0.8
+        assert v2.snapshot_id == v1.snapshot_id  # the rows are stored once
+    assert db.count(TrainingSnapshot) == 1

@@ -28,7 +28,7 @@ from app.errors import (
 from app.exports.service import FORMATS, stream_labels
 from app.extensions import db_session, openapi, redis_conn, write_session
 from app.ingest.schemas import BatchIn
-from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson
+from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson, score_items
 from app.learning.registry import (
     get_version,
     promote,
@@ -174,10 +174,11 @@ def ingest_view(name: str):
     limit = current_app.config["LOUPE_SETTINGS"].max_batch_items
     if len(items) > limit:
         raise TooLarge(f"A batch holds at most {limit} items; this one has {len(items)}.")
+    scores = score_items(session=session, queue=queue, items=items)
     for attempt in range(3):
         session = write_session()
         try:
-            result = ingest_items(session=session, queue=queue, items=items)
+            result = ingest_items(session=session, queue=queue, items=items, scores=scores)
             session.commit()
             return jsonify(result)
         except OperationalError as exc:

@@ -192,10 +192,27 @@ def _check_labels(queue: Queue, items: list[ItemIn]) -> None:
         raise _batch_error(details)
 
 
-def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=None) -> dict:
+def score_items(*, session: Session, queue: Queue, items: list[ItemIn]) -> dict[str, tuple]:
+    """The queue's answer for each item sent without a prediction, by external id: run
+    before the write transaction, so no writer waits while the model scores."""
+    todo: dict[str, dict] = {}
+    for item in items:
+        if item.get("prediction") is None:
+            todo.setdefault(item["external_id"], item["payload"])
+    if not todo:
+        return {}
+    scored = score_payloads(session=session, queue=queue, payloads=list(todo.values()))
+    return dict(zip(todo, scored.rows, strict=True))
+
+
+def ingest_items(
+    *, session: Session, queue: Queue, items: list[ItemIn], now=None, scores=None
+) -> dict:
     """Routes and stores a validated batch in bulk; duplicates are counted, not stored.
 
-    The caller commits: the whole batch lands or none of it does.
+    `scores` are score_items()'s answers when the caller scored before its write
+    transaction; else the items are scored here. The caller commits: the whole batch
+    lands or none of it does.
     """
     now = now or utcnow()
     policy = policy_of(queue)
@@ -222,13 +239,11 @@ def ingest_items(*, session: Session, queue: Queue, items: list[ItemIn], now=Non
             versions.append(None)
             sources.append("model")
         details.append(None)
-    unscored = [i for i, c in enumerate(candidates) if c is None]
-    if unscored:
-        scored = score_payloads(
-            session=session, queue=queue, payloads=[batch[i]["payload"] for i in unscored]
-        )
-        for i, (cands, version, detail, source) in zip(unscored, scored.rows, strict=True):
-            candidates[i], versions[i], details[i], sources[i] = cands, version, detail, source
+    if scores is None:
+        scores = score_items(session=session, queue=queue, items=batch)
+    for i, item in enumerate(batch):
+        if candidates[i] is None:
+            candidates[i], versions[i], details[i], sources[i] = scores[item["external_id"]]
 
     routes = [
         route_item(

@@ -62,13 +62,20 @@ def _is_live(conn: Redis, job: Job, queue_id: int) -> bool:
     return started is None or datetime.now(UTC) - started < DEAD_RUN_AFTER
 
 
-def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> str:
+def enqueue_retrain(
+    conn: Redis, queue_id: int, reason: str = "requested", *, follow_up: bool = False
+) -> str:
     """Enqueues a retraining of the queue unless one is already waiting or running.
 
     Repeated triggers collapse into the job already there, whose id is returned; a job RQ
-    still calls started but whose worker died (its lock is gone) is replaced.
+    still calls started but whose worker died (its lock is gone) is replaced. With
+    `follow_up` (a person asking), a run already under way gets one more run queued after
+    it, since its snapshot may predate what the person wants trained.
     """
-    job_id = f"retrain-q{queue_id}"
+    return _enqueue_retrain_job(conn, queue_id, reason, f"retrain-q{queue_id}", follow_up)
+
+
+def _enqueue_retrain_job(conn, queue_id, reason, job_id, follow_up) -> str:
     rq = RQQueue(TRAINING_QUEUE, connection=conn)
     for _ in range(3):
         try:
@@ -89,6 +96,9 @@ def enqueue_retrain(conn: Redis, queue_id: int, reason: str = "requested") -> st
             except NoSuchJobError:
                 continue
             if _is_live(conn, job, queue_id):
+                if follow_up and job.get_status() == "started" and not job_id.endswith("-next"):
+                    # It waits for the running one's lock, then snapshots afresh.
+                    return _enqueue_retrain_job(conn, queue_id, reason, f"{job_id}-next", False)
                 return job_id
             job.delete()  # a finished, failed or dead run: make room for the new one
     return job_id

@@ -33,7 +33,13 @@ from app.models import Queue
 from app.queues.service import policy_of
 from app.review.service import expire_leases
 from app.settings import Settings
-from app.tasks import enqueue_rescore, enqueue_retrain, relay_outbox, retrain_lock_key
+from app.tasks import (
+    RETRAIN_TIMEOUT,
+    enqueue_rescore,
+    enqueue_retrain,
+    relay_outbox,
+    retrain_lock_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +71,12 @@ RETRAIN_BACKOFF_SECONDS = 600
 
 
 @contextmanager
-def _held_while_alive(conn: Redis, key: str, seconds: int | None = None):
+def _held_while_alive(conn: Redis, key: str, seconds: int | None = None, wait: float = 5):
     """A Redis lock kept alive by this process: renewed every third of its time to live, so
     a worker killed mid-run frees it within that time (LOUPE_RETRAIN_LOCK_SECONDS) instead
-    of blocking the queue for the length of a whole run."""
+    of blocking the queue for the length of a whole run. Waits `wait` seconds for it."""
     seconds = seconds or Settings().retrain_lock_seconds
-    lock = conn.lock(key, timeout=seconds, blocking_timeout=min(5, seconds), thread_local=False)
+    lock = conn.lock(key, timeout=seconds, blocking_timeout=wait, thread_local=False)
     if not lock.acquire():
         raise LockError(f"{key} is held by another run")
     done = threading.Event()
@@ -109,7 +115,8 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
     """
     conn = _redis()
     engine = _engine()
-    with _held_while_alive(conn, retrain_lock_key(queue_id)):
+    # A second run of the queue (a person's follow-up) waits for the first to finish.
+    with _held_while_alive(conn, retrain_lock_key(queue_id), wait=RETRAIN_TIMEOUT):
         with session_scope(engine) as session:
             queue = session.get(Queue, queue_id)
             if queue is None:

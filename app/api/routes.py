@@ -429,7 +429,9 @@ def retrain_view(name: str):
     queue = get_queue(session=session, name=name, user=user)
     require(user, "retrain")
     try:
-        job_id = enqueue_retrain(redis_conn(), queue.id, reason=f"requested by {user.name}")
+        job_id = enqueue_retrain(
+            redis_conn(), queue.id, reason=f"requested by {user.name}", follow_up=True
+        )
     except RedisError:
         raise ServiceUnavailable(
             "The job queue (Redis) is not answering; retraining could not be started. "

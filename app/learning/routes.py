@@ -73,7 +73,9 @@ def retrain(name: str):
     queue = get_queue(session=session, name=name, user=current_user)
     require(current_user, "retrain")
     try:
-        enqueue_retrain(redis_conn(), queue.id, reason=f"requested by {current_user.name}")
+        enqueue_retrain(
+            redis_conn(), queue.id, reason=f"requested by {current_user.name}", follow_up=True
+        )
         flash("Retraining has started. The new version appears here when it is done.", "ok")
     except RedisError:
         flash("The job queue is not answering; retraining could not be started.", "error")

@@ -115,3 +115,24 @@ def test_repeated_retrain_triggers_collapse_into_one_job(make, redis, engine):
     second = enqueue_retrain(redis, queue_id)
     assert first == second
     assert RQQueue(TRAINING_QUEUE, connection=redis).count == 1
+
+
+def test_a_persons_request_during_a_run_gets_one_follow_up_run(make, redis, engine):
+    from rq import Queue as RQQueue
+    from rq.job import Job, JobStatus
+
+    from app.tasks import TRAINING_QUEUE, enqueue_retrain, retrain_lock_key
+
+    queue_id = make.queue()
+    running = enqueue_retrain(redis, queue_id)
+    job = Job.fetch(running, connection=redis)
+    job.set_status(JobStatus.STARTED)  # a worker took it and holds the queue's lock
+    redis.set(retrain_lock_key(queue_id), "worker-1")
+    # Labels arriving meanwhile collapse into the running job; a person gets a run after it.
+    assert enqueue_retrain(redis, queue_id, reason="enough new labels") == running
+    follow = enqueue_retrain(redis, queue_id, reason="requested by ana", follow_up=True)
+    assert follow == f"{running}-next"
+    assert enqueue_retrain(redis, queue_id, reason="requested by bo", follow_up=True) == follow
+    rq = RQQueue(TRAINING_QUEUE, connection=redis)
+    assert rq.job_ids == [running, follow]
+    assert Job.fetch(follow, connection=redis).kwargs == {"reason": "requested by ana"}

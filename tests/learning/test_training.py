@@ -158,6 +158,6 @@ def test_retrain_lock_of_a_dead_run_expires_and_a_live_run_keeps_it(redis):
         threading.Event().wait(1.5)
         assert redis.exists(key)
         with pytest.raises(LockError):
-            with jobs._held_while_alive(redis, key, seconds=1):
+            with jobs._held_while_alive(redis, key, seconds=1, wait=0.3):
                 pass
     assert not redis.exists(key)

@@ -189,6 +189,8 @@ class Outbox(SQLModel, table=True):
     kind: str = Field(max_length=40)
     label_id: int | None = Field(default=None, foreign_key="final_label.id")
     queue_id: int = Field(foreign_key="review_queue.id", index=True)
+    # kind "rescore": the version whose activation the waiting items must follow.
+    model_version_id: int | None = Field(default=None, foreign_key="model_version.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     enqueued_at: datetime | None = _ts()
     processed_at: datetime | None = _ts()

@@ -104,19 +104,43 @@ def _enqueue_retrain_job(conn, queue_id, reason, job_id, follow_up) -> str:
     return job_id
 
 
-def enqueue_rescore(conn: Redis, queue_id: int, version_id: int) -> str:
-    """Re-scores the queue's waiting items with the version just made active; one job per
-    version, so repeated promotions of the same version do not stack up."""
-    job_id = f"rescore-q{queue_id}-v{version_id}"
-    RQQueue(TRAINING_QUEUE, connection=conn).enqueue_call(
-        "workers.jobs.rescore",
-        args=(queue_id, version_id),
-        job_id=job_id,
-        timeout=RETRAIN_TIMEOUT,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-    )
+def enqueue_rescore(conn: Redis, queue_id: int, version_id: int, outbox_id: int) -> str:
+    """Re-scores the queue's waiting items with the version just made active. The job is
+    named after its outbox row: handing it over again while it runs changes nothing, and
+    a lost or failed one is replaced."""
+    job_id = f"outbox-{outbox_id}"
+    rq = RQQueue(TRAINING_QUEUE, connection=conn)
+    for _ in range(3):
+        try:
+            rq.enqueue_call(
+                "workers.jobs.rescore",
+                args=(queue_id, version_id, outbox_id),
+                job_id=job_id,
+                timeout=RETRAIN_TIMEOUT,
+                result_ttl=3600,
+                failure_ttl=7 * 24 * 3600,
+                unique=True,
+            )
+            return job_id
+        except DuplicateJobError:
+            try:
+                job = Job.fetch(job_id, connection=conn)
+            except NoSuchJobError:
+                continue
+            if job.get_status(refresh=True) in ("queued", "started", "deferred", "scheduled"):
+                return job_id
+            job.delete()
     return job_id
+
+
+def enqueue_outbox(conn: Redis, rows: list[tuple]) -> None:
+    """Hands outbox rows (id, kind, queue_id, model_version_id) to RQ."""
+    examples = [r[0] for r in rows if r[1] == "training_example"]
+    if examples:
+        enqueue_training_examples(conn, examples)
+    for outbox_id, kind, queue_id, version_id in rows:
+        if kind == "rescore":
+            enqueue_rescore(conn, queue_id, version_id, outbox_id)
 
 
 def relay_outbox(engine, conn: Redis, now=None) -> int:
@@ -125,14 +149,14 @@ def relay_outbox(engine, conn: Redis, now=None) -> int:
     Three short steps, so no database transaction waits on Redis.
     """
     with session_scope(engine, write=False) as session:
-        ids = outbox_due(session=session, now=now)
-    if not ids:
+        rows = outbox_due(session=session, now=now)
+    if not rows:
         return 0
     try:
-        enqueue_training_examples(conn, ids)
+        enqueue_outbox(conn, rows)
     except RedisError as exc:
-        log.warning("outbox relay: Redis unavailable (%s); %d rows wait", exc, len(ids))
+        log.warning("outbox relay: Redis unavailable (%s); %d rows wait", exc, len(rows))
         return 0
     with session_scope(engine) as session:
-        mark_enqueued(session=session, outbox_ids=ids, now=now)
-    return len(ids)
+        mark_enqueued(session=session, outbox_ids=[r[0] for r in rows], now=now)
+    return len(rows)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from redis import Redis
 from redis.exceptions import LockError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import resolve_redis_url
 from app.db import get_engine, session_scope
@@ -29,13 +29,12 @@ from app.learning.training import (
     take_snapshot,
     training_settings,
 )
-from app.models import Queue
+from app.models import Outbox, Queue, utcnow
 from app.queues.service import policy_of
 from app.review.service import expire_leases
 from app.settings import Settings
 from app.tasks import (
     RETRAIN_TIMEOUT,
-    enqueue_rescore,
     enqueue_retrain,
     relay_outbox,
     retrain_lock_key,
@@ -146,7 +145,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
             )
         conn.delete(retrain_backoff_key(queue_id))
     if outcome.get("active"):
-        enqueue_rescore(conn, queue_id, outcome["version_id"])
+        relay_outbox(engine, conn)  # the re-scoring promised with the promotion, now
     return outcome
 
 
@@ -179,9 +178,17 @@ def _train(engine, queue_id: int, seed: int) -> dict:
         }
 
 
-def rescore(queue_id: int, version_id: int) -> int:
-    """Re-scores the queue's waiting items with a newly active version."""
-    return rescore_queue(_engine(), queue_id=queue_id, version_id=version_id)
+def rescore(queue_id: int, version_id: int, outbox_id: int | None = None) -> int:
+    """Re-scores the queue's waiting items with a newly active version, then marks the
+    outbox row that promised it as done."""
+    engine = _engine()
+    n = rescore_queue(engine, queue_id=queue_id, version_id=version_id)
+    if outbox_id is not None:
+        with session_scope(engine) as session:
+            session.execute(
+                update(Outbox).where(Outbox.id == outbox_id).values(processed_at=utcnow())
+            )
+    return n
 
 
 def run_maintenance() -> dict:

@@ -52,7 +52,7 @@ from app.queues.service import (
     update_policy,
 )
 from app.review.service import claim_next, decide, get_item, item_json, release
-from app.tasks import enqueue_rescore, enqueue_retrain, enqueue_training_examples
+from app.tasks import enqueue_retrain, enqueue_training_examples, relay_outbox
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 ERRORS = {"HTTP_401": ErrorOut, "HTTP_403": ErrorOut, "HTTP_404": ErrorOut, "HTTP_422": ErrorOut}
@@ -377,10 +377,8 @@ def _change_active(name: str, change) -> Response:
     session = write_session()
     row = change(session=session, queue=queue, user=user)
     session.commit()
-    try:
-        enqueue_rescore(redis_conn(), queue.id, row.id)
-    except RedisError:
-        current_app.logger.warning("re-scoring not started: Redis is not answering")
+    # Re-scoring was promised in that transaction; hand it over now (or the relay will).
+    relay_outbox(current_app.extensions["loupe.engine"], redis_conn())
     return jsonify(version_json(row))
 
 

@@ -36,12 +36,13 @@ def add_to_outbox(*, session: Session, label: Label) -> Outbox | None:
     return row
 
 
-def outbox_due(*, session: Session, now=None, limit: int = 500) -> list[int]:
-    """Outbox rows never handed to RQ, or handed over so long ago that the job was lost."""
+def outbox_due(*, session: Session, now=None, limit: int = 500) -> list[tuple]:
+    """(id, kind, queue_id, model_version_id) of the outbox rows never handed to RQ, or
+    handed over so long ago that the job was lost."""
     now = now or utcnow()
     return list(
-        session.scalars(
-            select(Outbox.id)
+        session.execute(
+            select(Outbox.id, Outbox.kind, Outbox.queue_id, Outbox.model_version_id)
             .where(
                 Outbox.processed_at.is_(None),
                 or_(Outbox.enqueued_at.is_(None), Outbox.enqueued_at < now - STALE_AFTER),
@@ -67,7 +68,7 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
     Returns the queue id when a new example was written, else None.
     """
     row = session.get(Outbox, outbox_id)
-    if row is None or row.processed_at is not None:
+    if row is None or row.processed_at is not None or row.kind != "training_example":
         return None
     label = session.get(Label, row.label_id)
     item = session.get(Item, label.item_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 
@@ -19,7 +19,7 @@ from app.learning.registry import (
     versions_of,
 )
 from app.queues.service import get_queue, policy_of
-from app.tasks import enqueue_rescore, enqueue_retrain
+from app.tasks import enqueue_retrain, relay_outbox
 
 bp = Blueprint("models", __name__)
 
@@ -91,12 +91,9 @@ def _change_active(name: str, change, message: str):
     session = write_session()
     row = change(session=session, queue=queue, user=current_user)
     session.commit()
-    try:
-        enqueue_rescore(redis_conn(), queue.id, row.id)
-        rescoring = " Waiting items are being re-scored."
-    except RedisError:
-        rescoring = " Waiting items could not be re-scored now (the job queue is not answering)."
-    flash(message.format(version=row.version) + rescoring, "ok")
+    # Re-scoring was promised in that transaction; hand it over now (or the relay will).
+    relay_outbox(current_app.extensions["loupe.engine"], redis_conn())
+    flash(message.format(version=row.version) + " Waiting items are being re-scored.", "ok")
     return redirect(url_for("models.index", name=name))
 
 

@@ -28,6 +28,7 @@ from app.learning.pipeline import build_pipeline, calibrated, describe_pipeline
 from app.models import (
     Label,
     ModelVersion,
+    Outbox,
     Queue,
     TrainingExample,
     TrainingSnapshot,
@@ -553,8 +554,12 @@ def train_model_version(*, session: Session, queue: Queue, seed: int = 0) -> Mod
     return store(session=session, queue=queue, fitted=fitted)
 
 
-def activate(*, session: Session, version: ModelVersion, by: str) -> None:
-    """Makes this the queue's only active version; `by` says who or what did it."""
+def activate(*, session: Session, version: ModelVersion, by: str) -> int:
+    """Makes this the queue's only active version; `by` says who or what did it.
+
+    Promises, in the same transaction, that the waiting items will be re-scored by it: the
+    id of that outbox row is returned, for the caller to hand over after commit.
+    """
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.queue_id == version.queue_id, ModelVersion.id != version.id)
@@ -563,4 +568,7 @@ def activate(*, session: Session, version: ModelVersion, by: str) -> None:
     version.active = True
     version.activated_at = utcnow()
     version.activated_by = by[:200]
+    rescore = Outbox(kind="rescore", queue_id=version.queue_id, model_version_id=version.id)
+    session.add(rescore)
     session.flush()
+    return rescore.id

@@ -87,6 +87,11 @@ def upgrade() -> None:
         batch_op.alter_column("settings_hash", server_default=None)
     with op.batch_alter_table("prediction") as batch_op:
         batch_op.add_column(sa.Column("detail", JSONType, nullable=True))
+    with op.batch_alter_table("outbox") as batch_op:
+        batch_op.add_column(sa.Column("model_version_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            "fk_outbox_model_version", "model_version", ["model_version_id"], ["id"]
+        )
     # The version active today was made active when it was created: roll-back needs that.
     op.execute(
         "UPDATE model_version SET activated_at = created_at, activated_by = 'training run'"
@@ -99,6 +104,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM outbox WHERE kind = 'rescore'")
+    with op.batch_alter_table("outbox") as batch_op:
+        batch_op.drop_constraint("fk_outbox_model_version", type_="foreignkey")
+        batch_op.drop_column("model_version_id")
     with op.batch_alter_table("prediction") as batch_op:
         batch_op.drop_column("detail")
     with op.batch_alter_table("model_version") as batch_op:

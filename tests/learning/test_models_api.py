@@ -299,3 +299,44 @@ def test_policy_changes_are_validated_whole_and_merged(client, make, db):
     policy = client.get("/api/v1/queues/claims", headers=scientist["headers"]).json["policy"]
     assert policy["coverage"] == 0.9 and policy["audit_rate"] == 0.1  # merged, not replaced
     assert policy["features"][1] == {"name": "note", "kind": "text"}
+
+
+def test_rescoring_promised_by_a_promotion_survives_redis_being_away(
+    app, client, make, engine, db, redis, run_jobs
+):
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from app.models import Outbox
+    from app.tasks import relay_outbox
+
+    queue_id = make.queue(audit_rate=0, retrain_after=0)
+    lead = make.user("lead", queues=["claims"])
+    make.user("reviewer", queues=["claims"])
+    _labelled(engine, 300)
+    v1, v2 = _two_versions(engine, queue_id)
+    fresh = [
+        {"external_id": f"w{i}", "payload": c["payload"]}
+        for i, c in enumerate(generate_claims(12, seed=5))
+    ]
+    client.post("/api/v1/queues/claims/items", json={"items": fresh}, headers=lead["headers"])
+    redis.flushdb()
+    app.extensions["loupe.redis"] = Redis(
+        port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    r = client.post(f"/api/v1/queues/claims/models/{v2}/promote", headers=lead["headers"])
+    assert r.status_code == 200 and r.json["active"]  # the promotion itself stands
+    promised = db.scalar(
+        select(Outbox)
+        .where(Outbox.kind == "rescore", Outbox.model_version_id.is_not(None))
+        .order_by(Outbox.id.desc())
+    )
+    assert promised.processed_at is None and promised.enqueued_at is None
+    assert _latest(db, "w0").model_version == v1
+
+    # Redis is back: the relay hands the promise over and a worker keeps it.
+    assert relay_outbox(engine, redis) >= 1
+    run_jobs()
+    assert all(_latest(db, f"w{i}").model_version == v2 for i in range(12))
+    assert db.scalar(select(Outbox.processed_at).where(Outbox.id == promised.id)) is not None

@@ -13,6 +13,7 @@ from collections import Counter
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -91,10 +92,25 @@ def calibrated(pipeline: Pipeline, train_y: list[str], seed: int):
     return model, {"method": "temperature", "folds": folds, "on": "out-of-fold training rows"}
 
 
+MIN_CALIBRATION_ROWS = 20
+
+
+def calibrated_on_held_out(pipeline: Pipeline, x, y: list[str]):
+    """(model, description): the fitted pipeline, temperature-scaled on held-out human rows
+    (for pipelines trained partly on auto labels); bare when there are too few of them."""
+    if len(y) < MIN_CALIBRATION_ROWS or len(set(y)) < 2:
+        return pipeline, {"method": None, "why": f"{len(y)} held-out human labels to calibrate on"}
+    model = CalibratedClassifierCV(FrozenEstimator(pipeline), method="temperature")
+    model.fit(x, y)
+    return model, {"method": "temperature", "folds": None, "on": f"{len(y)} held-out human labels"}
+
+
 def base_pipeline(model) -> Pipeline | None:
     """The fitted pipeline inside a calibrated model (or the model itself)."""
     if isinstance(model, CalibratedClassifierCV):
-        return model.calibrated_classifiers_[0].estimator
+        model = model.calibrated_classifiers_[0].estimator
+    if isinstance(model, FrozenEstimator):
+        model = model.estimator
     return model if isinstance(model, Pipeline) else None
 
 

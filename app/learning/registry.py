@@ -184,15 +184,12 @@ def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None
     return unseen is not None
 
 
-ROLE_NAMES = ("train", "conformal", "evaluation", "left_out")
-
-
 def stream_snapshot(*, session: Session, snapshot_id: int, chunk: int = 2000):
     """The snapshot's rows as JSON lines, in snapshot order, each with its part in the run."""
     import numpy as np
 
     from app.db import dumps_json
-    from app.learning.training import unpack_ids
+    from app.learning.training import ROLES, unpack_ids
     from app.models import Item, TrainingSnapshot
 
     snap = session.get(TrainingSnapshot, snapshot_id)
@@ -226,7 +223,7 @@ def stream_snapshot(*, session: Session, snapshot_id: int, chunk: int = 2000):
                         "label": r.target if r else None,
                         "source": r.source if r else None,
                         "decided_at": r.decided_at.isoformat() if r else None,
-                        "part": ROLE_NAMES[role],
+                        "part": ROLES[role],
                     }
                 )
             )

@@ -24,7 +24,12 @@ from sqlmodel import Session
 from app.learning import artifacts
 from app.learning.conformal import Conformal, conformalize
 from app.learning.features import choose_columns, table
-from app.learning.pipeline import build_pipeline, calibrated, describe_pipeline
+from app.learning.pipeline import (
+    build_pipeline,
+    calibrated,
+    calibrated_on_held_out,
+    describe_pipeline,
+)
 from app.models import (
     Label,
     ModelVersion,
@@ -41,7 +46,8 @@ MIN_EXAMPLES = 10
 PIPELINE_VERSION = 2
 HOLDOUT_SHARE = 0.2
 CONFORMAL_SHARE = 0.2
-TRAIN, CONFORMAL, EVALUATION, LEFT_OUT = 0, 1, 2, 3
+TRAIN, CONFORMAL, EVALUATION, LEFT_OUT, CALIBRATION = 0, 1, 2, 3, 4
+ROLES = ("train", "conformal", "evaluation", "left_out", "calibration")
 # Fewer held-out rows than this that the active model never saw: grade both on all of them.
 MIN_FAIR_EVAL = 10
 
@@ -259,7 +265,16 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
     if human < MIN_EXAMPLES:
         raise TrainingFailed(f"{human} human labels; at least {MIN_EXAMPLES} needed")
     roles = split_roles(rows)
-    part = {k: [i for i, role in enumerate(roles) if role == k] for k in range(4)}
+    auto_in_train = any(
+        r.source not in HUMAN_SOURCES and role == TRAIN for r, role in zip(rows, roles, strict=True)
+    )
+    if auto_in_train:
+        # Calibrating on folds of the training rows would calibrate on the model's own
+        # answers: the older half of the conformal part calibrates instead.
+        conformal_rows = [i for i, role in enumerate(roles) if role == CONFORMAL]
+        for i in conformal_rows[: len(conformal_rows) // 2]:
+            roles[i] = CALIBRATION
+    part = {k: [i for i, role in enumerate(roles) if role == k] for k in range(len(ROLES))}
     train_y = [rows[i].target for i in part[TRAIN]]
     if len(set(train_y)) < 2:
         raise TrainingFailed("the training part of the snapshot holds a single label")
@@ -275,8 +290,16 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
     x_all = table(payloads, columns)
     x_train = x_all[part[TRAIN]]
     try:
-        model, calibration = calibrated(build_pipeline(columns, seed), train_y, seed)
-        model.fit(x_train, train_y)
+        if auto_in_train:
+            model = build_pipeline(columns, seed).fit(x_train, train_y)
+            seen = {str(c) for c in model.classes_}
+            cal = [i for i in part[CALIBRATION] if rows[i].target in seen]
+            model, calibration = calibrated_on_held_out(
+                model, x_all[cal], [rows[i].target for i in cal]
+            )
+        else:
+            model, calibration = calibrated(build_pipeline(columns, seed), train_y, seed)
+            model.fit(x_train, train_y)
     except ValueError as exc:
         raise TrainingFailed(f"the pipeline could not be fitted: {exc}") from exc
     fit_seconds = time.perf_counter() - started
@@ -315,6 +338,7 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
             "train_labels": _count(train_y),
             "split": {
                 "train": len(part[TRAIN]),
+                "calibration": len(part[CALIBRATION]),
                 "conformal": len(part[CONFORMAL]),
                 "evaluation": len(part[EVALUATION]),
                 "left_out": len(part[LEFT_OUT]),

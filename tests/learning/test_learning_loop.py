@@ -301,15 +301,14 @@ def test_past_the_time_budget_or_with_a_broken_model_the_rules_answer(make, engi
 
 def test_auto_labels_train_only_when_the_queue_says_so(make, engine, db):
     from app.learning.feedback import materialize_auto_examples
+    from app.learning.training import CALIBRATION
 
-    make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=0.5, min_margin=0)
+    queue_id = make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=0.5, min_margin=0)
     make.user("reviewer", queues=["claims"])
-    queue_id = _labelled(engine, 60)
-    with session_scope(engine) as s:
-        queue = s.get(Queue, queue_id)
+    with session_scope(engine) as s:  # the model's own answers, older than the human ones
         ingest_items(
             session=s,
-            queue=queue,
+            queue=s.get(Queue, queue_id),
             items=parse_rows(
                 {
                     "external_id": f"auto-{i}",
@@ -319,22 +318,28 @@ def test_auto_labels_train_only_when_the_queue_says_so(make, engine, db):
                 for i, c in enumerate(generate_claims(30, seed=4))
             ),
         )
+    _labelled(engine, 200)
+    with session_scope(engine) as s:
+        queue = s.get(Queue, queue_id)
         without = take_snapshot(session=s, queue_id=queue_id)
         assert {r.source for r in without.rows} == {"human"}
         assert materialize_auto_examples(session=s, queue_id=queue_id) == 30
         assert materialize_auto_examples(session=s, queue_id=queue_id) == 0  # once per label
         with_auto = take_snapshot(session=s, queue_id=queue_id, include_auto=True)
-        assert len(with_auto.rows) == 90 and with_auto.content_hash != without.content_hash
+        assert len(with_auto.rows) == 230 and with_auto.content_hash != without.content_hash
         queue.policy = {**queue.policy, "train_on_auto": True}
         fitted = fit(with_auto, queue=queue, seed=0)
-        roles = fitted.roles
-        graded = [
-            r.source
-            for r, role in zip(with_auto.rows, roles, strict=True)
-            if role in (CONFORMAL, EVALUATION)
-        ]
-        assert set(graded) == {"human"}
-        assert fitted.card["data"]["sources"] == {"human": 60, "auto": 30}
+        parts = list(zip(with_auto.rows, fitted.roles, strict=True))
+        assert {r.source for r, role in parts if role == TRAIN} == {"human", "auto"}
+        # Auto labels train; only people's labels calibrate, set the sets and grade.
+        held = [r.source for r, role in parts if role in (CALIBRATION, CONFORMAL, EVALUATION)]
+        assert set(held) == {"human"}
+        assert fitted.card["data"]["split"]["calibration"] == 20
+        assert fitted.card["calibration"]["on"] == "20 held-out human labels"
+        assert fitted.card["data"]["sources"] == {"human": 200, "auto": 30}
+        x = table([r.payload for r in with_auto.rows[:5]], fitted.card["columns"])
+        again = artifacts.load(*fitted.artifact)  # a FrozenEstimator inside: still loadable
+        assert np.array_equal(again.predict_proba(x), fitted.model.predict_proba(x))
     assert db.count(TrainingExample, TrainingExample.source == "auto") == 30
 
 

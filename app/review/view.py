@@ -219,6 +219,11 @@ def answer_note(detail: dict) -> str | None:
             )
         if size == 1:
             return f"The model is {coverage:.0%} sure the answer is this one."
+        if size > MAX_CANDIDATE_KEYS:
+            return (
+                f"The right answer is among {size} answers in {coverage:.0%} of cases; the "
+                f"{MAX_CANDIDATE_KEYS} likeliest are shown, type to find the others."
+            )
         return f"The right answer is among these {size} in {coverage:.0%} of cases."
     if "fallback" in detail:
         why = detail.get("fallback") or "no model answer"

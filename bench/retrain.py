@@ -21,7 +21,7 @@ modules imported and the heap settled first as `loupe worker` does, then the thr
 `take_snapshot`, `snapshot_is_new`, `active_version`), *fit* (`app.learning.training.fit`:
 time-ordered split, column choice and feature table, the ColumnTransformer + logistic
 regression pipeline inside temperature calibration with 5-fold CV, the MAPIE conformal
-threshold, evaluation and the model card) and *store* (write session: skops save, snapshot and
+threshold, evaluation, the model card and the skops save) and *store* (write session: snapshot and
 version rows, examples marked as used, promotion). Inside `fit`, the feature table, the
 conformal threshold, the evaluation and the card's `git rev-parse` are timed by wrapping the
 functions `fit` calls (module attributes, in the child only); the calibrated fit is the card's
@@ -680,7 +680,7 @@ def phase_table(results: list[dict]) -> str:
     lines = [
         "| backend | examples | fit: columns + feature table s "
         "| fit: calibrated fit (5-fold CV + refit) s | fit: conformal s | fit: evaluation s "
-        "| fit: rest s | store: skops save s | store: marking examples used s | model bytes |",
+        "| fit: rest s | fit: skops save s | store: marking examples used s | model bytes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
@@ -768,8 +768,8 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         f"{first['examples']:,}; the column choice and the feature table; the "
         "ColumnTransformer + logistic-regression pipeline inside "
         '`CalibratedClassifierCV(method="temperature", cv=StratifiedKFold(5), '
-        "ensemble=False)`; the MAPIE conformal threshold; evaluation; the model card); "
-        "*store* = the write session (skops save, snapshot and version rows, every example "
+        "ensemble=False)`; the MAPIE conformal threshold; evaluation; the model card; the skops save); "
+        "*store* = the write session (snapshot and version rows, every example "
         "marked as used in chunks of 10,000 ids, promotion). Not included: the Redis lock and "
         "the `training_run` rows of `workers.jobs.retrain`. The parts of *fit* and *store* "
         "come from timing the functions `fit` and `store` call (wrapped in the child only) and "

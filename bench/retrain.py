@@ -768,7 +768,8 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         f"{first['examples']:,}; the column choice and the feature table; the "
         "ColumnTransformer + logistic-regression pipeline inside "
         '`CalibratedClassifierCV(method="temperature", cv=StratifiedKFold(5), '
-        "ensemble=False)`; the MAPIE conformal threshold; evaluation; the model card; the skops save); "
+        "ensemble=False)`; the MAPIE conformal threshold; evaluation; the model card; "
+        "the skops save); "
         "*store* = the write session (snapshot and version rows, every example "
         "marked as used in chunks of 10,000 ids, promotion). Not included: the Redis lock and "
         "the `training_run` rows of `workers.jobs.retrain`. The parts of *fit* and *store* "

@@ -879,8 +879,8 @@ def interpret(results: list[dict]) -> str:
         + " / ".join(f"{_fit_parts(r)['features']:.1f} s" for r in big)
         + ") and marking the examples as used ("
         + " / ".join(f"{_fit_parts(r)['mark_used']:.1f} s" for r in big)
-        + ": per chunk of 10,000, an `UPDATE ... WHERE id IN (...)` and a `count(*)` with "
-        "10,000 bound parameters each)"
+        + ": per chunk of 10,000 ids, an `UPDATE` and a `count(*)`, the ids bound as one "
+        "array (`id = ANY(:ids)`) on PostgreSQL and as an `IN` list on SQLite)"
     )
     pairs = [(r, r["blas1"]) for r in runs if "blas1" in r]
     if pairs:

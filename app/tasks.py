@@ -76,31 +76,18 @@ def enqueue_retrain(
 
 
 def _enqueue_retrain_job(conn, queue_id, reason, job_id, follow_up) -> str:
-    rq = RQQueue(TRAINING_QUEUE, connection=conn)
-    for _ in range(3):
-        try:
-            rq.enqueue_call(
-                "workers.jobs.retrain",
-                args=(queue_id,),
-                kwargs={"reason": reason},
-                job_id=job_id,
-                timeout=RETRAIN_TIMEOUT,
-                result_ttl=3600,
-                failure_ttl=7 * 24 * 3600,
-                unique=True,
-            )
-            return job_id
-        except DuplicateJobError:
-            try:
-                job = Job.fetch(job_id, connection=conn)
-            except NoSuchJobError:
-                continue
-            if _is_live(conn, job, queue_id):
-                if follow_up and job.get_status() == "started" and not job_id.endswith("-next"):
-                    # It waits for the running one's lock, then snapshots afresh.
-                    return _enqueue_retrain_job(conn, queue_id, reason, f"{job_id}-next", False)
-                return job_id
-            job.delete()  # a finished, failed or dead run: make room for the new one
+    job = _enqueue_once(
+        conn,
+        job_id,
+        "workers.jobs.retrain",
+        args=(queue_id,),
+        kwargs={"reason": reason},
+        is_live=lambda job: _is_live(conn, job, queue_id),
+    )
+    if follow_up and job is not None and job.get_status() == "started":
+        # It waits for the running one's lock, then snapshots afresh.
+        if not job_id.endswith("-next"):
+            return _enqueue_retrain_job(conn, queue_id, reason, f"{job_id}-next", False)
     return job_id
 
 
@@ -109,28 +96,46 @@ def enqueue_rescore(conn: Redis, queue_id: int, version_id: int, outbox_id: int)
     named after its outbox row: handing it over again while it runs changes nothing, and
     a lost or failed one is replaced."""
     job_id = f"outbox-{outbox_id}"
+    _enqueue_once(
+        conn,
+        job_id,
+        "workers.jobs.rescore",
+        args=(queue_id, version_id, outbox_id),
+        is_live=lambda job: job.get_status(refresh=True) in _WAITING_OR_RUNNING,
+    )
+    return job_id
+
+
+_WAITING_OR_RUNNING = ("queued", "started", "deferred", "scheduled")
+
+
+def _enqueue_once(conn, job_id, func, *, args, kwargs=None, is_live) -> Job | None:
+    """Enqueues a long job on the training queue under `job_id` unless a live one holds that
+    id; finished, failed or dead ones are replaced. Returns the live job it collapsed into,
+    or None when it enqueued a new one."""
     rq = RQQueue(TRAINING_QUEUE, connection=conn)
     for _ in range(3):
         try:
             rq.enqueue_call(
-                "workers.jobs.rescore",
-                args=(queue_id, version_id, outbox_id),
+                func,
+                args=args,
+                kwargs=kwargs or {},
                 job_id=job_id,
                 timeout=RETRAIN_TIMEOUT,
                 result_ttl=3600,
                 failure_ttl=7 * 24 * 3600,
                 unique=True,
             )
-            return job_id
+            return None
         except DuplicateJobError:
             try:
                 job = Job.fetch(job_id, connection=conn)
             except NoSuchJobError:
                 continue
-            if job.get_status(refresh=True) in ("queued", "started", "deferred", "scheduled"):
-                return job_id
+            if is_live(job):
+                return job
             job.delete()
-    return job_id
+    return None
 
 
 def enqueue_outbox(conn: Redis, rows: list[tuple]) -> None:

@@ -21,6 +21,9 @@ from app.models import ModelVersion, Queue
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATES = 5
+# A set's answers beyond this many are not stored: the reviewer has keys 1-9 (set_size
+# keeps the true count, and the page says when some are not shown).
+MAX_SET_STORED = 9
 CHUNK = 256
 _cache: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -65,7 +68,7 @@ class LoadedModel:
                 detail = None
             else:
                 members = [i for i in order if sets[n, i]]
-                keep = (members or order[:1])[:9]
+                keep = (members or order[:1])[:MAX_SET_STORED]
                 detail = {"coverage": self.conformal.coverage, "set_size": len(members)}
             out.append(
                 ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)

@@ -43,6 +43,11 @@ def run_demo(*, host: str, port: int, workers: int) -> None:
     atexit.register(stop_workers)
     # SIGTERM would skip atexit: turn it into a normal exit so the workers stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    from werkzeug.serving import make_server
+
+    app = create_app(Settings())
+    # Listening before the banner says so: a client started on the banner finds the server.
+    server = make_server(host, port, app, threaded=True)
     url = f"http://{host}:{port}"
     click.echo("")
     click.echo("=" * 64)
@@ -58,8 +63,8 @@ def run_demo(*, host: str, port: int, workers: int) -> None:
     click.echo(f"  Redis: {os.environ['REDIS_URL']}  Database: {settings.resolved_database_url()}")
     click.echo("  Stop with Ctrl-C.")
     click.echo("=" * 64)
-    from werkzeug.serving import run_simple
-
-    app = create_app(Settings())
     settle_heap()
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

@@ -47,8 +47,20 @@ def main(argv: list[str]) -> int:
     ensure_env()
     command, rest = argv[0], argv[1:]
     if command == "demo":
-        return subprocess.call([BIN / "loupe", "demo", *rest], cwd=ROOT)
-    return subprocess.call([PY, "-m", "pytest", *rest], cwd=ROOT)
+        return _run([BIN / "loupe", "demo", *rest])
+    return _run([PY, "-m", "pytest", *rest])
+
+
+def _run(cmd: list) -> int:
+    """Runs the command and waits for it, Ctrl-C included: the terminal sends the child the
+    same Ctrl-C, and it needs a few seconds to stop its workers and its Redis
+    (subprocess.call would kill it after a quarter of a second)."""
+    child = subprocess.Popen(cmd, cwd=ROOT)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 if __name__ == "__main__":

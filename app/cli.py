@@ -207,9 +207,8 @@ def import_items(file: Path, queue_name: str) -> None:
 @click.option("--since", default=None, help="ISO 8601 time; only labels decided since then.")
 def export(queue_name: str, fmt: str, output: Path | None, since: str | None) -> None:
     """Stream the queue's final labels with provenance."""
-    from app.api.routes import _parse_since
     from app.db import new_session
-    from app.exports.service import stream_labels
+    from app.exports.service import parse_since, stream_labels
     from app.queues.service import get_queue
 
     if fmt == "parquet" and output is None:
@@ -217,7 +216,7 @@ def export(queue_name: str, fmt: str, output: Path | None, since: str | None) ->
     try:
         with new_session(_engine()) as s:
             q = get_queue(session=s, name=queue_name)
-            chunks = stream_labels(session=s, queue_id=q.id, fmt=fmt, since=_parse_since(since))
+            chunks = stream_labels(session=s, queue_id=q.id, fmt=fmt, since=parse_since(since))
             out = output.open("wb") if output else sys.stdout.buffer
             try:
                 for chunk in chunks:

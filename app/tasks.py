@@ -10,9 +10,11 @@ from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
+from sqlalchemy import update
 
 from app.db import session_scope
 from app.learning.feedback import mark_enqueued, outbox_due
+from app.models import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,19 @@ def enqueue_training_examples(conn: Redis, outbox_ids: list[int]) -> None:
                 pipeline=pipe,
             )
         pipe.execute()
+
+
+def hand_over_outbox(engine, conn: Redis, outbox_id: int | None) -> None:
+    """Enqueues a just-stored label's training example now; if Redis is away, marks the row
+    due again so the relay hands it over as soon as Redis answers."""
+    if outbox_id is None:
+        return
+    try:
+        enqueue_training_examples(conn, [outbox_id])
+    except Exception:  # noqa: BLE001 - Redis down must not fail a stored decision
+        log.warning("Redis unavailable; outbox row %s left for the relay", outbox_id)
+        with session_scope(engine) as s:
+            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(enqueued_at=None))
 
 
 def retrain_lock_key(queue_id: int) -> str:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from spectree import Response as Doc
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.api.schemas import DecisionIn, ErrorOut, IngestOut, LabelsQuery, RetrainOut
@@ -25,7 +22,7 @@ from app.errors import (
     ValidationFailed,
     pydantic_details,
 )
-from app.exports.service import FORMATS, stream_labels
+from app.exports.service import FORMATS, parse_since, stream_labels
 from app.extensions import db_session, openapi, redis_conn, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson, score_items
@@ -39,7 +36,7 @@ from app.learning.registry import (
     version_json,
     versions_of,
 )
-from app.models import Item, Outbox, User
+from app.models import Item, User
 from app.queues.service import (
     QueueIn,
     create_queue,
@@ -51,8 +48,9 @@ from app.queues.service import (
     training_counts,
     update_policy,
 )
-from app.review.service import claim_next, decide, get_item, item_json, release
-from app.tasks import enqueue_retrain, enqueue_training_examples, relay_outbox
+from app.review.service import decide, get_item, item_json
+from app.review.workflow import next_for_reviewer, skip
+from app.tasks import enqueue_retrain, hand_over_outbox, relay_outbox
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 ERRORS = {"HTTP_401": ErrorOut, "HTTP_403": ErrorOut, "HTTP_404": ErrorOut, "HTTP_422": ErrorOut}
@@ -224,27 +222,15 @@ def claim_view(name: str):
     queue = get_queue(session=session, name=name, user=user)
     require(user, "review")
     session = write_session()
-    claim = claim_next(session=session, queue=queue, user=user)
+    claim = next_for_reviewer(
+        session=session, queue=queue, user=user, resume=False, lease_ahead=False
+    ).claim
     if claim is None:
         session.commit()
         return Response(status=204)
     body = _claim_json(session, claim, session.get(Item, claim.item_id))
     session.commit()
     return jsonify(body)
-
-
-def hand_over_outbox(outbox_id: int | None) -> None:
-    """Enqueues the new training example now; if Redis is away, the relay does it later."""
-    if outbox_id is None:
-        return
-    try:
-        enqueue_training_examples(redis_conn(), [outbox_id])
-    except Exception:  # noqa: BLE001 - Redis down must not fail a stored decision
-        current_app.logger.warning("Redis unavailable; outbox row %s left for the relay", outbox_id)
-        with new_session(current_app.extensions["loupe.engine"], write=True) as s:
-            # Due again at once: the relay hands it over as soon as Redis answers.
-            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(enqueued_at=None))
-            s.commit()
 
 
 @bp.post("/claims/<token>/decision")
@@ -273,35 +259,20 @@ def decision_view(token: str):
         session.commit()
         raise
     session.commit()
-    hand_over_outbox(decision.outbox_id)
+    hand_over_outbox(current_app.extensions["loupe.engine"], redis_conn(), decision.outbox_id)
     return jsonify(item_json(session=session, item=decision.item))
 
 
 @bp.delete("/claims/<token>")
 @openapi.validate(resp=Doc(HTTP_204=None, **ERRORS), skip_validation=True, tags=["review"])
 def release_view(token: str):
-    """Give the item back to the queue (skip)."""
+    """Give the item back to the queue (a skip: the caller's next claims pass it over for a
+    while, unless nothing else is left)."""
     user = api_user()
     session = write_session()
-    release(session=session, token=token, user=user)
+    skip(session=session, token=token, user=user)
     session.commit()
     return Response(status=204)
-
-
-def _parse_since(value: str | None):
-    if not value:
-        return None
-    try:
-        since = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        since.astimezone(UTC)  # out-of-range offsets fail here, not mid-stream
-        if not 1 < since.year < 9999:
-            raise ValueError
-    except (ValueError, OverflowError):
-        raise ValidationFailed(
-            "since must be an ISO 8601 time, for example 2026-11-01T00:00:00Z.",
-            [{"field": "since", "message": "not an ISO 8601 time"}],
-        ) from None
-    return since if since.tzinfo else since.replace(tzinfo=UTC)
 
 
 @bp.get("/queues/<name>/labels")
@@ -320,7 +291,7 @@ def labels_view(name: str):
             f"format must be one of {', '.join(FORMATS)}.",
             [{"field": "format", "message": "unknown format"}],
         )
-    since = _parse_since(request.args.get("since"))
+    since = parse_since(request.args.get("since"))
     engine = session.get_bind()
     queue_id = queue.id
 

@@ -6,11 +6,12 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.errors import ValidationFailed
 from app.models import Item, Label
 
 FORMATS = {
@@ -173,3 +174,21 @@ def stream_labels(*, session: Session, queue_id: int, fmt: str, since=None) -> I
     """The export body, chunk by chunk; the session stays open until the last chunk."""
     rows = label_rows(session=session, queue_id=queue_id, since=since)
     return {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}[fmt](rows)
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """The `since` filter of exports and of My work: an ISO 8601 time, UTC when it names no
+    zone; 422 for anything else."""
+    if not value:
+        return None
+    try:
+        since = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        since.astimezone(UTC)  # out-of-range offsets fail here, not mid-stream
+        if not 1 < since.year < 9999:
+            raise ValueError
+    except (ValueError, OverflowError):
+        raise ValidationFailed(
+            "since must be an ISO 8601 time, for example 2026-11-01T00:00:00Z.",
+            [{"field": "since", "message": "not an ISO 8601 time"}],
+        ) from None
+    return since if since.tzinfo else since.replace(tzinfo=UTC)

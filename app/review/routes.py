@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     jsonify,
     make_response,
@@ -15,22 +16,17 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from app.api.routes import _parse_since, hand_over_outbox
 from app.auth.service import require
 from app.errors import Conflict, Forbidden, Gone, LoupeError, NotFound, ValidationFailed
-from app.extensions import db_session, write_session
-from app.models import Claim, Item
+from app.exports.service import parse_since
+from app.extensions import db_session, redis_conn, write_session
+from app.models import Item, Queue
 from app.queues.service import get_queue, queues_for, recent_item_counts
 from app.review import actions
-from app.review.service import (
-    claim_ahead,
-    claim_next,
-    decide,
-    live_claim,
-    promote_ahead,
-    release,
-)
+from app.review.service import decide, live_claim, release
 from app.review.view import preview_view, review_view
+from app.review.workflow import next_for_reviewer, skip
+from app.tasks import hand_over_outbox
 
 bp = Blueprint("review", __name__)
 
@@ -72,26 +68,13 @@ def _render(queue, claim, notice: str | None = None, status: int = 200, ahead=_U
 
 
 def _next_claim(queue):
-    """(current claim, claim ahead): the reviewer's current claim (promoting the one leased
-    ahead, or claiming a new one that passes over what they just skipped), plus a fresh
-    claim ahead of it."""
+    """(current claim, claim ahead) for the reviewer, committed."""
     s = write_session()
-    claim = live_claim(session=s, queue=queue, user=current_user)
-    ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
-    if claim is None and ahead is not None:
-        claim, ahead = promote_ahead(session=s, ahead=ahead), None
-    skipped = actions.recently_skipped(session=s, queue=queue, user=current_user)
-    if claim is None:
-        claim = claim_next(session=s, queue=queue, user=current_user, exclude_item_ids=skipped)
-        if claim is None and skipped:
-            # Only skipped items are left: offer them again rather than an empty queue.
-            claim = claim_next(session=s, queue=queue, user=current_user)
-    if claim is not None and ahead is None:
-        ahead = claim_ahead(
-            session=s, queue=queue, user=current_user, exclude_item_ids=[claim.item_id, *skipped]
-        )
+    desk = next_for_reviewer(
+        session=s, queue=queue, user=current_user, resume=True, lease_ahead=True
+    )
     s.commit()
-    return claim, ahead
+    return desk.claim, desk.ahead
 
 
 def _queue(name: str):
@@ -150,7 +133,7 @@ def decide_view(name: str, token: str):
     )
     if refused:
         return refused
-    hand_over_outbox(decision.outbox_id)
+    hand_over_outbox(current_app.extensions["loupe.engine"], redis_conn(), decision.outbox_id)
     return _after(queue, f"Saved “{label}” for {decision.item.external_id}. Press u to undo.")
 
 
@@ -175,10 +158,7 @@ def _attempt(queue, refusal: str, action):
 def skip_view(name: str, token: str):
     queue = _queue(name)
     s = write_session()
-    claim = s.query(Claim).filter(Claim.token == token).first()
-    release(session=s, token=token, user=current_user)
-    if claim is not None and claim.user_id == current_user.id:
-        actions.record(s, item_id=claim.item_id, user=current_user, kind="skip")
+    skip(session=s, token=token, user=current_user)
     s.commit()
     return _after(queue, "Skipped; the item went back to the queue.")
 
@@ -284,7 +264,7 @@ def history():
     if queue_name and queue is None:
         abort(404)
     try:
-        since = _parse_since(request.args.get("since"))
+        since = parse_since(request.args.get("since"))
     except ValidationFailed:
         since = None
         flash("“Since” must be a date like 2026-11-01.", "error")
@@ -315,6 +295,4 @@ def reopen_view(review_id: int):
 
 
 def get_queue_name(queue_id: int) -> str:
-    from app.models import Queue
-
     return db_session().get(Queue, queue_id).name

@@ -326,15 +326,17 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     return Decision(item=item, label=final, review=review, outbox_id=outbox.id if outbox else None)
 
 
-def release(*, session: Session, token: str, user: User) -> None:
-    """Gives the item back to the queue (a skip); releasing twice is harmless."""
+def release(*, session: Session, token: str, user: User) -> Claim | None:
+    """Gives the item back to the queue; returns the claim it ended, None when it had already
+    ended (releasing twice is harmless)."""
     claim, item = _claim_for(session, token, user)
     if claim.state not in ("live", "ahead"):
-        return
+        return None
     claim.state = "released"
     if item.lease_token == token:
         _release(item)
     session.flush()
+    return claim
 
 
 def item_json(*, session: Session, item: Item) -> dict:

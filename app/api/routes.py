@@ -8,7 +8,16 @@ from redis.exceptions import RedisError
 from spectree import Response as Doc
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.api.schemas import DecisionIn, ErrorOut, IngestOut, LabelsQuery, RetrainOut
+from app.api.schemas import (
+    DecisionIn,
+    ErrorOut,
+    EscalateIn,
+    FlagIn,
+    HeartbeatOut,
+    IngestOut,
+    LabelsQuery,
+    RetrainOut,
+)
 from app.auth.service import require, user_for_token
 from app.db import new_session
 from app.errors import (
@@ -48,6 +57,7 @@ from app.queues.service import (
     training_counts,
     update_policy,
 )
+from app.review import actions
 from app.review.service import decide, get_item, item_json
 from app.review.workflow import next_for_reviewer, skip
 from app.tasks import enqueue_retrain, hand_over_outbox, relay_outbox
@@ -273,6 +283,127 @@ def release_view(token: str):
     skip(session=session, token=token, user=user)
     session.commit()
     return Response(status=204)
+
+
+def _body_as(model, what: str):
+    """The JSON object body validated by `model`; 422 in the API's error shape."""
+    try:
+        return model.model_validate(_json_body())
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"The {what} is not valid.", pydantic_details(exc.errors())
+        ) from None
+
+
+def _on_claim(session, action):
+    """Runs one write on the caller's claim and commits it; a lost lease still commits
+    whatever releasing it took, as decision_view does, before answering 410."""
+    try:
+        result = action()
+    except Gone:
+        session.commit()
+        raise
+    session.commit()
+    return result
+
+
+@bp.post("/claims/<token>/escalate")
+@openapi.validate(
+    json=EscalateIn,
+    resp=Doc(HTTP_200=None, HTTP_410=ErrorOut, **ERRORS),
+    skip_validation=True,
+    tags=["review"],
+)
+def escalate_view(token: str):
+    """Send the claimed item to a lead with a reason: it leaves review (status `escalated`)
+    and the claim ends. 410 when the claim was already lost."""
+    user = api_user()
+    data = _body_as(EscalateIn, "escalation")
+    session = write_session()
+    item = _on_claim(
+        session,
+        lambda: actions.escalate(session=session, token=token, user=user, reason=data.reason),
+    )
+    return jsonify({**item_json(session=session, item=item), "reason": data.reason.strip()})
+
+
+@bp.post("/claims/<token>/flag")
+@openapi.validate(
+    json=FlagIn,
+    resp=Doc(HTTP_200=None, HTTP_410=ErrorOut, **ERRORS),
+    skip_validation=True,
+    tags=["review"],
+)
+def flag_view(token: str):
+    """Flag the claimed item as suspicious; the caller keeps the claim and still answers.
+    The answer is the item with every flag comment on it (`flags`, oldest first)."""
+    user = api_user()
+    data = _body_as(FlagIn, "flag")
+    session = write_session()
+    item = _on_claim(
+        session,
+        lambda: actions.flag(session=session, token=token, user=user, comment=data.comment),
+    )
+    flags = actions.flags_of(session=session, item_id=item.id)
+    return jsonify({**item_json(session=session, item=item), "flags": flags})
+
+
+@bp.post("/claims/<token>/heartbeat")
+@openapi.validate(
+    resp=Doc(HTTP_200=HeartbeatOut, HTTP_410=ErrorOut, **ERRORS),
+    skip_validation=True,
+    tags=["review"],
+)
+def heartbeat_view(token: str):
+    """Extend the claim's lease by the queue's lease length from now; 410 once the claim is
+    lost (expired, released or decided)."""
+    user = api_user()
+    session = write_session()
+    expires = _on_claim(session, lambda: actions.heartbeat(session=session, token=token, user=user))
+    return jsonify({"expires_at": expires.isoformat()})
+
+
+def _reopened_json(session, back) -> dict:
+    return {**_claim_json(session, back.claim, back.item), "previous_label": back.previous_label}
+
+
+@bp.post("/queues/<name>/undo")
+@openapi.validate(
+    resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, **ERRORS), skip_validation=True, tags=["review"]
+)
+def undo_view(name: str):
+    """Take back the caller's last decision in this queue (within the undo window) and hand
+    the item back under a new claim, shaped as POST .../claims answers. 404 when there is
+    nothing recent to undo; 409 when a model trained on it or someone is reviewing it."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "review")
+    session = write_session()
+    back = actions.undo_last(session=session, queue=queue, user=user)
+    body = _reopened_json(session, back)
+    session.commit()
+    return jsonify(body)
+
+
+@bp.post("/queues/<name>/items/<path:external_id>/reopen")
+@openapi.validate(
+    resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, **ERRORS), skip_validation=True, tags=["review"]
+)
+def reopen_view(name: str, external_id: str):
+    """Reopen the caller's own decision on this item under a new claim (shaped as POST
+    .../claims answers). 404 when the caller has no decision on it; 409 once a model has
+    trained on its label or while someone is reviewing it."""
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "review")
+    session = write_session()
+    review = actions.latest_review(session=session, queue=queue, user=user, external_id=external_id)
+    back = actions.reopen(session=session, review_id=review.id, user=user)
+    body = _reopened_json(session, back)
+    session.commit()
+    return jsonify(body)
 
 
 @bp.get("/queues/<name>/labels")

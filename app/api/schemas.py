@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.review.actions import MAX_TEXT
+
 
 class ErrorOut(BaseModel):
     error: str
@@ -16,6 +18,26 @@ class DecisionIn(BaseModel):
 
     label: str = Field(min_length=1, max_length=200)
     comment: str | None = Field(None, max_length=5000)
+
+
+class EscalateIn(BaseModel):
+    """Why the claimed item needs a lead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class FlagIn(BaseModel):
+    """What looks suspicious about the claimed item (the caller still answers it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class HeartbeatOut(BaseModel):
+    expires_at: str
 
 
 class IngestOut(BaseModel):

@@ -198,6 +198,25 @@ def reopen(*, session: Session, review_id: int, user: User, now=None) -> Reopene
     return _reverse(session, review, user, "reopen", now or utcnow())
 
 
+def latest_review(*, session: Session, queue: Queue, user: User, external_id: str) -> Review:
+    """The reviewer's own latest decision on an item of this queue (what the API reopens);
+    NotFound when they have none, so other people's decisions stay out of sight."""
+    review = session.scalar(
+        select(Review)
+        .join(Item, Item.id == Review.item_id)
+        .where(
+            Item.queue_id == queue.id,
+            Item.external_id == external_id,
+            Review.user_id == user.id,
+        )
+        .order_by(Review.id.desc())
+        .limit(1)
+    )
+    if review is None:
+        raise NotFound(f"You have no decision on {external_id!r} in queue {queue.name!r}.")
+    return review
+
+
 def history(
     *,
     session: Session,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.errors import LoupeError
@@ -20,7 +20,7 @@ def error_response(status: int, code: str, message: str, details=None):
     if _wants_json():
         resp = jsonify({"error": code, "message": message, "details": details or []})
     else:
-        resp = render_template("error.html", status=status, message=message)
+        resp = make_response(render_template("error.html", status=status, message=message))
     return resp, status
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import (
     Blueprint,
     abort,
@@ -17,13 +19,13 @@ from flask import (
 from flask_login import current_user, login_required
 
 from app.auth.service import require
-from app.errors import Conflict, Forbidden, Gone, LoupeError, NotFound, ValidationFailed
+from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
 from app.exports.service import parse_since
 from app.extensions import db_session, redis_conn, write_session
 from app.models import Item, Queue
 from app.queues.service import get_queue, queues_for, recent_item_counts
-from app.review import actions
-from app.review.service import decide, live_claim, release
+from app.review import actions, presence
+from app.review.service import AlreadyDecided, decide, live_claim, release
 from app.review.view import preview_view, review_view
 from app.review.workflow import next_for_reviewer, skip
 from app.tasks import hand_over_outbox
@@ -37,10 +39,19 @@ def _is_htmx() -> bool:
     return "HX-Request" in h and "HX-History-Restore-Request" not in h and "HX-Boosted" not in h
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One line above the item: `success` is quiet, `error` (a refusal or a failure) is an
+    alert that says what to do next."""
+
+    text: str
+    kind: str = "success"
+
+
 _UNKNOWN = object()
 
 
-def _render(queue, claim, notice: str | None = None, status: int = 200, ahead=_UNKNOWN):
+def _render(queue, claim, notice: Notice | None = None, status: int = 200, ahead=_UNKNOWN):
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
     view = review_view(session=s, queue=queue, item=s.get(Item, claim.item_id)) if claim else None
@@ -86,71 +97,82 @@ def _queue(name: str):
 @bp.route("/queues/<name>/review", methods=["GET", "POST"])
 @login_required
 def page(name: str):
-    """Shows the reviewer's current item, claiming the next one when they hold none."""
+    """Shows the reviewer's current item (the same one after a reload, in a second tab, or
+    back from another page), claiming the next one when they hold none."""
     queue = _queue(name)
     claim, ahead = _next_claim(queue)
     return _render(queue, claim, ahead=ahead)
 
 
-def _after(queue, notice: str):
+def _after(queue, notice: Notice):
+    """The reviewer's current item after an action, with what became of the action."""
     if not _is_htmx():
-        flash(notice, "success")
+        flash(notice.text, notice.kind)
         return redirect(url_for("review.page", name=queue.name), code=303)
     claim, ahead = _next_claim(queue)
     return _render(queue, claim, notice=notice, ahead=ahead)
 
 
-def _lost(queue, exc: Gone):
-    db_session().commit()  # keep the release of the expired lease
-    return _after(
-        queue,
-        "Your hold on that item expired or was released, so it went back "
-        "to the queue and your answer was not saved. " + _short(exc),
-    )
-
-
-def _short(exc: LoupeError) -> str:
-    return exc.message if len(exc.message) < 200 else ""
+LOST = Notice(
+    "Not saved: your hold on that item ran out or was given back, so it went back to the "
+    "queue for someone else. Here is your next item.",
+    "error",
+)
 
 
 @bp.post("/queues/<name>/claims/<token>/decide")
 @login_required
 def decide_view(name: str, token: str):
+    """Saves the answer: a candidate's button, or a typed answer from its own form."""
     queue = _queue(name)
-    # A typed answer wins: pressing Enter in its box also sends the first candidate button.
-    label = (request.form.get("other") or "").strip() or (request.form.get("label") or "").strip()
-    decision, refused = _attempt(
-        queue,
-        "Not saved",
-        lambda s: decide(
+    label = (request.form.get("label") or "").strip()
+    s = write_session()
+    try:
+        decision = decide(
             session=s,
             token=token,
             user=current_user,
             label=label,
             comment=request.form.get("comment") or None,
             model_feedback=request.form.get("model_feedback") or None,
-        ),
-    )
-    if refused:
-        return refused
-    hand_over_outbox(current_app.extensions["loupe.engine"], redis_conn(), decision.outbox_id)
-    return _after(queue, f"Saved “{label}” for {decision.item.external_id}. Press u to undo.")
-
-
-def _attempt(queue, refusal: str, action):
-    """Runs one write on the reviewer's claim and commits it: (result, None), or
-    (None, the page saying why) for a lost lease, a conflict or bad input."""
-    s = write_session()
-    try:
-        result = action(s)
-    except Gone as exc:
-        return None, _lost(queue, exc)
+        )
+    except Gone:
+        s.commit()  # keep the release of the expired lease
+        return _after(queue, LOST)
+    except AlreadyDecided as exc:
+        s.rollback()
+        return _after(queue, _already_decided(exc, label))
     except (Conflict, ValidationFailed) as exc:
         s.rollback()
-        claim = live_claim(session=s, queue=queue, user=current_user)
-        return None, _render(queue, claim, notice=f"{refusal}: {exc.message}", status=exc.status)
+        return _refused(queue, f"Not saved: {exc.message} {_choose_hint(queue)}", exc.status)
     s.commit()
-    return result, None
+    hand_over_outbox(current_app.extensions["loupe.engine"], redis_conn(), decision.outbox_id)
+    return _after(
+        queue, Notice(f"Saved “{label}” for {decision.item.external_id}. Press u to undo.")
+    )
+
+
+def _already_decided(exc: AlreadyDecided, label: str) -> Notice:
+    if exc.previous_label == label:
+        return Notice(f"Saved “{label}” for {exc.external_id}.")
+    return Notice(
+        f"Not saved: you had already answered {exc.external_id} as “{exc.previous_label}” "
+        f"(in another tab or window), so “{label}” was not saved. To change it, press u "
+        "(undo) or reopen it from My work. Here is your current item.",
+        "error",
+    )
+
+
+def _choose_hint(queue) -> str:
+    if queue.labels:
+        return "Pick a candidate, or type one of the queue's answers."
+    return "Pick a candidate, or type your answer."
+
+
+def _refused(queue, text: str, status: int):
+    """The reviewer's current item again, with why the action was refused."""
+    claim = live_claim(session=db_session(), queue=queue, user=current_user)
+    return _render(queue, claim, notice=Notice(text, "error"), status=status)
 
 
 @bp.post("/queues/<name>/claims/<token>/skip")
@@ -158,32 +180,57 @@ def _attempt(queue, refusal: str, action):
 def skip_view(name: str, token: str):
     queue = _queue(name)
     s = write_session()
-    skip(session=s, token=token, user=current_user)
+    skipped = skip(session=s, token=token, user=current_user)
     s.commit()
-    return _after(queue, "Skipped; the item went back to the queue.")
+    if not skipped:
+        return _after(
+            queue,
+            Notice(
+                "Not skipped: that item was already answered or given back (perhaps in "
+                "another tab). Here is your current item.",
+                "error",
+            ),
+        )
+    return _after(queue, Notice("Skipped; the item went back to the queue."))
+
+
+def _claim_action(queue, refusal: str, action):
+    """Runs an action on the reviewer's live claim: (result, None), or (None, the page
+    saying why not) for a lost lease or bad input."""
+    s = write_session()
+    try:
+        result = action(s)
+    except Gone:
+        s.commit()
+        return None, _after(queue, LOST)
+    except (Conflict, ValidationFailed) as exc:
+        s.rollback()
+        return None, _refused(queue, f"{refusal}: {exc.message}", exc.status)
+    s.commit()
+    return result, None
 
 
 @bp.post("/queues/<name>/claims/<token>/escalate")
 @login_required
 def escalate_view(name: str, token: str):
     queue = _queue(name)
-    it, refused = _attempt(
+    it, refused = _claim_action(
         queue,
-        "Escalating needs a reason",
+        "Not escalated, a lead needs to know why. Type a reason and press Escalate",
         lambda s: actions.escalate(
             session=s, token=token, user=current_user, reason=request.form.get("reason")
         ),
     )
-    return refused or _after(queue, f"Escalated {it.external_id} to a lead.")
+    return refused or _after(queue, Notice(f"Escalated {it.external_id} to a lead."))
 
 
 @bp.post("/queues/<name>/claims/<token>/flag")
 @login_required
 def flag_view(name: str, token: str):
     queue = _queue(name)
-    it, refused = _attempt(
+    it, refused = _claim_action(
         queue,
-        "Flagging needs a comment",
+        "Not flagged, say what looks wrong. Type a comment and press Flag",
         lambda s: actions.flag(
             session=s, token=token, user=current_user, comment=request.form.get("comment")
         ),
@@ -191,7 +238,7 @@ def flag_view(name: str, token: str):
     if refused:
         return refused
     claim = live_claim(session=db_session(), queue=queue, user=current_user)
-    return _render(queue, claim, notice=f"Flagged {it.external_id}; now give your answer.")
+    return _render(queue, claim, notice=Notice(f"Flagged {it.external_id}; now give your answer."))
 
 
 @bp.post("/queues/<name>/claims/<token>/heartbeat")
@@ -213,19 +260,24 @@ def heartbeat_view(name: str, token: str):
     return jsonify({"expires_at": expires.isoformat()})
 
 
-@bp.post("/queues/<name>/claims/<token>/release")
+@bp.post("/me/leave")
 @login_required
-def release_view(name: str, token: str):
-    """Sent by the browser when the reviewer leaves the page (navigator.sendBeacon)."""
-    queue = _queue(name)
+def leave_view():
+    """Sent by the browser when a page is left (navigator.sendBeacon): the reviewer's items
+    are kept only for a short grace, in which the next page takes them up again."""
     s = write_session()
-    ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
-    for t in (token, ahead.token if ahead else None):
-        try:
-            if t:
-                release(session=s, token=t, user=current_user)
-        except (NotFound, Forbidden):
-            pass
+    presence.leave(session=s, user=current_user)
+    s.commit()
+    return "", 204
+
+
+@bp.post("/me/presence")
+@login_required
+def presence_view():
+    """Sent by every open page of the app while the reviewer is active: their items stay
+    theirs while they look at another page."""
+    s = write_session()
+    presence.keep(session=s, user=current_user)
     s.commit()
     return "", 204
 
@@ -240,16 +292,16 @@ def undo_view(name: str):
         back = actions.undo_last(session=s, queue=queue, user=current_user)
     except (NotFound, Conflict) as exc:
         s.rollback()
-        return _render(
-            queue, live_claim(session=s, queue=queue, user=current_user), notice=exc.message
-        )
+        return _refused(queue, f"Nothing undone: {exc.message}", 200)
     if current is not None and current.item_id != back.item.id:
         release(session=s, token=current.token, user=current_user)
     s.commit()
     return _render(
         queue,
         back.claim,
-        notice=f"Undone: {back.item.external_id} was “{back.previous_label}”; answer it again.",
+        notice=Notice(
+            f"Undone: {back.item.external_id} was “{back.previous_label}”; answer it again."
+        ),
     )
 
 

@@ -18,6 +18,15 @@ from app.queues.service import policy_of
 MAX_COMMENT = 5000
 
 
+class AlreadyDecided(Conflict):
+    """A different answer on a claim that already has one (another tab, a retried request)."""
+
+    def __init__(self, message: str, *, previous_label: str, external_id: str):
+        super().__init__(message)
+        self.previous_label = previous_label
+        self.external_id = external_id
+
+
 @dataclass
 class Decision:
     item: Item
@@ -236,9 +245,11 @@ def decide(
         if previous.label == label:
             final = session.scalar(select(Label).where(Label.item_id == item.id))
             return Decision(item=item, label=final, review=previous, outbox_id=None, repeated=True)
-        raise Conflict(
+        raise AlreadyDecided(
             f"This claim was already decided as {previous.label!r}; a different answer needs a "
-            "new claim or an adjudication."
+            "new claim or an adjudication.",
+            previous_label=previous.label,
+            external_id=item.external_id,
         )
     label = _check_label(queue, label)
     if model_feedback is not None and model_feedback not in FEEDBACK:

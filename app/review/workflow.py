@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from app.models import Claim, Queue, User, utcnow
-from app.review import actions
+from app.review import actions, presence
 from app.review.service import claim_ahead, claim_next, live_claim, promote_ahead, release
 
 
@@ -31,6 +31,10 @@ def next_for_reviewer(
     now = now or utcnow()
     claim = live_claim(session=session, queue=queue, user=user, now=now) if resume else None
     ahead = live_claim(session=session, queue=queue, user=user, now=now, state="ahead")
+    if claim is not None:
+        # Back after a reload or from another page: the lease shortened on leaving is whole
+        # again.
+        presence.resume(session=session, queue=queue, claims=[claim, ahead], now=now)
     if claim is None and ahead is not None:
         claim, ahead = promote_ahead(session=session, ahead=ahead), None
     skipped = actions.recently_skipped(session=session, queue=queue, user=user, now=now)
@@ -51,10 +55,13 @@ def next_for_reviewer(
     return Desk(claim=claim, ahead=ahead)
 
 
-def skip(*, session: Session, token: str, user: User, now=None) -> None:
+def skip(*, session: Session, token: str, user: User, now=None) -> bool:
     """Gives the item back and remembers the skip, so the reviewer's next claims pass it over
-    for a while (see actions.SKIP_MEMORY). Skipping twice is harmless."""
+    for a while (see actions.SKIP_MEMORY). False when the claim had already ended (skipping
+    twice is harmless)."""
     claim = release(session=session, token=token, user=user)
-    if claim is not None:
-        actions.record(session, item_id=claim.item_id, user=user, kind="skip", now=now)
-        session.flush()
+    if claim is None:
+        return False
+    actions.record(session, item_id=claim.item_id, user=user, kind="skip", now=now)
+    session.flush()
+    return True

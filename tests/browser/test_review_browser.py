@@ -187,10 +187,12 @@ def test_expired_lease_says_so_and_moves_on(client, make, db, session, page_for)
     session.execute(Item.__table__.update().values(lease_expires_at=past))
     session.commit()
 
-    after = press_and_wait(page, "1", "expired")
+    after = press_and_wait(page, "1", "ran out")
     flash = page.locator("#review-item .flash")
     expect(flash).to_be_visible()
-    assert "expired" in flash.text_content()
+    # A refusal is an alert, not a quiet status line.
+    assert "Not saved" in flash.text_content()
+    assert flash.get_attribute("role") == "alert" and "error" in flash.get_attribute("class")
     # A next item or the empty state, in place of the lost one.
     assert after in ("lapsed", "later") or (
         after is None and page.locator("#review-item .empty-state").is_visible()

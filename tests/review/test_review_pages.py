@@ -125,7 +125,8 @@ def test_escalate_flag_undo_and_history_through_the_pages(client, make, db):
     assert "p-0" in html
     # Flag keeps the item; an empty comment is refused, in the notice (htmx swaps only 2xx).
     refused = client.post(_action(html, "flag"), data={"comment": ""}, headers=hx)
-    assert refused.status_code == 200 and "Flagging needs a comment" in refused.data.decode()
+    assert refused.status_code == 200
+    assert '<p id="notice" class="flash error" role="alert">Not flagged' in refused.data.decode()
     assert (
         client.post(_action(html, "flag"), data={"comment": "", "csrf_token": csrf}).status_code
         == 422
@@ -149,7 +150,7 @@ def test_escalate_flag_undo_and_history_through_the_pages(client, make, db):
     assert "Undone: p-1" in html and 'data-external-id="p-1"' in html
     assert db.count(Label) == 0
     html = client.post(
-        _action(html, "decide"), data={"other": "duplicate"}, headers=hx
+        _action(html, "decide"), data={"label": "duplicate", "typed": "1"}, headers=hx
     ).data.decode()
     assert db.all(select(Label.value, Label.model_feedback)) == [("duplicate", "wrong")]
     kinds = [k for (k,) in db.all(select(ItemEvent.kind).order_by(ItemEvent.id))]
@@ -211,7 +212,9 @@ def test_boosted_navigation_gets_the_whole_page(client, make):
     assert b"<html" in html.data and b"Log out" in html.data
 
 
-def test_a_typed_answer_wins_over_the_implicit_first_button(client, make, db):
+def test_a_typed_answer_has_a_form_of_its_own(client, make, db):
+    """A candidate's button never carries the text typed in the answer field: the two are
+    separate forms, so Enter in the field sends the typed answer and nothing else."""
     from app.models import Label
 
     make.queue(labels=None, audit_rate=0)
@@ -224,9 +227,15 @@ def test_a_typed_answer_wins_over_the_implicit_first_button(client, make, db):
     )
     csrf = login(client, rev)
     html = client.get("/queues/claims/review").data.decode()
+    candidates = html[html.index('id="decide-form"') : html.index('id="other-form"')]
+    typed = html[
+        html.index('id="other-form"') : html.index("</form>", html.index('id="other-form"'))
+    ]
+    assert 'name="label" value="fraud"' in candidates and "other-answer" not in candidates
+    assert 'id="other-answer" name="label"' in typed and "candidate" not in typed
     action = re.search(r'hx-post="(/queues/claims/claims/[^"]+/decide)"', html).group(1)
-    # What a browser sends when Enter is pressed in the text box: the first button too.
-    client.post(action, data={"label": "fraud", "other": "chargeback", "csrf_token": csrf})
+    # What a browser sends when Enter is pressed in the text box: that form only.
+    client.post(action, data={"label": "chargeback", "typed": "1", "csrf_token": csrf})
     assert db.all(select(Label.value, Label.model_feedback)) == [("chargeback", "all_wrong")]
 
 

@@ -1,0 +1,92 @@
+"""How long a reviewer's items stay theirs while they move around: a reload, another of
+Loupe's pages, a second tab, closing the tab, logging out.
+
+A page cannot tell a reload from a closed tab when it unloads, so leaving the review page
+does not give the items back at once: it shortens their lease to a short grace. The page
+that loads next (the same review page, or any other page of the app) takes them up again;
+when nothing does, the reviewer has really left and the items go back when the grace ends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.models import Claim, Item, Queue, User, utcnow
+from app.queues.service import policy_of
+
+LEAVE_GRACE = timedelta(seconds=45)
+HELD = ("live", "ahead")
+
+
+def _held(session: Session, user: User, now: datetime):
+    """(claim, item) pairs the user holds right now, locked like a decision locks them."""
+    stmt = (
+        select(Claim, Item)
+        .join(Item, Item.id == Claim.item_id)
+        .where(
+            Claim.user_id == user.id,
+            Claim.state.in_(HELD),
+            Claim.expires_at > now,
+            Item.lease_token == Claim.token,
+        )
+        .order_by(Item.id)
+        .with_for_update(of=Item)
+        .execution_options(populate_existing=True)
+    )
+    return session.execute(stmt).all()
+
+
+def _set_expiry(claim: Claim, item: Item, until: datetime) -> None:
+    claim.expires_at = until
+    item.lease_expires_at = until
+
+
+def leave(*, session: Session, user: User, now=None) -> int:
+    """A page of the app was left (a reload, a navigation or a closed tab): the items the
+    user holds stay theirs only for the grace from now on. Returns how many."""
+    now = now or utcnow()
+    rows = _held(session, user, now)
+    for claim, item in rows:
+        _set_expiry(claim, item, min(claim.expires_at, now + LEAVE_GRACE))
+    session.flush()
+    return len(rows)
+
+
+def keep(*, session: Session, user: User, now=None) -> int:
+    """The user is still on one of Loupe's pages: items they hold stay theirs for at least
+    the grace from now (never less than they had). Returns how many."""
+    now = now or utcnow()
+    rows = _held(session, user, now)
+    for claim, item in rows:
+        _set_expiry(claim, item, max(claim.expires_at, now + LEAVE_GRACE))
+    session.flush()
+    return len(rows)
+
+
+def resume(*, session: Session, queue: Queue, claims: list[Claim | None], now=None) -> None:
+    """The reviewer is back on the review page: their claims get a full lease again."""
+    now = now or utcnow()
+    until = now + timedelta(seconds=policy_of(queue).lease_seconds)
+    for claim in claims:
+        if claim is not None:
+            item = session.get(Item, claim.item_id)
+            if item is not None and item.lease_token == claim.token:
+                _set_expiry(claim, item, until)
+    session.flush()
+
+
+def release_all(*, session: Session, user: User, now=None) -> int:
+    """Logging out: every item the user holds goes back to its queue at once."""
+    now = now or utcnow()
+    rows = _held(session, user, now)
+    for claim, item in rows:
+        claim.state = "released"
+        item.status = "pending"
+        item.lease_owner_id = None
+        item.lease_token = None
+        item.lease_expires_at = None
+    session.flush()
+    return len(rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
 from app.db import session_scope
@@ -88,19 +88,30 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
             rows=rows,
             json_columns=("candidates", "detail"),
         )
-        _note_rescored(session, rows, version.version)
+        _note_rescored(session, rows)
     return Progress(len(rows), items[-1].id)
 
 
-def _note_rescored(session: Session, rows: list[dict], version: str) -> None:
-    """The reason reviewers read follows the prediction they see (the item stays in review:
-    a person was asked, and re-scoring never decides for them)."""
+RESCORED_NOTE = "re-scored by a newer model while waiting for review"
+
+
+def _note_rescored(session: Session, rows: list[dict]) -> None:
+    """Notes on the route reason that the answers were re-scored, once, after the reason the
+    item came to a person (which stays: re-scoring never re-routes). The version that
+    re-scored is on the prediction itself."""
     if not rows:
         return
     session.execute(
         update(Item)
-        .where(Item.id.in_([r["item_id"] for r in rows]))
-        .values(route_reason=f"re-scored by {version} while waiting for review")
+        .where(
+            Item.id.in_([r["item_id"] for r in rows]),
+            or_(Item.route_reason.is_(None), ~Item.route_reason.contains(RESCORED_NOTE)),
+        )
+        .values(
+            route_reason=func.substr(
+                func.coalesce(Item.route_reason + "; ", "") + RESCORED_NOTE, 1, 500
+            )
+        )
     )
 
 

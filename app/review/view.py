@@ -10,23 +10,11 @@ from urllib.parse import urlsplit
 
 from app.learning.explain import contributions
 from app.models import Item, Prediction, Queue
+from app.review import plain_words
 
 SAFE_URL_SCHEMES = {"http", "https"}
 LONG_TEXT = 80
 MAX_CANDIDATE_KEYS = 9
-
-
-def confidence_words(score: float) -> str:
-    """A score in words a case worker can act on."""
-    if score >= 0.9:
-        return "very likely"
-    if score >= 0.7:
-        return "likely"
-    if score >= 0.4:
-        return "uncertain"
-    if score >= 0.1:
-        return "unlikely"
-    return "very unlikely"
 
 
 @dataclass
@@ -121,7 +109,7 @@ def field_view(name: str, value, spec: dict, image_hosts: set[str], marked: set[
 
 def _evidence_sentence(c, payload: dict, specs: dict) -> str:
     spec = specs.get(c.field, {})
-    label = spec.get("label") or c.field.replace("_", " ")
+    label = spec.get("label") or c.field.replace("_", " ").capitalize()
     if c.kind == "word":
         return f"{label} mentions “{c.value}”"
     if c.kind == "category":
@@ -133,6 +121,41 @@ def _evidence_sentence(c, payload: dict, specs: dict) -> str:
     return f"{label}"
 
 
+def _strength(weight: float, strongest: float) -> str:
+    share = abs(weight) / strongest if strongest else 0
+    if share >= 0.6:
+        return "strongly"
+    if share >= 0.25:
+        return "somewhat"
+    return "slightly"
+
+
+def _evidence(ev: dict | None, payload: dict, specs: dict) -> tuple[list[dict], list[dict]]:
+    """(towards, against): each value's sentence, how hard it pushed in words, and a bar as
+    a share of the strongest push. Only values the item has: a field it lacks, filled in for
+    the model, is not evidence about this item."""
+    if not ev:
+        return [], []
+
+    def present(c) -> bool:
+        return c.field in payload and payload[c.field] not in (None, "")
+
+    shown = {k: [c for c in ev[k] if present(c)] for k in ("towards", "against")}
+    strongest = max((abs(c.weight) for k in shown for c in shown[k]), default=0.0)
+    rows = {
+        k: [
+            {
+                "text": _evidence_sentence(c, payload, specs),
+                "strength": _strength(c.weight, strongest),
+                "pct": max(4, round(100 * abs(c.weight) / strongest)) if strongest else 0,
+            }
+            for c in cs
+        ]
+        for k, cs in shown.items()
+    }
+    return rows["towards"], rows["against"]
+
+
 @dataclass
 class ItemView:
     external_id: str
@@ -142,10 +165,10 @@ class ItemView:
     answer_note: str | None
     more_labels: list[str]
     model_version: str | None
-    route_reason: str | None
+    why: str | None  # why a person sees it, in plain words
     route_decision: str | None
-    towards: list[str]
-    against: list[str]
+    towards: list[dict]  # {"text", "strength", "pct"}
+    against: list[dict]
     top_label: str | None
     flags: list[str]
     similar: list[dict]
@@ -173,64 +196,39 @@ def item_view(
     fields = [field_view(n, item.payload[n], specs.get(n, {}), image_hosts, marked) for n in order]
     candidates = []
     detail = (prediction.detail if prediction else None) or {}
+    noun = display.get("noun") or "item"
+    calibrated = prediction is not None and prediction.source == "model"
     for n, cand in enumerate(cands[:MAX_CANDIDATE_KEYS], 1):
-        if cand.get("score") is None:  # a business rule's answer has no score
-            candidates.append(
-                {"key": n, "label": cand["label"], "pct": None, "words": "business rule"}
-            )
-            continue
-        score = float(cand["score"])
+        score = cand.get("score")  # a business rule's answer has none
         candidates.append(
             {
                 "key": n,
                 "label": cand["label"],
-                "pct": round(score * 100),
-                "words": confidence_words(score),
+                "pct": None if score is None else round(float(score) * 100),
+                "figure": plain_words.candidate_figure(
+                    None if score is None else float(score), calibrated=calibrated, noun=noun
+                ),
             }
         )
     shown = {c["label"] for c in candidates}
     more = [lab for lab in (queue.labels or []) if lab not in shown]
+    towards, against = _evidence(ev, item.payload, specs)
     return ItemView(
         external_id=item.external_id,
         status=item.status,
         fields=fields,
         candidates=candidates,
-        answer_note=answer_note(detail),
+        answer_note=plain_words.answer_note(detail, shown=len(candidates), noun=noun),
         more_labels=more,
         model_version=prediction.model_version if prediction else None,
-        route_reason=item.route_reason,
+        why=plain_words.why_you_see_this(item.route_reason, item.route_decision),
         route_decision=item.route_decision,
-        towards=[_evidence_sentence(c, item.payload, specs) for c in ev["towards"]] if ev else [],
-        against=[_evidence_sentence(c, item.payload, specs) for c in ev["against"]] if ev else [],
+        towards=towards,
+        against=against,
         top_label=top,
         flags=flags or [],
         similar=similar or [],
     )
-
-
-def answer_note(detail: dict) -> str | None:
-    """One sentence on what the candidate list is: a conformal set, or a rule's answer."""
-    if "set_size" in detail:
-        size, coverage = detail["set_size"], detail["coverage"]
-        if size == 0:
-            return (
-                f"No answer is likely enough to be in the {coverage:.0%} set: "
-                "the model's best guess is shown."
-            )
-        if size == 1:
-            return f"The model is {coverage:.0%} sure the answer is this one."
-        if size > MAX_CANDIDATE_KEYS:
-            return (
-                f"The right answer is among {size} answers in {coverage:.0%} of cases; the "
-                f"{MAX_CANDIDATE_KEYS} likeliest are shown, type to find the others."
-            )
-        return f"The right answer is among these {size} in {coverage:.0%} of cases."
-    if "fallback" in detail:
-        why = detail.get("fallback") or "no model answer"
-        if detail.get("rule"):
-            return f"Not scored by a model ({why}): rule “{detail['rule']}” suggests this."
-        return f"Not scored by a model ({why})."
-    return None
 
 
 def review_view(*, session, queue: Queue, item: Item) -> ItemView:

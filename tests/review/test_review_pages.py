@@ -246,7 +246,9 @@ def test_page_shows_evidence_similar_items_and_domain_formats(client, make, engi
     reviewer = {"name": login_info.reviewer, "password": login_info.password}
     login(client, reviewer)
     html = client.get("/queues/claims/review").data.decode()
-    assert "Why the model says" in html and "Towards:" in html
+    assert "Why the model says" in html and "For it:" in html
+    # Each value says how hard it pushed, in a word and a bar.
+    assert re.search(r'class="push".*?\((strongly|somewhat|slightly)\)</small>', html, re.S)
     assert "Similar items already labelled" in html and "% alike" in html
     assert "Customer tenure" in html and "EUR" in html  # labels and units from the display spec
     assert re.search(r"\d+ [A-Z][a-z]{2} 2026", html)  # purchase date as a date, not ISO

@@ -126,6 +126,8 @@ class Prediction(SQLModel, table=True):
 
 class Claim(SQLModel, table=True):
     __tablename__ = "claim"
+    # The claims a user holds right now (live or ahead): see app.review.presence.
+    __table_args__ = (sa.Index("ix_claim_holder", "user_id", "state", "expires_at"),)
     id: int | None = Field(default=None, primary_key=True)
     token: str = Field(max_length=64, unique=True)
     item_id: int = Field(foreign_key="item.id", index=True)

@@ -39,6 +39,20 @@ def _held(session: Session, user: User, now: datetime):
     return session.execute(stmt).all()
 
 
+def holds_any(*, session: Session, user: User, now=None) -> bool:
+    """Whether the user holds any item: a read, so the frequent pings of idle pages need no
+    write transaction (on SQLite, the database's one write lock)."""
+    now = now or utcnow()
+    return (
+        session.scalar(
+            select(Claim.id)
+            .where(Claim.user_id == user.id, Claim.state.in_(HELD), Claim.expires_at > now)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def _set_expiry(claim: Claim, item: Item, until: datetime) -> None:
     claim.expires_at = until
     item.lease_expires_at = until

@@ -265,9 +265,10 @@ def heartbeat_view(name: str, token: str):
 def leave_view():
     """Sent by the browser when a page is left (navigator.sendBeacon): the reviewer's items
     are kept only for a short grace, in which the next page takes them up again."""
-    s = write_session()
-    presence.leave(session=s, user=current_user)
-    s.commit()
+    if presence.holds_any(session=db_session(), user=current_user):
+        s = write_session()
+        presence.leave(session=s, user=current_user)
+        s.commit()
     return "", 204
 
 
@@ -276,9 +277,10 @@ def leave_view():
 def presence_view():
     """Sent by every open page of the app while the reviewer is active: their items stay
     theirs while they look at another page."""
-    s = write_session()
-    presence.keep(session=s, user=current_user)
-    s.commit()
+    if presence.holds_any(session=db_session(), user=current_user):
+        s = write_session()
+        presence.keep(session=s, user=current_user)
+        s.commit()
     return "", 204
 
 

@@ -6,15 +6,16 @@ business-rule answers."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.db import new_session, session_scope
 from app.demo.claims import generate_claims
-from app.learning.registry import card_limitations
+from app.learning.registry import card_limitations, finish_run
 from app.learning.training import train_model_version
-from app.models import Item, ModelVersion, Prediction, Queue, Review, TrainingRun
+from app.models import Item, ModelVersion, Prediction, Queue, Review, TrainingRun, utcnow
 from tests.browser.test_review_browser import REVIEW, WAIT_MS, press_and_wait, push, shown_id
 from tests.learning.test_training import _labelled
 
@@ -61,6 +62,49 @@ def _activated(db, version):
     return db.scalar(select(ModelVersion.activated_at).where(ModelVersion.version == version))
 
 
+class _Dialogs(list):
+    """The messages of the confirms the page shows, each accepted or cancelled as `accept`
+    says at the time."""
+
+    def __init__(self, page, accept: bool):
+        super().__init__()
+        self.accept = accept
+        page.on("dialog", self._answer)
+
+    def _answer(self, dialog):
+        self.append(dialog.message)
+        dialog.accept() if self.accept else dialog.dismiss()
+
+
+def _posts(page) -> list[str]:
+    """The POST requests to the models pages the page sends from now on."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: sent.append(r.url) if r.method == "POST" and MODELS in r.url else None,
+    )
+    return sent
+
+
+def _mark(page) -> None:
+    """Puts a marker on window: it survives htmx swaps, not a page load."""
+    page.evaluate("window.__models_marker = 'kept'")
+
+
+def _not_reloaded(page) -> None:
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert page.evaluate("window.__models_marker") == "kept"
+
+
+PROMOTE_ASKS = "Make {} the active model? Waiting items will be re-scored by it."
+ROLLBACK_ASKS = (
+    "Roll back to {0}? {1} stops being the active model; waiting items will be re-scored by {0}."
+)
+REGISTRY = "#model-registry"
+POLLING = "#model-registry[hx-trigger]"
+IN_PROGRESS = "#model-registry .runs-in-progress"
+
+
 # --- the models page -----------------------------------------------------------------
 
 
@@ -71,6 +115,7 @@ def test_lead_promotes_a_candidate_rolls_back_and_retrains(
     assert (v1, v2) == ("claims-v1", "claims-v2")
     lead = make.user("lead", queues=["claims"])
     page = page_for(lead, MODELS)
+    asked = _Dialogs(page, accept=True)
 
     expect(page.locator(".model-table tbody tr")).to_have_count(2)
     # Newest first.
@@ -88,6 +133,7 @@ def test_lead_promotes_a_candidate_rolls_back_and_retrains(
 
     _row(page, v2).get_by_role("button", name="Make active").click()
     expect(page.locator(FLASH)).to_contain_text(f"{v2} is now the active model.")
+    assert asked == [PROMOTE_ASKS.format(v2)]
     expect(_status(page, v2)).to_have_text("active")
     expect(_status(page, v1)).to_have_text("retired")
     expect(_row(page, v2).get_by_role("button", name="Make active")).to_have_count(0)
@@ -98,6 +144,7 @@ def test_lead_promotes_a_candidate_rolls_back_and_retrains(
     expect(page.locator("#rollback")).to_have_text(f"Roll back to {v1}")
     page.locator("#rollback").click()
     expect(page.locator(FLASH)).to_contain_text(f"Rolled back: {v1} is the active model again.")
+    assert asked[1:] == [ROLLBACK_ASKS.format(v1, v2)]
     expect(_status(page, v1)).to_have_text("active")
     expect(_status(page, v2)).to_have_text("retired")
     assert _active(db) == [v1]
@@ -105,8 +152,17 @@ def test_lead_promotes_a_candidate_rolls_back_and_retrains(
     page.locator("#retrain-now").click()
     expect(page.locator(FLASH)).to_contain_text("Retraining has started.")
     assert db.count(TrainingRun) == 0  # only queued so far
+    # Asked for, no worker yet: the page says so and watches for the run.
+    expect(page.locator(IN_PROGRESS)).to_contain_text(
+        re.compile(
+            rf"Training run asked for \d+ s ago \(requested by {lead['name']}\): "
+            r"waiting for a worker\."
+        )
+    )
+    expect(page.locator(POLLING)).to_have_count(1)
+    _mark(page)
     run_jobs()
-    page.reload()
+    # No reload: the list catches up by itself, and stops watching.
     runs = page.locator(".run-table tbody tr")
     expect(runs).to_have_count(1)
     expect(runs.first).to_have_class(re.compile(r"\brun-skipped\b"))
@@ -118,6 +174,193 @@ def test_lead_promotes_a_candidate_rolls_back_and_retrains(
     assert db.all(select(TrainingRun.status, TrainingRun.version_id)) == [("skipped", None)]
     assert db.count(ModelVersion) == 2
     assert _active(db) == [v1]
+    expect(page.locator(IN_PROGRESS)).to_have_count(0)
+    expect(page.locator(POLLING)).to_have_count(0)
+    _not_reloaded(page)
+    assert len(asked) == 2  # retraining asks nothing
+    assert page.js_errors == []
+
+
+def test_promote_and_roll_back_ask_first_and_cancelling_changes_nothing(make, engine, db, page_for):
+    v1, v2, _ = _two_versions(make, engine)
+    lead = make.user("lead", queues=["claims"])
+    page = page_for(lead, MODELS)
+    asked = _Dialogs(page, accept=False)
+    posts = _posts(page)
+
+    _row(page, v2).get_by_role("button", name="Make active").click()
+    expect(page.locator(REGISTRY)).to_be_visible()
+    assert asked == [PROMOTE_ASKS.format(v2)]
+    assert posts == []
+    expect(page.locator(FLASH)).to_have_count(0)
+    expect(_status(page, v2)).to_have_text("candidate")
+    assert _active(db) == [v1]
+    assert _activated(db, v2) is None
+
+    # v2 made active elsewhere: now there is something to roll back to.
+    with session_scope(engine) as s:
+        from app.learning.training import activate
+
+        activate(
+            session=s,
+            version=s.scalar(select(ModelVersion).where(ModelVersion.version == v2)),
+            by="promoted by someone",
+        )
+    page.reload()
+    expect(page.locator("#rollback")).to_have_text(f"Roll back to {v1}")
+    page.locator("#rollback").click()
+    expect(page.locator("#rollback")).to_be_visible()
+    assert asked[1:] == [ROLLBACK_ASKS.format(v1, v2)]
+    # A retired version asks too.
+    _row(page, v1).get_by_role("button", name="Make active").click()
+    assert asked[2:] == [PROMOTE_ASKS.format(v1)]
+    page.wait_for_timeout(300)  # time for a POST that should not come
+    assert posts == []
+    expect(_status(page, v2)).to_have_text("active")
+    expect(_status(page, v1)).to_have_text("retired")
+    assert _active(db) == [v2]
+
+    # Accepted while the list polls for a run: the answer is the whole page, not swapped
+    # into the polling list (its hx-target and hx-swap must not reach the forms).
+    with session_scope(engine) as s:
+        s.add(TrainingRun(queue_id=s.scalar(select(Queue.id)), trigger="schedule"))
+    page.reload()
+    expect(page.locator(POLLING)).to_have_count(1)
+    asked.accept = True
+    _row(page, v1).get_by_role("button", name="Make active").click()
+    expect(page.locator(FLASH)).to_contain_text(f"{v1} is now the active model.")
+    assert _active(db) == [v1]
+    expect(page.locator("main h1")).to_have_count(1)
+    expect(page.locator(REGISTRY)).to_have_count(1)
+    expect(page.locator(POLLING)).to_have_count(1)  # the run still runs
+    assert page.js_errors == []
+
+
+def test_promote_and_roll_back_work_without_javascript(make, engine, db, browser, live_server):
+    v1, v2, _ = _two_versions(make, engine)
+    lead = make.user("lead", queues=["claims"])
+    context = browser.new_context(base_url=live_server, java_script_enabled=False)
+    try:
+        context.set_default_timeout(5_000)
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("input[name=name]", lead["name"])
+        page.fill("input[name=password]", lead["password"])
+        page.click("form button[type=submit]")
+        page.goto(MODELS)
+        # Plain forms: no confirm without JavaScript, the POST goes straight through.
+        _row(page, v2).get_by_role("button", name="Make active").click()
+        expect(page.locator(FLASH)).to_contain_text(f"{v2} is now the active model.")
+        assert _active(db) == [v2]
+        page.locator("#rollback").click()
+        expect(page.locator(FLASH)).to_contain_text(f"Rolled back: {v1} is the active model again.")
+        assert _active(db) == [v1]
+    finally:
+        context.close()
+
+
+def test_a_run_in_progress_shows_itself_and_the_list_refreshes_when_it_ends(
+    make, engine, db, page_for, artifacts
+):
+    make.queue(audit_rate=0, retrain_after=0)
+    lead = make.user("lead", queues=["claims"])
+    with session_scope(engine) as s:
+        queue_id = s.scalar(select(Queue.id))
+        run = TrainingRun(
+            queue_id=queue_id,
+            trigger="enough new labels",
+            status="running",
+            started_at=utcnow() - timedelta(seconds=12),
+        )
+        s.add(run)
+        s.flush()
+        run_id = run.id
+
+    page = page_for(lead)
+    polls = []
+    page.on(
+        "response",
+        lambda r: (
+            polls.append(r)
+            if r.request.headers.get("hx-request") and r.url.endswith(MODELS)
+            else None
+        ),
+    )
+    page.goto(MODELS)
+    _mark(page)
+    banner = page.locator(IN_PROGRESS)
+    expect(banner).to_have_text(
+        re.compile(r"^\s*Training run started 1[2-5] s ago \(enough new labels\)\.\s*$")
+    )
+    expect(banner.locator("progress")).to_be_visible()
+    page.screenshot(path=str(artifacts / "models-run-in-progress.png"), full_page=True)
+    expect(page.locator(POLLING)).to_have_attribute("hx-trigger", "every 2s")
+    expect(page.locator(".run-table tbody tr .badge")).to_have_text(["running"])
+
+    with session_scope(engine) as s:
+        finish_run(session=s, run_id=run_id, status="failed", message="out of memory")
+    # The next poll brings the fragment with the run's end, and no trigger.
+    expect(page.locator(".run-table tbody tr .badge")).to_have_text(["failed"])
+    assert polls and "HX-Request" in polls[0].headers["vary"]
+    assert polls[0].text().lstrip().startswith('<section id="model-registry"')
+    expect(page.locator(".run-table tbody tr")).to_contain_text("out of memory")
+    expect(banner).to_have_count(0)
+    expect(page.locator(POLLING)).to_have_count(0)
+    _not_reloaded(page)
+    # And it has stopped asking.
+    n = len(polls)
+    page.wait_for_timeout(2500)
+    assert len(polls) == n
+    assert page.js_errors == []
+
+
+def test_fragment_for_htmx_page_for_boosts_and_history_restores(make, page_for):
+    make.queue(audit_rate=0, retrain_after=0)
+    page = page_for(make.user("lead", queues=["claims"]), MODELS)
+    for headers, fragment in (
+        ({"HX-Request": "true"}, True),
+        ({"HX-Request": "true", "HX-Boosted": "true"}, False),
+        ({"HX-Request": "true", "HX-History-Restore-Request": "true"}, False),
+        ({}, False),
+    ):
+        r = page.request.get(MODELS, headers=headers)
+        body = r.text()
+        assert r.status == 200 and "HX-Request" in r.headers["vary"], headers
+        assert body.lstrip().startswith('<section id="model-registry"') == fragment, headers
+        assert ("<html" in body) != fragment, headers
+
+
+def test_retrain_with_a_worker_shows_the_run_then_the_new_version_without_reload(
+    make, engine, db, page_for, worker_process
+):
+    v1, v2, _ = _two_versions(make, engine)
+    _labelled(engine, 60, seed=3)  # something new to train on
+    lead = make.user("lead", queues=["claims"])
+    worker_process()
+    page = page_for(lead, MODELS)
+    _mark(page)
+    expect(page.locator(POLLING)).to_have_count(0)
+
+    page.locator("#retrain-now").click()
+    # Asked for, starting or running, depending on how far the worker has come.
+    banner = page.locator(IN_PROGRESS)
+    expect(banner).to_contain_text(
+        re.compile(rf"Training run (asked for|started) \d+ s ago \(requested by {lead['name']}\)")
+    )
+    expect(banner.locator("progress")).to_have_count(1)
+    expect(page.locator(POLLING)).to_have_count(1)
+
+    v3 = _row(page, "claims-v3")
+    expect(v3).to_have_count(1, timeout=30_000)
+    expect(page.locator(".model-table tbody tr")).to_have_count(3)
+    first_run = page.locator(".run-table tbody tr").first
+    expect(first_run.locator(".badge")).to_have_text("trained")
+    expect(first_run).to_contain_text("→ claims-v3")
+    expect(first_run).to_contain_text(f"requested by {lead['name']}")
+    expect(banner).to_have_count(0)
+    expect(page.locator(POLLING)).to_have_count(0)
+    _not_reloaded(page)
+    assert db.all(select(TrainingRun.status)) == [("trained",)]
     assert page.js_errors == []
 
 

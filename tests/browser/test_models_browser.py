@@ -16,6 +16,7 @@ from app.demo.claims import generate_claims
 from app.learning.registry import card_limitations, finish_run
 from app.learning.training import train_model_version
 from app.models import Item, ModelVersion, Prediction, Queue, Review, TrainingRun, utcnow
+from app.review.plain_words import candidate_figure
 from tests.browser.test_review_browser import REVIEW, WAIT_MS, press_and_wait, push, shown_id
 from tests.learning.test_training import _labelled
 
@@ -483,20 +484,28 @@ def test_model_card_shows_the_stored_metrics(make, engine, db, page_for, artifac
 def _note_for(detail) -> str:
     size = detail["set_size"]
     if size == 0:
-        return "No answer is likely enough to be in the 95% set: the model's best guess is shown."
-    if size == 1:
-        return "The model is 95% sure the answer is this one."
-    return f"The right answer is among these {size} in 95% of cases."
-
-
-def _why_for(cands, detail) -> str:
-    size = detail["set_size"]
+        return (
+            "The model has no answer it trusts for this one; its best guess is shown. "
+            "Check it carefully."
+        )
     if size == 1:
         return (
-            f"calibrated confidence {cands[0]['score']:.2f} is below the auto-accept threshold 1.00"
+            "Only one answer is likely enough to list. On average, lists like this hold the "
+            "right answer 19 times in 20, so it can still be wrong."
         )
-    what = "no answer" if size == 0 else f"{size} answers"
-    return f"the 95% candidate set holds {what}: a person must choose"
+    return (
+        f"The right answer is usually one of these {size}: on average, lists like this hold "
+        "it 19 times in 20."
+    )
+
+
+def _why_for(detail) -> str:
+    size = detail["set_size"]
+    if size == 1:
+        return "The model's answer is not sure enough to accept without a person."
+    if size == 0:
+        return "The model has no answer it trusts for this one."
+    return "The model could not narrow it down to one answer."
 
 
 def test_review_page_shows_the_models_candidate_set(client, make, engine, db, page_for):
@@ -537,9 +546,8 @@ def test_review_page_shows_the_models_candidate_set(client, make, engine, db, pa
         assert set(detail) == {"coverage", "set_size"} and detail["coverage"] == 0.95
         sizes.append(detail["set_size"])
         expect(page.locator("#answer-note")).to_have_text(_note_for(detail))
-        expect(page.locator("#answer-note")).to_contain_text("95%")
         expect(page.locator("#answers-title + small")).to_have_text(f"from {version}")
-        expect(page.locator(WHY)).to_have_text(f"Why you see this: {_why_for(cands, detail)}")
+        expect(page.locator(WHY)).to_have_text(f"Why you see this: {_why_for(detail)}")
         buttons = page.locator("#review-item button.candidate")
         expect(buttons).to_have_count(max(detail["set_size"], 1))
         shown = buttons.evaluate_all(
@@ -548,8 +556,9 @@ def test_review_page_shows_the_models_candidate_set(client, make, engine, db, pa
         assert [(v, k) for v, k, _ in shown] == [
             (c["label"], str(k)) for k, c in enumerate(cands, 1)
         ]
+        # One figure per candidate: its calibrated score as a frequency.
         for (_, _, words), c in zip(shown, cands, strict=True):
-            assert words.endswith(f" · {round(c['score'] * 100)}%"), (words, c)
+            assert words == candidate_figure(c["score"], calibrated=True), (words, c)
         # Key 1 on the first items, then the second candidate's key when there is one.
         key = "1" if n < 2 else str(min(2, len(cands)))
         after = press_and_wait(page, key, f"for {current}.")
@@ -581,13 +590,16 @@ def test_review_page_shows_a_business_rule_answer(client, make, db, page_for):
     buttons = page.locator("#review-item button.candidate")
     expect(buttons).to_have_count(1)
     expect(buttons.first).to_have_attribute("value", "fraud")
-    expect(buttons.first.locator("small")).to_have_text("business rule")
+    expect(buttons.first.locator("small")).to_have_text("suggested by a business rule")
     expect(buttons.first).not_to_contain_text("%")
-    expect(buttons.first).to_have_attribute("aria-label", "1: fraud, business rule")
     expect(page.locator("#answer-note")).to_have_text(
-        "Not scored by a model (no trained model yet): rule “large amount” suggests this."
+        "No model answer (no model has been trained for this queue yet): the business rule "
+        "“large amount” suggests this."
     )
-    expect(page.locator(WHY)).to_contain_text("business rule 'large amount' suggests an answer")
+    expect(page.locator(WHY)).to_have_text(
+        "Why you see this: No model answer (no model has been trained for this queue yet); "
+        "the business rule “large amount” suggests one."
+    )
     expect(page.locator("#answers-title + small")).to_have_text("from rules")
 
     press_and_wait(page, "1", "for big.")
@@ -628,7 +640,8 @@ def test_hostile_rule_name_label_and_payload_render_as_text(client, make, db, pa
     def check(external_id):
         expect(page.locator("#review-item article h2")).to_have_text(external_id)
         expect(page.locator("#answer-note")).to_have_text(
-            f"Not scored by a model (no trained model yet): rule “{rule}” suggests this."
+            "No model answer (no model has been trained for this queue yet): the business "
+            f"rule “{rule}” suggests this."
         )
         button = page.locator("#review-item button.candidate")
         expect(button).to_have_count(1)

@@ -232,12 +232,23 @@ def export(queue_name: str, fmt: str, output: Path | None, since: str | None) ->
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
 @click.option("--workers", default=1, type=int)
-def demo(host: str, port: int, workers: int) -> None:
+@click.option("--log-requests", is_flag=True, help="Log every request (off by default).")
+def demo(host: str, port: int, workers: int, log_requests: bool) -> None:
     """Everything in one process tree: schema, demo data, embedded Redis, a worker, the app."""
-    from app.demo.run import run_demo
+    import signal
 
     os.environ.setdefault("LOUPE_ENV", "demo")
-    run_demo(host=host, port=port, workers=workers)
+    try:
+        from app.demo.run import run_demo
+
+        run_demo(host=host, port=port, workers=workers, log_requests=log_requests)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C while starting: stop as quietly as while serving
+    finally:
+        # The exit handlers stop the workers and Redis and remove Redis's files; a second
+        # Ctrl-C or SIGTERM must not cut them short (the workers get it too, and stop at once).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlmodel import Session
 from werkzeug.security import generate_password_hash
 
 from app.auth.service import add_membership, create_token, create_user
@@ -24,86 +25,105 @@ QUEUE = "claims"
 @dataclass
 class DemoLogin:
     reviewer: str
+    reviewer_role: str
     password: str
     producer: str
-    token: str | None
+    producer_role: str
+    token: str
     seeded: bool
 
 
 def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
-    """Creates the demo queue once; every run gives the reviewer a fresh password."""
+    """Creates the demo queue once; every run gives the reviewer a fresh password and the
+    producer a fresh API token (only their hashes are stored, so neither can be shown again)."""
     password = secrets.token_urlsafe(9)
     with session_scope(engine) as s:
         queue = s.scalar(select(Queue).where(Queue.name == QUEUE))
         reviewer = s.scalar(select(User).where(User.name == "reviewer"))
-        if queue is not None and reviewer is not None:
+        seeded = queue is None or reviewer is None
+        if seeded:
+            reviewer = _build(s, password=password, history=history, incoming=incoming)
+        else:
             reviewer.password_hash = generate_password_hash(password)
-            return DemoLogin("reviewer", password, "producer", None, seeded=False)
-
-        queue = create_queue(
-            session=s,
-            data={
-                "name": QUEUE,
-                "labels": LABELS,
-                "description": "Card repayment claims: legitimate, fraud, or a duplicate?",
-                "display": {"fields": FIELDS},
-                "policy": {
-                    "auto_accept_threshold": 0.8,
-                    "min_margin": 0.4,
-                    "audit_rate": 0.05,
-                    "retrain_after": 25,
-                    "lease_seconds": 600,
-                    "coverage": 0.95,
-                    # What reviewers see when the model cannot answer in time (or is gone).
-                    "rules": [
-                        {
-                            "name": "large amount",
-                            "field": "amount",
-                            "op": ">=",
-                            "value": 1000,
-                            "label": "fraud",
-                        },
-                        {
-                            "name": "says charged twice",
-                            "field": "note",
-                            "op": "contains",
-                            "value": "twice",
-                            "label": "duplicate",
-                        },
-                    ],
-                },
-            },
-        )
-        reviewer = create_user(session=s, name="reviewer", role="lead", password=password)
-        producer = create_user(session=s, name="producer", role="scientist", password=None)
-        archivist = create_user(session=s, name="history", role="reviewer", password=None)
-        for u in (reviewer, producer, archivist):
-            add_membership(session=s, user=u, queue=queue)
+        producer = s.scalar(select(User).where(User.name == "producer"))
+        # Earlier starts' tokens stay valid: they are as local as this one (the same database
+        # file on this machine), a script still holding yesterday's token keeps working, and
+        # nothing marks which of the producer's tokens the demo made rather than a person
+        # with `loupe token create`, so revoking them could take away one that person needs.
         token = create_token(session=s, user=producer)
+        return DemoLogin(
+            reviewer=reviewer.name,
+            reviewer_role=reviewer.role,
+            password=password,
+            producer=producer.name,
+            producer_role=producer.role,
+            token=token,
+            seeded=seeded,
+        )
 
-        claims = generate_claims(history + incoming)
-        past, new = claims[:history], claims[history:]
-        # The past: items a team already labelled, reviewed through the ordinary path.
-        ingest_items(
-            session=s,
-            queue=queue,
-            items=parse_rows(
-                {"external_id": c["external_id"], "payload": c["payload"]} for c in past
-            ),
-        )
-        truth = {c["external_id"]: c["label"] for c in past}
-        while (claim := claim_next(session=s, queue=queue, user=archivist)) is not None:
-            external_id = s.get(Item, claim.item_id).external_id
-            decide(session=s, token=claim.token, user=archivist, label=truth[external_id])
-        for outbox_id in s.scalars(select(Outbox.id).where(Outbox.queue_id == queue.id)):
-            make_training_example(session=s, outbox_id=outbox_id)
-        train_model_version(session=s, queue=queue, seed=0)
-        # Today's claims arrive without a prediction: the baseline scores and routes them.
-        ingest_items(
-            session=s,
-            queue=queue,
-            items=parse_rows(
-                {"external_id": c["external_id"], "payload": c["payload"]} for c in new
-            ),
-        )
-        return DemoLogin("reviewer", password, "producer", token, seeded=True)
+
+def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
+    """The queue, its three users, a labelled past, a baseline model and today's claims;
+    returns the reviewer."""
+    queue = create_queue(
+        session=s,
+        data={
+            "name": QUEUE,
+            "labels": LABELS,
+            "description": "Card repayment claims: legitimate, fraud, or a duplicate?",
+            "display": {"fields": FIELDS, "noun": "claim"},
+            "policy": {
+                "auto_accept_threshold": 0.8,
+                "min_margin": 0.4,
+                "audit_rate": 0.05,
+                "retrain_after": 25,
+                "lease_seconds": 600,
+                "coverage": 0.95,
+                # What reviewers see when the model cannot answer in time (or is gone).
+                "rules": [
+                    {
+                        "name": "large amount",
+                        "field": "amount",
+                        "op": ">=",
+                        "value": 1000,
+                        "label": "fraud",
+                    },
+                    {
+                        "name": "says charged twice",
+                        "field": "note",
+                        "op": "contains",
+                        "value": "twice",
+                        "label": "duplicate",
+                    },
+                ],
+            },
+        },
+    )
+    reviewer = create_user(session=s, name="reviewer", role="lead", password=password)
+    producer = create_user(session=s, name="producer", role="scientist", password=None)
+    archivist = create_user(session=s, name="history", role="reviewer", password=None)
+    for u in (reviewer, producer, archivist):
+        add_membership(session=s, user=u, queue=queue)
+
+    claims = generate_claims(history + incoming)
+    past, new = claims[:history], claims[history:]
+    # The past: items a team already labelled, reviewed through the ordinary path.
+    ingest_items(
+        session=s,
+        queue=queue,
+        items=parse_rows({"external_id": c["external_id"], "payload": c["payload"]} for c in past),
+    )
+    truth = {c["external_id"]: c["label"] for c in past}
+    while (claim := claim_next(session=s, queue=queue, user=archivist)) is not None:
+        external_id = s.get(Item, claim.item_id).external_id
+        decide(session=s, token=claim.token, user=archivist, label=truth[external_id])
+    for outbox_id in s.scalars(select(Outbox.id).where(Outbox.queue_id == queue.id)):
+        make_training_example(session=s, outbox_id=outbox_id)
+    train_model_version(session=s, queue=queue, seed=0)
+    # Today's claims arrive without a prediction: the baseline scores and routes them.
+    ingest_items(
+        session=s,
+        queue=queue,
+        items=parse_rows({"external_id": c["external_id"], "payload": c["payload"]} for c in new),
+    )
+    return reviewer

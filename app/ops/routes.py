@@ -1,8 +1,9 @@
-"""Liveness, readiness and metrics endpoints (no login: probes and scrapers call them)."""
+"""Liveness, readiness and metrics endpoints, and /favicon.ico (no login: probes, scrapers
+and browsers call them)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, redirect, url_for
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
@@ -39,6 +40,12 @@ def readyz():
             }
         ), 503
     return jsonify({"status": "ready", "database": "ok", "redis": "ok"})
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers and tools that ask for /favicon.ico without reading the page get the SVG."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
 
 
 @bp.get("/api/openapi.json")

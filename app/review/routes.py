@@ -17,12 +17,13 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from app.auth.service import require
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
 from app.exports.service import parse_since
 from app.extensions import db_session, redis_conn, write_session
-from app.models import Item, Queue
+from app.models import Claim, Item, Queue
 from app.queues.service import get_queue, queues_for, recent_item_counts
 from app.review import actions, presence
 from app.review.service import AlreadyDecided, decide, live_claim, release, typed_label
@@ -265,7 +266,12 @@ def heartbeat_view(name: str, token: str):
         expires = actions.heartbeat(session=s, token=token, user=current_user)
     except (Gone, NotFound):
         s.commit()
-        return jsonify({"error": "gone", "message": "This item is no longer yours."}), 410
+        # "decided": answered in another tab, nothing was lost; else the lease ran out.
+        ended = s.scalar(
+            select(Claim.state).where(Claim.token == token, Claim.user_id == current_user.id)
+        )
+        body = {"error": "gone", "message": "This item is no longer yours.", "state": ended}
+        return jsonify(body), 410
     ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
     if ahead is not None:
         ahead.expires_at = expires

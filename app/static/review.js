@@ -216,11 +216,19 @@
     const el = root();
     if (!el || !el.dataset.heartbeatUrl) return;
     const response = await post(el.dataset.heartbeatUrl);
-    if (response && response.status === 410 && root() === el) {
-      notify("Your hold on " + el.dataset.externalId + " ran out while you were away, so it went back to the queue. Reload the page for your next item.", "error");
-      el.querySelectorAll("#decide-form button, #other-form button").forEach((b) => { b.disabled = true; });
+    if (!response || response.status !== 410 || root() !== el || busy) return;
+    const ended = await response.json().catch(() => ({}));
+    if (ended.state === "decided") {
+      // Answered in another tab or window: show the current item, as the other tab does.
+      followedOtherTab = true;
+      htmx.ajax("GET", el.dataset.pageUrl, { target: "#review-item", swap: "outerHTML" });
+      return;
     }
+    notify("Your hold on " + el.dataset.externalId + " ran out while you were away, so it went back to the queue. Reload the page for your next item.", "error");
+    el.querySelectorAll("#decide-form button, #other-form button").forEach((b) => { b.disabled = true; });
   }
+  // Back to this tab: check at once that its item is still the current one.
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") heartbeat(); });
   setInterval(() => { if (Date.now() - lastActivity <= ACTIVE_MS) heartbeat(); }, HEARTBEAT_MS);
 
   // Every page of the app keeps the reviewer's items theirs while they are active on it.

@@ -218,7 +218,7 @@ def test_a_key_for_an_item_that_did_not_come_back_is_reported(client, make, db, 
 # --- 4. two tabs of one reviewer: one current item, every tab follows ---------------
 
 
-def _two_tabs(page_for, rev, first: str, *, second_listens=True):
+def _two_tabs(page_for, rev, first: str, *, second_listens=True, second_beats=True):
     page = open_review(page_for, rev, first)
     tab = page.context.new_page()
     tab.js_errors = []
@@ -226,6 +226,9 @@ def _two_tabs(page_for, rev, first: str, *, second_listens=True):
     if not second_listens:
         # A tab that does not hear the other one (an old browser, a suspended tab).
         tab.add_init_script("delete window.BroadcastChannel;")
+    if not second_beats:
+        # Nor does its heartbeat get through (a laptop's tab asleep, a flaky network).
+        tab.route("**/heartbeat", lambda route: route.abort())
     tab.goto(REVIEW)
     expect(tab.locator(SHOWN)).to_have_text(first, timeout=WAIT_MS)
     return page, tab
@@ -259,7 +262,7 @@ def test_two_tabs_show_one_current_item_and_follow_each_other(client, make, db, 
 
 def test_a_stale_tab_is_told_plainly_and_the_first_answer_stands(client, make, db, page_for):
     rev = setup_queue(client, make, ["old-a", "old-b", "old-c"])
-    page, tab = _two_tabs(page_for, rev, "old-a", second_listens=False)
+    page, tab = _two_tabs(page_for, rev, "old-a", second_listens=False, second_beats=False)
     assert press_and_wait(page, "1", "for old-a.") == "old-b"
     # The deaf tab still shows old-a and answers it differently.
     expect(tab.locator(SHOWN)).to_have_text("old-a")
@@ -270,6 +273,22 @@ def test_a_stale_tab_is_told_plainly_and_the_first_answer_stands(client, make, d
     # It now shows the reviewer's current item, the same as the other tab.
     assert after == "old-b"
     assert saved(db) == {"old-a": "fraud"}
+
+
+def test_a_tab_that_missed_the_message_catches_up_when_it_is_looked_at_again(
+    client, make, db, page_for
+):
+    rev = setup_queue(client, make, ["wake-a", "wake-b", "wake-c"])
+    page, tab = _two_tabs(page_for, rev, "wake-a", second_listens=False)
+    tab.wait_for_timeout(2000)  # its first heartbeat has gone by
+    assert press_and_wait(page, "1", "for wake-a.") == "wake-b"
+    expect(tab.locator(SHOWN)).to_have_text("wake-a")
+    # The reviewer switches back to the tab: its heartbeat finds the item answered.
+    tab.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(tab.locator(SHOWN)).to_have_text("wake-b", timeout=WAIT_MS)
+    expect(tab.locator("#review-item #notice")).to_contain_text("other tab")
+    assert tab.locator("#review-item #notice").get_attribute("role") == "status"
+    assert saved(db) == {"wake-a": "fraud"}
 
 
 # --- 5. refusals stand out, successes stay quiet --------------------------------------

@@ -13,7 +13,7 @@ auto-accepted labels) and fills it, untimed, with generated claims
 (`app.demo.claims.generate_claims`): per claim an `item` row (status `done`), a `final_label`
 row (source `human`) and a `training_example` row (features = the payload, target = the label,
 source `human`, `decided_at` one second after the previous one), bulk-inserted with explicit
-ids through `app.ingest.bulk.insert_rows`.
+ids through `app.bulk.insert_rows`.
 
 Retraining: one run is timed in a fresh child process (so its peak RSS is its own), the
 modules imported and the heap settled first as `loupe worker` does, then the three steps of
@@ -152,8 +152,8 @@ def _analyze(engine) -> None:
 
 def insert_labelled(engine, queue_id: int, claims: list[dict]) -> None:
     """Items (done), human final labels and training examples, decided one second apart."""
+    from app.bulk import insert_rows
     from app.db import session_scope
-    from app.ingest.bulk import insert_rows
     from app.models import Item, Label, TrainingExample
 
     tables = ["item", "final_label", "training_example"]
@@ -216,8 +216,8 @@ def insert_labelled(engine, queue_id: int, claims: list[dict]) -> None:
 
 def insert_pending(engine, queue_id: int, claims: list[dict]) -> None:
     """Items waiting for review, scored by no model: status pending, no prediction rows."""
+    from app.bulk import insert_rows
     from app.db import session_scope
-    from app.ingest.bulk import insert_rows
     from app.models import Item
 
     now = datetime.now(UTC)

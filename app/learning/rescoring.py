@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
+from app.bulk import insert_rows
 from app.db import session_scope
-from app.ingest.bulk import insert_rows
 from app.learning.scoring import load_version
 from app.models import Item, ModelVersion, Prediction, utcnow
 

@@ -312,23 +312,14 @@ def train_child(url: str, queue_id: int) -> dict:
 
     from app import settle_heap
     from app.db import dispose_all, get_engine, session_scope
-    from app.learning import artifacts, training
+    from app.learning import artifacts, evaluation, fitting
     from app.learning.features import choose_columns, table
+    from app.learning.fitting import fit, settings_hash, training_settings
     from app.learning.pipeline import build_pipeline
-    from app.learning.training import (
-        HUMAN_SOURCES,
-        TRAIN,
-        active_for_comparison,
-        fit,
-        settings_hash,
-        snapshot_is_new,
-        split_roles,
-        store,
-        take_snapshot,
-        training_settings,
-    )
+    from app.learning.registry import active_for_comparison, snapshot_is_new, store
+    from app.learning.snapshot import TRAIN, split_roles, take_snapshot
     from app.models import Queue
-    from app.queues.service import policy_of
+    from app.queues.service import HUMAN_SOURCES, policy_of
     from workers.worker import preload
 
     preload()
@@ -339,11 +330,12 @@ def train_child(url: str, queue_id: int) -> dict:
         for p in threadpool_info()
     )
     clock = _Clock()
-    clock.wrap(training, "choose_columns", "columns")
-    clock.wrap(training, "table", "table")
-    clock.wrap(training, "conformalize", "conformal")
-    clock.wrap(training, "evaluate", "evaluate")
-    clock.wrap(training, "code_version", "code_version")
+    clock.wrap(fitting, "choose_columns", "columns")
+    clock.wrap(fitting, "table", "table")
+    clock.wrap(fitting, "conformalize", "conformal")
+    clock.wrap(fitting, "evaluate", "evaluate")  # the new model on the held-out rows
+    clock.wrap(evaluation, "evaluate", "evaluate")  # both models on the rows to compare on
+    clock.wrap(fitting, "code_version", "code_version")
     clock.wrap(artifacts, "save", "skops_save")
     engine = get_engine(url)
     marking = _StatementClock(engine, "training_example")  # store: examples marked as used

@@ -17,18 +17,18 @@ from app import resolve_redis_url
 from app.db import get_engine, session_scope
 from app.learning.feedback import make_training_example as _make_example
 from app.learning.feedback import materialize_auto_examples, retrain_due
-from app.learning.registry import fail_abandoned_runs, finish_run, schedule_due, start_run
-from app.learning.rescoring import rescore_queue
-from app.learning.training import (
-    TrainingFailed,
+from app.learning.fitting import TrainingFailed, fit, settings_hash, training_settings
+from app.learning.registry import (
     active_for_comparison,
-    fit,
-    settings_hash,
+    fail_abandoned_runs,
+    finish_run,
+    schedule_due,
     snapshot_is_new,
+    start_run,
     store,
-    take_snapshot,
-    training_settings,
 )
+from app.learning.rescoring import rescore_queue
+from app.learning.snapshot import take_snapshot
 from app.models import Outbox, Queue, utcnow
 from app.queues.service import policy_of
 from app.review.service import expire_leases

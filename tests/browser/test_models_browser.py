@@ -200,7 +200,7 @@ def test_promote_and_roll_back_ask_first_and_cancelling_changes_nothing(make, en
 
     # v2 made active elsewhere: now there is something to roll back to.
     with session_scope(engine) as s:
-        from app.learning.training import activate
+        from app.learning.registry import activate
 
         activate(
             session=s,

@@ -13,20 +13,20 @@ from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.conformal import _Probabilities
 from app.learning.features import choose_columns, table
+from app.learning.fitting import fit
 from app.learning.rules import rule_answer
-from app.learning.training import (
+from app.learning.snapshot import (
     CONFORMAL,
     EVALUATION,
     LEFT_OUT,
     TRAIN,
     Row,
     Snapshot,
-    _hash_rows,
-    fit,
+    hash_rows,
     split_roles,
     take_snapshot,
-    train_model_version,
 )
+from app.learning.training import train_model_version
 from app.models import Item, ModelVersion, Prediction, Queue, TrainingExample
 from app.queues.service import Policy
 from tests.learning.test_training import _labelled
@@ -40,7 +40,7 @@ def _demo_snapshot(n, seed=7, source="human"):
         Row(i + 1, c["payload"], c["label"], source, T0 + dt.timedelta(minutes=i))
         for i, c in enumerate(claims)
     ]
-    return Snapshot(rows=rows, content_hash=_hash_rows(rows))
+    return Snapshot(rows=rows, content_hash=hash_rows(rows))
 
 
 def test_candidate_sets_cover_the_target_on_held_out_demo_data():
@@ -301,7 +301,7 @@ def test_past_the_time_budget_or_with_a_broken_model_the_rules_answer(make, engi
 
 def test_auto_labels_train_only_when_the_queue_says_so(make, engine, db):
     from app.learning.feedback import materialize_auto_examples
-    from app.learning.training import CALIBRATION
+    from app.learning.snapshot import CALIBRATION
 
     queue_id = make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=0.5, min_margin=0)
     make.user("reviewer", queues=["claims"])
@@ -404,8 +404,7 @@ def test_evidence_names_payload_fields_of_a_calibrated_model():
 
 
 def test_a_person_changing_the_active_model_during_training_has_the_last_word(make, engine, db):
-    from app.learning.registry import promote, rollback
-    from app.learning.training import active_for_comparison, store
+    from app.learning.registry import active_for_comparison, promote, rollback, store
     from app.models import User
 
     queue_id = make.queue(audit_rate=0, retrain_after=0)

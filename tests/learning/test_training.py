@@ -8,7 +8,9 @@ from app.demo.claims import generate_claims
 from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.feedback import make_training_example
-from app.learning.training import TrainingFailed, take_snapshot, train_model_version
+from app.learning.fitting import TrainingFailed
+from app.learning.snapshot import take_snapshot
+from app.learning.training import train_model_version
 from app.models import ModelVersion, Outbox, Queue, Review, User
 from app.review.service import claim_next, decide
 
@@ -97,7 +99,8 @@ def test_tampered_model_file_is_refused():
 
 
 def test_a_model_is_not_stored_when_its_labels_were_reopened_while_it_trained(make, engine, db):
-    from app.learning.training import fit, store
+    from app.learning.fitting import fit
+    from app.learning.registry import store
     from app.review import actions
 
     make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=1, min_margin=1)

@@ -16,19 +16,11 @@ from sqlalchemy import select, update
 from app import resolve_redis_url
 from app.db import get_engine, session_scope
 from app.learning.feedback import make_training_example as _make_example
-from app.learning.feedback import materialize_auto_examples, retrain_due
-from app.learning.fitting import TrainingFailed, fit, settings_hash, training_settings
-from app.learning.registry import (
-    active_for_comparison,
-    fail_abandoned_runs,
-    finish_run,
-    schedule_due,
-    snapshot_is_new,
-    start_run,
-    store,
-)
+from app.learning.feedback import retrain_due
+from app.learning.fitting import TrainingFailed
+from app.learning.registry import fail_abandoned_runs, finish_run, schedule_due, start_run
 from app.learning.rescoring import rescore_queue
-from app.learning.snapshot import take_snapshot
+from app.learning.training import train_model_version
 from app.models import Outbox, Queue, utcnow
 from app.queues.service import policy_of
 from app.review.service import expire_leases
@@ -105,26 +97,22 @@ def retrain_backoff_key(queue_id: int) -> str:
 
 
 def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
-    """Trains a new model version for the queue; one run per queue at a time.
+    """Trains a new model version for the queue (train_model_version); one run per queue at
+    a time.
 
-    Reads the snapshot, fits with no transaction open, then stores in a short write
-    transaction, so reviewers are never blocked by a long fit. Every run is recorded with
-    how it ended; a failed run leaves the active model as it was. A promotion re-scores the
-    items still waiting.
+    Every run is recorded with how it ended; a failed run leaves the active model as it was.
+    A promotion re-scores the items still waiting.
     """
     conn = _redis()
     engine = _engine()
     # A second run of the queue (a person's follow-up) waits for the first to finish.
     with _held_while_alive(conn, retrain_lock_key(queue_id), wait=RETRAIN_TIMEOUT):
         with session_scope(engine) as session:
-            queue = session.get(Queue, queue_id)
-            if queue is None:
+            if session.get(Queue, queue_id) is None:
                 return {"status": "skipped", "why": "queue no longer exists"}
-            if policy_of(queue).train_on_auto:
-                materialize_auto_examples(session=session, queue_id=queue_id)
             run_id = start_run(session=session, queue_id=queue_id, trigger=reason).id
         try:
-            outcome = _train(engine, queue_id, seed)
+            outcome = train_model_version(db=engine, queue_id=queue_id, seed=seed)
         except Exception as exc:
             message = (
                 str(exc) if isinstance(exc, TrainingFailed) else f"{type(exc).__name__}: {exc}"
@@ -135,47 +123,19 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
             conn.set(retrain_backoff_key(queue_id), message, ex=RETRAIN_BACKOFF_SECONDS)
             log.warning("retraining queue %s failed: %s", queue_id, message)
             raise
+        result = outcome.summary()
         with session_scope(engine) as session:
             finish_run(
                 session=session,
                 run_id=run_id,
-                status=outcome["status"],
-                message=outcome.get("why") or outcome.get("reason"),
-                version_id=outcome.get("version_id"),
+                status=outcome.status,
+                message=result.get("why") or result.get("reason"),
+                version_id=result.get("version_id"),
             )
         conn.delete(retrain_backoff_key(queue_id))
-    if outcome.get("active"):
+    if result.get("active"):
         relay_outbox(engine, conn)  # the re-scoring promised with the promotion, now
-    return outcome
-
-
-def _train(engine, queue_id: int, seed: int) -> dict:
-    with session_scope(engine, write=False) as session:
-        queue = session.get(Queue, queue_id)
-        snap = take_snapshot(
-            session=session, queue_id=queue_id, include_auto=policy_of(queue).train_on_auto
-        )
-        settings = settings_hash(training_settings(queue, seed))
-        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap, settings=settings):
-            return {
-                "status": "skipped",
-                "why": "no new training examples or settings since the last version",
-            }
-        active = active_for_comparison(session, queue_id)
-    fitted = fit(snap, queue=queue, seed=seed, active=active)
-    with session_scope(engine) as session:
-        version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
-        if version is None:
-            return {"status": "skipped", "why": "another run stored this snapshot first"}
-        log.info("queue %s: trained %s", queue.name, version.version)
-        return {
-            "status": "trained",
-            "version": version.version,
-            "version_id": version.id,
-            "active": version.active,
-            "reason": version.metrics.get("promotion_reason"),
-            "metrics": version.metrics,
-        }
+    return result
 
 
 def rescore(queue_id: int, version_id: int, outbox_id: int | None = None) -> int:

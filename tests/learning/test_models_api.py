@@ -17,12 +17,12 @@ from tests.review.test_review_pages import login
 def _two_versions(engine, queue_id):
     """v1 on 300 labels; v2, not promoted, trained on the currency alone."""
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+        v1 = train_model_version(db=s, queue_id=queue_id).version.version
     _labelled(engine, 100, seed=2)
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
-        v2 = train_model_version(session=s, queue=queue).version
+        v2 = train_model_version(db=s, queue_id=queue.id).version.version
     return v1, v2
 
 
@@ -105,7 +105,7 @@ def test_labels_retrain_with_a_worker_then_card_snapshot_and_rescoring(
     with session_scope(engine) as s:  # a second version, kept as a candidate
         queue = s.get(Queue, queue_id)
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
-        v2 = train_model_version(session=s, queue=queue)
+        v2 = train_model_version(db=s, queue_id=queue.id).version
         assert not v2.active
         v2 = v2.version
     r = client.post(f"/api/v1/queues/claims/models/{v2}/promote", headers=lead["headers"])
@@ -142,7 +142,7 @@ def test_a_failed_run_leaves_the_active_model_and_says_why(
     make.user("reviewer", queues=["claims"])
     _labelled(engine, 100)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+        v1 = train_model_version(db=s, queue_id=queue_id).version.version
     _labelled(engine, 30, seed=5)
     with session_scope(engine) as s:
         # A text feature no payload has: no vocabulary, so the fit itself fails.

@@ -46,15 +46,15 @@ def test_retrain_versions_snapshot_and_promotion(make, engine, db):
     queue_id = _labelled(engine, 200)
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
-        v1 = train_model_version(session=s, queue=queue, seed=0)
+        v1 = train_model_version(db=s, queue_id=queue.id, seed=0).version
         assert v1.active and v1.metrics["promoted"]
         assert 0 < v1.metrics["macro_f1"] <= 1
         assert v1.snapshot == take_snapshot(session=s, queue_id=queue_id).content_hash
         # Nothing new: no second version for the same snapshot.
-        assert train_model_version(session=s, queue=queue, seed=0) is None
+        assert train_model_version(db=s, queue_id=queue.id, seed=0).version is None
     _labelled(engine, 100, seed=2)
     with session_scope(engine) as s:
-        v2 = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=0)
+        v2 = train_model_version(db=s, queue_id=queue_id, seed=0).version
         assert v2.snapshot != v1.snapshot and v2.n_examples == 300
         # Graded against v1 on the newest human labels, which v1 never trained on.
         assert v2.metrics["active_version"] == "claims-v1"
@@ -72,7 +72,7 @@ def test_same_snapshot_and_seed_give_the_same_metrics(make, engine):
     for _ in range(2):
         # Each run is rolled back, so the second one trains on the same snapshot again.
         with new_session(engine, write=True) as s:
-            v = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=3)
+            v = train_model_version(db=s, queue_id=queue_id, seed=3).version
             metrics.append({k: v.metrics[k] for k in ("accuracy", "macro_f1", "n_eval")})
             metrics[-1]["snapshot"] = v.snapshot
             s.rollback()
@@ -84,7 +84,7 @@ def test_too_few_or_single_label_examples_fail_without_a_version(make, engine, d
     make.user("reviewer", queues=["claims"])
     queue_id = _labelled(engine, 5)
     with pytest.raises(TrainingFailed, match="at least"), session_scope(engine) as s:
-        train_model_version(session=s, queue=s.get(Queue, queue_id))
+        train_model_version(db=s, queue_id=queue_id)
     assert db.count(ModelVersion) == 0
 
 

@@ -16,7 +16,6 @@ from app.models import (
     Item,
     Label,
     ModelVersion,
-    Queue,
     TrainingExample,
     TrainingRun,
     TrainingSnapshot,
@@ -95,7 +94,7 @@ def test_worker_killed_mid_training(client, make, engine, db, worker_process, mo
     make.user("reviewer", queues=["claims"])
     _labelled(engine, 100)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+        v1 = train_model_version(db=s, queue_id=queue_id).version.version
     _bulk_labelled(engine, queue_id, 15_000)  # a run long enough to be killed in
 
     worker = worker_process()

@@ -9,8 +9,9 @@ from redis import Redis
 from rq import Worker
 
 from app import resolve_redis_url, settle_heap
+from app.learning.job_queues import ALL_QUEUES
 from app.settings import Settings
-from app.tasks import ALL_QUEUES
+from workers.maintenance import run_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ class LoupeWorker(Worker):
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         self._loupe_last = time.monotonic()
-        from workers.jobs import run_maintenance
-
         try:
             done = run_maintenance()
             if done["relayed"] or done["expired"]:

@@ -23,13 +23,13 @@ from app.auth.service import require
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
 from app.exports.service import parse_since
 from app.extensions import db_session, redis_conn, write_session
+from app.learning.outbox import hand_over_outbox
 from app.models import Claim, Item, Queue
 from app.queues.service import get_queue, queues_for, recent_item_counts
 from app.review import actions, presence
 from app.review.service import AlreadyDecided, decide, live_claim, release, typed_label
 from app.review.view import preview_view, review_view
 from app.review.workflow import next_for_reviewer, skip
-from app.tasks import hand_over_outbox
 
 bp = Blueprint("review", __name__)
 

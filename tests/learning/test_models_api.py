@@ -249,9 +249,10 @@ def test_model_pages_for_a_lead(client, make, engine):
 def test_schedule_and_abandoned_runs_in_maintenance(make, engine, redis, db):
     from rq import Queue as RQQueue
 
+    from app.learning.job_queues import TRAINING_QUEUE
     from app.learning.registry import start_run
-    from app.tasks import TRAINING_QUEUE, retrain_lock_key
-    from workers.jobs import run_maintenance
+    from app.learning.retraining import retrain_lock_key
+    from workers.maintenance import run_maintenance
 
     queue_id = make.queue(audit_rate=0, retrain_after=0, retrain_every_hours=1)
     make.user("reviewer", queues=["claims"])
@@ -309,8 +310,8 @@ def test_rescoring_promised_by_a_promotion_survives_redis_being_away(
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from app.learning.outbox import relay_outbox
     from app.models import Outbox
-    from app.tasks import relay_outbox
 
     queue_id = make.queue(audit_rate=0, retrain_after=0)
     lead = make.user("lead", queues=["claims"])

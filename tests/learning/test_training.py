@@ -136,7 +136,7 @@ def test_retrain_request_says_503_when_redis_is_away(app, client, make):
 def test_failed_training_backs_off_instead_of_retrying_on_every_label(
     make, engine, redis, run_jobs
 ):
-    from workers.jobs import retrain, retrain_backoff_key
+    from app.learning.retraining import retrain, retrain_backoff_key
 
     queue_id = make.queue(audit_rate=0, retrain_after=1)
     make.user("reviewer", queues=["claims"])
@@ -151,16 +151,16 @@ def test_retrain_lock_of_a_dead_run_expires_and_a_live_run_keeps_it(redis):
 
     from redis.exceptions import LockError
 
-    import workers.jobs as jobs
+    from app.learning import retraining
 
     key = "loupe:retrain-lock:test"
     # A run that died holding the lock: it is free again after its time to live.
     redis.set(key, "dead-worker", px=400)
-    with jobs._held_while_alive(redis, key, seconds=1):
+    with retraining._held_while_alive(redis, key, seconds=1):
         # A live run keeps it past its time to live, and a second run cannot take it.
         threading.Event().wait(1.5)
         assert redis.exists(key)
         with pytest.raises(LockError):
-            with jobs._held_while_alive(redis, key, seconds=1, wait=0.3):
+            with retraining._held_while_alive(redis, key, seconds=1, wait=0.3):
                 pass
     assert not redis.exists(key)

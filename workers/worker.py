@@ -10,7 +10,7 @@ from rq import Worker
 
 from app import resolve_redis_url, settle_heap
 from app.learning.job_queues import ALL_QUEUES
-from app.settings import Settings
+from app.settings import current_settings
 from workers.maintenance import run_maintenance
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def preload() -> None:
 
 
 def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
-    settings = Settings()
+    """Runs the worker; its forked work-horses read the settings built here
+    (current_settings)."""
+    settings = current_settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from app import resolve_redis_url
 from app.db import get_engine
-from app.settings import Settings
+from app.settings import current_settings
 
 FEEDBACK_QUEUE = "loupe-feedback"
 TRAINING_QUEUE = "loupe-training"
@@ -29,12 +29,12 @@ WAITING_OR_RUNNING = ("queued", "started", "deferred", "scheduled")
 
 def job_engine() -> Engine:
     """The database engine of this process (one per URL, re-created after the fork)."""
-    return get_engine(Settings().resolved_database_url())
+    return get_engine(current_settings().resolved_database_url())
 
 
 def job_redis() -> Redis:
     return Redis.from_url(
-        resolve_redis_url(Settings()), socket_timeout=10, socket_connect_timeout=5
+        resolve_redis_url(current_settings()), socket_timeout=10, socket_connect_timeout=5
     )
 
 

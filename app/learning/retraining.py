@@ -19,7 +19,7 @@ from app.learning.registry import finish_run, start_run
 from app.learning.rescoring import hand_over_rescoring
 from app.learning.training import train_model_version
 from app.models import Queue
-from app.settings import Settings
+from app.settings import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _held_while_alive(conn: Redis, key: str, seconds: int | None = None, wait: f
     """A Redis lock kept alive by this process: renewed every third of its time to live, so
     a worker killed mid-run frees it within that time (LOUPE_RETRAIN_LOCK_SECONDS) instead
     of blocking the queue for the length of a whole run. Waits `wait` seconds for it."""
-    seconds = seconds or Settings().retrain_lock_seconds
+    seconds = seconds or current_settings().retrain_lock_seconds
     lock = conn.lock(key, timeout=seconds, blocking_timeout=wait, thread_local=False)
     if not lock.acquire():
         raise LockError(f"{key} is held by another run")

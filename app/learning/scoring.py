@@ -18,6 +18,7 @@ from app.learning.conformal import Conformal
 from app.learning.features import features_of, table
 from app.learning.rules import rule_answer
 from app.models import ModelVersion, Queue
+from app.settings import current_settings
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATES = 5
@@ -153,9 +154,7 @@ def score_payloads(
     """The queue's model scores the payloads in chunks while the time budget lasts; the rest
     (all of them when there is no usable model) get the queue's business-rule answer."""
     if budget_seconds is None:
-        from app.settings import Settings
-
-        budget_seconds = Settings().scoring_budget_seconds
+        budget_seconds = current_settings().scoring_budget_seconds
     started = time.perf_counter()
     rows: list = []
     reason = None

@@ -159,6 +159,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--name", default=None)
 def worker(burst: bool, name: str | None) -> None:
     """An RQ worker for Loupe's queues, with the periodic maintenance."""
+    # Here, not at the top: it imports scikit-learn, which other commands need not wait for.
     from workers.worker import run_worker
 
     run_worker(burst=burst, name=name)

@@ -42,7 +42,8 @@ class LoupeWorker(Worker):
 
 
 def preload() -> None:
-    """Imports scikit-learn once in the parent so forked work-horses start fast."""
+    """Imports scikit-learn once in the parent so forked work-horses start fast (the job
+    modules imported above do too; this says it, and serves bench/retrain.py)."""
     import sklearn.linear_model  # noqa: F401
     import sklearn.metrics  # noqa: F401
     import skops.io  # noqa: F401

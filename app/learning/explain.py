@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from sqlalchemy import select
 
 from app.learning.features import features_of
+from app.learning.pipeline import base_pipeline
+from app.models import Item, TrainingExample
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,6 @@ _space_cache: dict[int, tuple] = {}
 def model_space(loaded):
     """(transform(payloads) -> sparse rows, [(field, kind, value)], linear model) for a
     loaded model, or None when it is not a linear pipeline Loupe can explain."""
-    from app.learning.pipeline import base_pipeline
-
     hit = _space_cache.get(id(loaded.model))
     if hit is not None and hit[0] is loaded.model:
         return hit[1]
@@ -81,8 +83,6 @@ def model_space(loaded):
         ct = steps["features"]
 
         def transform(payloads):
-            from scipy import sparse
-
             return sparse.csr_matrix(ct.transform(loaded.inputs(payloads)))
 
         names = _feature_names(ct, loaded.columns)
@@ -149,10 +149,6 @@ def similar_items(
 ) -> list[dict]:
     """The k most similar already-labelled items (cosine similarity in the model's own
     feature space), among the queue's latest training examples; [] for other models."""
-    from sqlalchemy import select
-
-    from app.models import Item, TrainingExample
-
     space = model_space(pipeline) if pipeline is not None else None
     if space is None:
         return []

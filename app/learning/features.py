@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 _WORD = re.compile(r"[a-z][a-z0-9]+")
@@ -121,8 +122,6 @@ def _text(value) -> str:
 
 def table(payloads: list[dict], columns: list[dict]):
     """The payloads as the pipeline's input: a 2-D object array, one column per feature."""
-    import numpy as np
-
     out = np.empty((len(payloads), len(columns)), dtype=object)
     convert = [_numeric if c["kind"] == "numeric" else _text for c in columns]
     names = [c["name"] for c in columns]

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from app.learning import artifacts
 from app.learning.conformal import Conformal
-from app.learning.features import features_of, table
+from app.learning.features import table
 from app.learning.rules import rule_answer
 from app.models import ModelVersion, Queue
 from app.settings import current_settings
@@ -37,8 +37,7 @@ class LoadedModel:
     version_id: int
     version: str
     model: object
-    # None for models from before column pipelines: they read features_of() dicts.
-    columns: list[dict] | None
+    columns: list[dict]  # the payload fields it reads, as features.table() lays them out
     conformal: Conformal | None
 
     @property
@@ -46,8 +45,6 @@ class LoadedModel:
         return [str(c) for c in self.model.classes_]
 
     def inputs(self, payloads: list[dict]):
-        if self.columns is None:
-            return [features_of(p) for p in payloads]
         return table(payloads, self.columns)
 
     def predict_proba(self, payloads: list[dict]) -> np.ndarray:
@@ -90,7 +87,7 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         version_id=version.id,
         version=version.version,
         model=model,
-        columns=card.get("columns"),
+        columns=card["columns"],
         conformal=Conformal.from_dict(card.get("conformal")),
     )
     with _cache_lock:

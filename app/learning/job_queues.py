@@ -2,9 +2,9 @@
 
 The job functions live with the code they run (app.learning.outbox, .retraining,
 .rescoring) and are enqueued as functions, not by name: the routes that enqueue them and the
-worker that runs them import the same modules, and app never imports workers. Every job
-takes ids, opens its own session and is idempotent (running it twice has the effect of
-running it once).
+worker that runs them import the same modules, and nothing that enqueues a job imports
+workers/. Every job takes ids, opens its own session and is idempotent (running it twice
+has the effect of running it once).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ TRAINING_QUEUE = "loupe-training"
 ALL_QUEUES = (FEEDBACK_QUEUE, TRAINING_QUEUE)
 # Retraining and re-scoring: how long RQ lets one run, and a second run waits for the first.
 LONG_JOB_TIMEOUT = 60 * 60
-WAITING_OR_RUNNING = ("queued", "started", "deferred", "scheduled")
 
 
 def job_engine() -> Engine:

@@ -18,11 +18,12 @@ from sqlmodel import Session
 from app.bulk import insert_rows
 from app.db import session_scope
 from app.learning.feedback import mark_enqueued
-from app.learning.job_queues import WAITING_OR_RUNNING, enqueue_once, job_engine
+from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
 from app.models import Item, ModelVersion, Outbox, Prediction, utcnow
 
 log = logging.getLogger(__name__)
+_WAITING_OR_RUNNING = ("queued", "started", "deferred", "scheduled")
 
 BATCH = 1000
 
@@ -167,7 +168,7 @@ def enqueue_rescore(conn: Redis, queue_id: int, version_id: int, outbox_id: int)
         job_id,
         rescore,
         args=(queue_id, version_id, outbox_id),
-        is_live=lambda job: job.get_status(refresh=True) in WAITING_OR_RUNNING,
+        is_live=lambda job: job.get_status(refresh=True) in _WAITING_OR_RUNNING,
     )
     return job_id
 

@@ -17,7 +17,6 @@ APP = Path(__file__).resolve().parent.parent / "app"
 # Cycles another part of issue 9 removes, named by the import that should go. Once it has
 # gone, test_known_cycles_still_exist fails: delete the entry then.
 KNOWN = {
-    ("app.auth", "app.review"): "auth/routes.py logs out through review.presence",
     ("app.demo", "app.cli"): "demo/run.py takes upgrade_database from the CLI module",
 }
 

@@ -16,7 +16,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, user_logged_out
 from sqlalchemy import select
 
 from app.auth.service import require
@@ -290,6 +290,14 @@ def leave_view():
         presence.leave(session=s, user=current_user)
         s.commit()
     return "", 204
+
+
+@user_logged_out.connect
+def _give_items_back(_app, user, **_):
+    """Logging out gives the items the user holds back to their queues at once."""
+    s = write_session()
+    presence.release_all(session=s, user=user)
+    s.commit()
 
 
 @bp.post("/me/presence")

@@ -13,7 +13,7 @@ from redis.retry import Retry
 from app.db import get_engine
 from app.embedded_redis import embedded_redis_url
 from app.extensions import close_db_session, csrf, login_manager, openapi
-from app.settings import PROJECT_ROOT, Settings
+from app.settings import TEMPLATES_DIR, Settings
 
 
 def resolve_redis_url(settings: Settings) -> str:
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(
         __name__,
-        template_folder=str(PROJECT_ROOT / "templates"),
+        template_folder=str(TEMPLATES_DIR),
         static_folder="static",
         instance_path=str(settings.instance_path),
     )

@@ -78,3 +78,9 @@ def test_embedded_redis_is_shared_between_processes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == url  # the child joined the running server
     assert Redis.from_url(url).get("hits") == b"1"
+
+
+def test_instance_folder_defaults_to_the_working_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("LOUPE_INSTANCE")
+    monkeypatch.chdir(tmp_path)  # an installed package has no checkout to put it in
+    assert Settings().instance_path == tmp_path / "instance"

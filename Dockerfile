@@ -11,7 +11,8 @@ COPY templates ./templates
 COPY migrations ./migrations
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheel .
 
-# Stage 2: the wheel installed like any package.
+# Stage 2: the wheel installed like any package, with the dependency versions CI tested
+# (constraints.txt) and without the `embedded` extra: production sets REDIS_URL.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,8 +29,9 @@ RUN apt-get update \
 RUN groupadd --system loupe \
     && useradd --system --gid loupe --home-dir /srv/loupe --shell /usr/sbin/nologin loupe
 
+COPY constraints.txt /tmp/constraints.txt
 COPY --from=wheel /wheel /tmp/wheel
-RUN pip install /tmp/wheel/*.whl && rm -rf /tmp/wheel
+RUN pip install -c /tmp/constraints.txt /tmp/wheel/*.whl && rm -rf /tmp/wheel /tmp/constraints.txt
 
 # The working folder holds only the gunicorn settings: no source tree for `app` to be
 # imported from instead of the installed package.

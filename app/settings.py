@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=50_000, alias="LOUPE_MAX_BATCH_ITEMS")
     maintenance_interval: float = Field(default=5.0, alias="LOUPE_MAINTENANCE_INTERVAL")
     scoring_budget_seconds: float = Field(default=2.0, alias="LOUPE_SCORING_BUDGET")
+    # How many proxies in front of Loupe set X-Forwarded-For and -Proto (1 behind the compose
+    # file's TLS proxy); 0 trusts no such header, as a server reached directly must.
+    proxy_hops: int = Field(default=0, ge=0, alias="LOUPE_PROXY_HOPS")
     # A retraining run's lock outlives a killed worker by at most this long.
     retrain_lock_seconds: int = Field(default=60, ge=3, alias="LOUPE_RETRAIN_LOCK_SECONDS")
 

@@ -1,4 +1,4 @@
-"""The wheel is a working Loupe, and its dependencies are bounded and pinned.
+"""The wheel is a working Loupe, and the deployment files keep their promises.
 
 The wheel is built from the checkout's files as git sees them and installed into a fresh
 virtualenv that can import only the wheel's `app`, then migrated and served from an unrelated
@@ -272,3 +272,56 @@ def test_no_imports_of_private_modules_of_other_packages():
     # Known and left to the learning package's rework (issue 9, point 7): MAPIE's EPSILON.
     allowed = {"app/learning/conformal.py: from mapie._machine_precision"}
     assert [f for f in found if f not in allowed] == []
+
+
+# --- Deployment
+
+COMPOSE = PROJECT / "docker-compose.yml"
+# ${NAME:?message} (required) or ${NAME:-default}: compose's interpolation.
+VARIABLE = re.compile(r"\$\{(\w+)(:[?-][^}]*)?\}")
+
+
+def test_compose_file_names_no_password_and_requires_the_secrets():
+    text = COMPOSE.read_text()
+    assert "${POSTGRES_PASSWORD:?" in text and "${SECRET_KEY:?" in text
+    # Every password-looking value, and the password in the database URL, is a variable.
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.strip().partition(":")
+        if sep and "PASSWORD" in key.upper() and value.strip():
+            assert VARIABLE.fullmatch(value.strip()), line
+    urls = re.findall(r"postgresql\S*://(.+?)@", text)
+    assert urls and all(VARIABLE.search(userinfo.split(":", 1)[1]) for userinfo in urls)
+
+
+def test_compose_structure():
+    yaml = pytest.importorskip("yaml")
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert set(services) == {"proxy", "migrate", "web", "worker", "redis", "db"}
+
+    proxy, web, worker = services["proxy"], services["web"], services["worker"]
+    # Browsers reach only the proxy; it serves https with the checked-in configuration.
+    assert "443:443" in proxy["ports"] and "80:80" in proxy["ports"]
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert "ports" not in web and web["expose"] == ["8000"]
+    assert str(web["environment"]["LOUPE_PROXY_HOPS"]) == "1"
+    assert web["environment"]["LOUPE_ENV"] == "production"  # the YAML merge kept the rest
+    for name in ("migrate", "worker"):
+        assert "LOUPE_PROXY_HOPS" not in services[name]["environment"]
+    # Long enough for the short jobs; a retraining is safe to cut short (see the file).
+    grace = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
+    assert grace and 30 <= int(grace.group(1)) <= 300
+    for service in services.values():
+        for value in (service.get("environment") or {}).values():
+            assert "loupe:loupe@" not in str(value)
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+
+
+def test_caddyfile_proxies_to_web_with_tls():
+    caddyfile = (PROJECT / "deploy" / "Caddyfile").read_text()
+    lines = [line.strip() for line in caddyfile.splitlines() if not line.strip().startswith("#")]
+    assert "{$LOUPE_HOST:localhost} {" in lines
+    assert "tls {$LOUPE_TLS:internal}" in lines
+    assert "reverse_proxy web:8000" in lines

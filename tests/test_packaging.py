@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -325,3 +328,96 @@ def test_caddyfile_proxies_to_web_with_tls():
     assert "{$LOUPE_HOST:localhost} {" in lines
     assert "tls {$LOUPE_TLS:internal}" in lines
     assert "reverse_proxy web:8000" in lines
+
+
+CADDY = shutil.which("caddy")
+
+
+@pytest.fixture
+def proxied_loupe(make, tmp_path):
+    """deploy/Caddyfile's Caddy (Debian's, installed by .ci/run) in front of a production
+    Loupe with LOUPE_PROXY_HOPS=1; only the addresses differ from the compose setup."""
+    if CADDY is None:
+        if os.environ.get("CI"):
+            pytest.fail("caddy is not installed (.ci/run installs Debian's)")
+        pytest.skip("caddy is not installed (apt-get install caddy)")
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from app.settings import Settings
+
+    settings = Settings(loupe_env="production", secret_key="s" * 32, LOUPE_PROXY_HOPS=1)
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    http_port, https_port = _free_port(), _free_port()
+    site = (PROJECT / "deploy" / "Caddyfile").read_text()
+    assert "reverse_proxy web:8000" in site
+    site = site.replace("web:8000", f"127.0.0.1:{server.server_port}")
+    options = (
+        f"{{\n\thttp_port {http_port}\n\thttps_port {https_port}\n"
+        "\tskip_install_trust\n\tadmin off\n}\n"
+    )
+    (tmp_path / "Caddyfile").write_text(options + site)
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    for name in ("LOUPE_HOST", "LOUPE_TLS"):
+        env.pop(name, None)
+    caddy = subprocess.Popen(
+        [CADDY, "run", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = tmp_path / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+    try:
+        deadline = time.monotonic() + 30
+        while not root.exists() and caddy.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert root.exists(), caddy.stderr.read() if caddy.poll() is not None else "no CA"
+        yield {"root": root, "https": https_port, "http": http_port}
+    finally:
+        caddy.terminate()
+        caddy.wait(timeout=15)
+        server.shutdown()
+
+
+def test_a_browser_logs_in_through_the_tls_proxy(proxied_loupe, make):
+    import http.cookiejar
+    import ssl
+
+    user = make.user("reviewer")
+    base = f"https://localhost:{proxied_loupe['https']}"
+    tls = ssl.create_default_context(cafile=str(proxied_loupe["root"]))  # verified, not -k
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=tls), urllib.request.HTTPCookieProcessor(jar)
+    )
+    deadline = time.monotonic() + 30
+    while True:  # the certificate is issued a moment after the CA
+        try:
+            page = browser.open(f"{base}/login", timeout=10).read().decode()
+            break
+        except (urllib.error.URLError, ConnectionError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {"name": user["name"], "password": user["password"], "csrf_token": token}
+    ).encode()
+    login = urllib.request.Request(f"{base}/login", data=form, headers={"Referer": f"{base}/login"})
+    with browser.open(login, timeout=10) as r:  # 303, followed to the queues page
+        assert r.status == 200 and r.url == f"{base}/queues"
+    (session,) = [c for c in jar if c.name == "session"]
+    assert session.secure
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    plain = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirected:
+        plain.open(f"http://localhost:{proxied_loupe['http']}/login", timeout=10)
+    assert redirected.value.code in (301, 308)
+    assert redirected.value.headers["Location"].startswith("https://localhost")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 from spectree import Response as Doc
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -24,7 +23,6 @@ from app.errors import (
     Conflict,
     Gone,
     NotFound,
-    ServiceUnavailable,
     TooLarge,
     Unauthorized,
     UnsupportedMediaType,
@@ -35,18 +33,16 @@ from app.exports.service import FORMATS, parse_since, stream_labels
 from app.extensions import db_session, openapi, redis_conn, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson, score_items
-from app.learning.outbox import hand_over_outbox, relay_outbox
+from app.learning.activation import promote_and_rescore, request_retrain, roll_back_and_rescore
+from app.learning.outbox import hand_over_outbox
 from app.learning.registry import (
     get_version,
-    promote,
-    rollback,
     run_json,
     runs_of,
     stream_snapshot,
     version_json,
     versions_of,
 )
-from app.learning.retraining import enqueue_retrain
 from app.models import Item, User
 from app.queues.service import (
     QueueIn,
@@ -470,34 +466,42 @@ def model_view(name: str, version: str):
     return jsonify(version_json(get_version(session=session, queue=queue, version=version)))
 
 
-def _change_active(name: str, change) -> Response:
-    """Runs `change(session=, queue=)` (promote or roll back), then has the waiting items
-    re-scored by the version it made active."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "promote")
-    session = write_session()
-    row = change(session=session, queue=queue, user=user)
-    session.commit()
-    # Re-scoring was promised in that transaction; hand it over now (or the relay will).
-    relay_outbox(current_app.extensions["loupe.engine"], redis_conn())
-    return jsonify(version_json(row))
-
-
 @bp.post("/queues/<name>/models/<version>/promote")
 @openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
 def promote_view(name: str, version: str):
     """Make this version the active one (a roll-back when it is an older one); waiting items
     are then re-scored in the background. 409 when it is already active."""
-    return _change_active(name, lambda **kw: promote(version=version, **kw))
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "promote")
+    row = promote_and_rescore(
+        session=write_session(),
+        engine=current_app.extensions["loupe.engine"],
+        redis=redis_conn(),
+        queue=queue,
+        version=version,
+        user=user,
+    )
+    return jsonify(version_json(row))
 
 
 @bp.post("/queues/<name>/models/rollback")
 @openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
 def rollback_view(name: str):
     """Re-activate the version that was active before the current one."""
-    return _change_active(name, rollback)
+    user = api_user()
+    session = db_session()
+    queue = get_queue(session=session, name=name, user=user)
+    require(user, "promote")
+    row = roll_back_and_rescore(
+        session=write_session(),
+        engine=current_app.extensions["loupe.engine"],
+        redis=redis_conn(),
+        queue=queue,
+        user=user,
+    )
+    return jsonify(version_json(row))
 
 
 @bp.get("/queues/<name>/models/<version>/snapshot")
@@ -529,13 +533,5 @@ def retrain_view(name: str):
     session = db_session()
     queue = get_queue(session=session, name=name, user=user)
     require(user, "retrain")
-    try:
-        job_id = enqueue_retrain(
-            redis_conn(), queue.id, reason=f"requested by {user.name}", follow_up=True
-        )
-    except RedisError:
-        raise ServiceUnavailable(
-            "The job queue (Redis) is not answering; retraining could not be started. "
-            "Try again in a moment."
-        ) from None
+    job_id = request_retrain(redis=redis_conn(), queue=queue, user=user)
     return jsonify({"job_id": job_id}), 202

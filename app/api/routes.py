@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
-from pydantic import ValidationError
-from spectree import Response as Doc
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from app.api.endpoint import endpoint, json_object
 from app.api.schemas import (
     DecisionIn,
-    ErrorOut,
     EscalateIn,
     FlagIn,
     HeartbeatOut,
@@ -17,20 +15,17 @@ from app.api.schemas import (
     LabelsQuery,
     RetrainOut,
 )
-from app.auth.service import require, user_for_token
 from app.db import new_session
 from app.errors import (
     Conflict,
     Gone,
     NotFound,
     TooLarge,
-    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
-    pydantic_details,
 )
 from app.exports.service import FORMATS, parse_since, stream_labels
-from app.extensions import db_session, openapi, redis_conn, write_session
+from app.extensions import db_session, redis_conn, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson, score_items
 from app.learning.activation import promote_and_rescore, request_retrain, roll_back_and_rescore
@@ -43,11 +38,11 @@ from app.learning.registry import (
     version_json,
     versions_of,
 )
-from app.models import Item, User
+from app.models import Item, Queue, User
 from app.queues.service import (
+    Policy,
     QueueIn,
     create_queue,
-    get_queue,
     item_counts,
     policy_of,
     queue_json,
@@ -60,69 +55,33 @@ from app.review.service import decide, get_item, item_json
 from app.review.workflow import next_for_reviewer, skip
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-ERRORS = {"HTTP_401": ErrorOut, "HTTP_403": ErrorOut, "HTTP_404": ErrorOut, "HTTP_422": ErrorOut}
-
-
-def api_user() -> User:
-    """The user behind the bearer token; 401 without a valid one."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
-    user = user_for_token(session=db_session(), token=token.strip())
-    if user is None:
-        raise Unauthorized("That token is not valid.")
-    return user
-
-
-def _json_body() -> dict:
-    if b"\\u0000" in request.get_data():
-        raise ValidationFailed(
-            "NUL characters (\\u0000) are not allowed.", [{"field": "", "message": "NUL"}]
-        )
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationFailed(
-            "The body must be a JSON object.", [{"field": "", "message": "not a JSON object"}]
-        )
-    return body
 
 
 @bp.post("/queues")
-@openapi.validate(
-    json=QueueIn,
-    resp=Doc(HTTP_201=None, HTTP_409=ErrorOut, **ERRORS),
-    skip_validation=True,
-    tags=["queues"],
-)
-def create_queue_view():
+@endpoint(tag="queues", permission="create_queue", body=QueueIn, ok={201: None}, errors=(409,))
+def create_queue_view(user: User, body: QueueIn):
     """Create a queue (admin, lead)."""
-    user = api_user()
-    require(user, "create_queue")
-    data = _json_body()
     session = write_session()
     try:
-        queue = create_queue(session=session, data=data, creator=user)
+        queue = create_queue(
+            session=session, data=body.model_dump(exclude_unset=True), creator=user
+        )
         session.commit()
     except IntegrityError:
         # Two requests raced for the same name: the database's unique index decided.
         session.rollback()
-        raise Conflict(f"A queue named {data.get('name')!r} already exists.") from None
-    body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
-    return jsonify({**body, "policy": policy_of(queue).model_dump()}), 201
+        raise Conflict(f"A queue named {body.name!r} already exists.") from None
+    body_out = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
+    return jsonify({**body_out, "policy": policy_of(queue).model_dump()}), 201
 
 
 @bp.patch("/queues/<name>/policy")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["queues"])
-def update_policy_view(name: str):
+@endpoint(tag="queues", permission="configure", body=Policy, view_reads_body=True)
+def update_policy_view(queue: Queue):
     """Change some of the queue's policy fields (routing, retraining, coverage, metric,
     features, rules); the others keep their values. Applies to the next items and the next
     training run."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "configure")
-    changes = _json_body()
+    changes = json_object()
     session = write_session()
     policy = update_policy(session=session, queue=queue, changes=changes)
     session.commit()
@@ -130,10 +89,9 @@ def update_policy_view(name: str):
 
 
 @bp.get("/queues")
-@openapi.validate(resp=Doc(HTTP_200=None, HTTP_401=ErrorOut), skip_validation=True, tags=["queues"])
-def list_queues_view():
+@endpoint(tag="queues")
+def list_queues_view(user: User):
     """The queues the caller belongs to, with item counts."""
-    user = api_user()
     session = db_session()
     queues = queues_for(session=session, user=user)
     counts = item_counts(session=session, queue_ids=[q.id for q in queues])
@@ -141,12 +99,10 @@ def list_queues_view():
 
 
 @bp.get("/queues/<name>")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["queues"])
-def get_queue_view(name: str):
+@endpoint(tag="queues")
+def get_queue_view(queue: Queue):
     """One queue with its policy, counts and training backlog."""
-    user = api_user()
     session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
     body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
     body["policy"] = policy_of(queue).model_dump()
     body["training"] = training_counts(session=session, queue=queue)
@@ -154,18 +110,16 @@ def get_queue_view(name: str):
 
 
 @bp.post("/queues/<name>/items")
-@openapi.validate(
-    json=BatchIn,
-    resp=Doc(HTTP_200=IngestOut, HTTP_413=ErrorOut, **ERRORS),
-    skip_validation=True,
-    tags=["items"],
+@endpoint(
+    tag="items",
+    permission="ingest",
+    body=BatchIn,
+    view_reads_body=True,
+    ok={200: IngestOut},
+    errors=(413, 415),
 )
-def ingest_view(name: str):
+def ingest_view(queue: Queue):
     """Push a batch of items: `{"items": [...]}` as JSON, or one item per line as NDJSON."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "ingest")
     mimetype = request.mimetype
     body = request.get_data()
     if mimetype == "application/json":
@@ -179,6 +133,7 @@ def ingest_view(name: str):
     limit = current_app.config["LOUPE_SETTINGS"].max_batch_items
     if len(items) > limit:
         raise TooLarge(f"A batch holds at most {limit} items; this one has {len(items)}.")
+    session = db_session()
     scores = score_items(session=session, queue=queue, items=items)
     for attempt in range(3):
         session = write_session()
@@ -195,12 +150,10 @@ def ingest_view(name: str):
 
 
 @bp.get("/queues/<name>/items/<path:external_id>")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["items"])
-def get_item_view(name: str, external_id: str):
+@endpoint(tag="items")
+def get_item_view(queue: Queue, external_id: str):
     """One item with its prediction, route, reviews and final label."""
-    user = api_user()
     session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
     return jsonify(
         item_json(
             session=session, item=get_item(session=session, queue=queue, external_id=external_id)
@@ -219,15 +172,9 @@ def _claim_json(session, claim, item) -> dict:
 
 
 @bp.post("/queues/<name>/claims")
-@openapi.validate(
-    resp=Doc(HTTP_200=None, HTTP_204=None, **ERRORS), skip_validation=True, tags=["review"]
-)
-def claim_view(name: str):
+@endpoint(tag="review", permission="review", ok={200: None, 204: None})
+def claim_view(user: User, queue: Queue):
     """Lease the next item to the caller; 204 when nothing is waiting."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "review")
     session = write_session()
     claim = next_for_reviewer(
         session=session, queue=queue, user=user, resume=False, lease_ahead=False
@@ -241,60 +188,34 @@ def claim_view(name: str):
 
 
 @bp.post("/claims/<token>/decision")
-@openapi.validate(
-    json=DecisionIn,
-    resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, HTTP_410=ErrorOut, **ERRORS),
-    skip_validation=True,
-    tags=["review"],
-)
-def decision_view(token: str):
+@endpoint(tag="review", body=DecisionIn, errors=(409, 410))
+def decision_view(user: User, token: str, body: DecisionIn):
     """Record the decision for a claim; the same decision twice is one review."""
-    user = api_user()
-    try:
-        data = DecisionIn.model_validate(_json_body())
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "The decision is not valid.", pydantic_details(exc.errors())
-        ) from None
     session = write_session()
-    try:
-        decision = decide(
-            session=session, token=token, user=user, label=data.label, comment=data.comment
-        )
-    except Gone:
-        # A lost lease still releases the item: keep that part of the work.
-        session.commit()
-        raise
-    session.commit()
+    decision = _on_claim(
+        session,
+        lambda: decide(
+            session=session, token=token, user=user, label=body.label, comment=body.comment
+        ),
+    )
     hand_over_outbox(current_app.extensions["loupe.engine"], redis_conn(), decision.outbox_id)
     return jsonify(item_json(session=session, item=decision.item))
 
 
 @bp.delete("/claims/<token>")
-@openapi.validate(resp=Doc(HTTP_204=None, **ERRORS), skip_validation=True, tags=["review"])
-def release_view(token: str):
+@endpoint(tag="review", ok={204: None})
+def release_view(user: User, token: str):
     """Give the item back to the queue (a skip: the caller's next claims pass it over for a
     while, unless nothing else is left)."""
-    user = api_user()
     session = write_session()
     skip(session=session, token=token, user=user)
     session.commit()
     return Response(status=204)
 
 
-def _body_as(model, what: str):
-    """The JSON object body validated by `model`; 422 in the API's error shape."""
-    try:
-        return model.model_validate(_json_body())
-    except ValidationError as exc:
-        raise ValidationFailed(
-            f"The {what} is not valid.", pydantic_details(exc.errors())
-        ) from None
-
-
 def _on_claim(session, action):
     """Runs one write on the caller's claim and commits it; a lost lease still commits
-    whatever releasing it took, as decision_view does, before answering 410."""
+    whatever releasing it took (the item goes back to the queue) before answering 410."""
     try:
         result = action()
     except Gone:
@@ -305,56 +226,37 @@ def _on_claim(session, action):
 
 
 @bp.post("/claims/<token>/escalate")
-@openapi.validate(
-    json=EscalateIn,
-    resp=Doc(HTTP_200=None, HTTP_410=ErrorOut, **ERRORS),
-    skip_validation=True,
-    tags=["review"],
-)
-def escalate_view(token: str):
+@endpoint(tag="review", body=EscalateIn, errors=(410,))
+def escalate_view(user: User, token: str, body: EscalateIn):
     """Send the claimed item to a lead with a reason: it leaves review (status `escalated`)
     and the claim ends. 410 when the claim was already lost."""
-    user = api_user()
-    data = _body_as(EscalateIn, "escalation")
     session = write_session()
     item = _on_claim(
         session,
-        lambda: actions.escalate(session=session, token=token, user=user, reason=data.reason),
+        lambda: actions.escalate(session=session, token=token, user=user, reason=body.reason),
     )
-    return jsonify({**item_json(session=session, item=item), "reason": data.reason.strip()})
+    return jsonify({**item_json(session=session, item=item), "reason": body.reason.strip()})
 
 
 @bp.post("/claims/<token>/flag")
-@openapi.validate(
-    json=FlagIn,
-    resp=Doc(HTTP_200=None, HTTP_410=ErrorOut, **ERRORS),
-    skip_validation=True,
-    tags=["review"],
-)
-def flag_view(token: str):
+@endpoint(tag="review", body=FlagIn, errors=(410,))
+def flag_view(user: User, token: str, body: FlagIn):
     """Flag the claimed item as suspicious; the caller keeps the claim and still answers.
     The answer is the item with every flag comment on it (`flags`, oldest first)."""
-    user = api_user()
-    data = _body_as(FlagIn, "flag")
     session = write_session()
     item = _on_claim(
         session,
-        lambda: actions.flag(session=session, token=token, user=user, comment=data.comment),
+        lambda: actions.flag(session=session, token=token, user=user, comment=body.comment),
     )
     flags = actions.flags_of(session=session, item_id=item.id)
     return jsonify({**item_json(session=session, item=item), "flags": flags})
 
 
 @bp.post("/claims/<token>/heartbeat")
-@openapi.validate(
-    resp=Doc(HTTP_200=HeartbeatOut, HTTP_410=ErrorOut, **ERRORS),
-    skip_validation=True,
-    tags=["review"],
-)
-def heartbeat_view(token: str):
+@endpoint(tag="review", ok={200: HeartbeatOut}, errors=(410,))
+def heartbeat_view(user: User, token: str):
     """Extend the claim's lease by the queue's lease length from now; 410 once the claim is
     lost (expired, released or decided)."""
-    user = api_user()
     session = write_session()
     expires = _on_claim(session, lambda: actions.heartbeat(session=session, token=token, user=user))
     return jsonify({"expires_at": expires.isoformat()})
@@ -365,17 +267,11 @@ def _reopened_json(session, back) -> dict:
 
 
 @bp.post("/queues/<name>/undo")
-@openapi.validate(
-    resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, **ERRORS), skip_validation=True, tags=["review"]
-)
-def undo_view(name: str):
+@endpoint(tag="review", permission="review", errors=(409,))
+def undo_view(user: User, queue: Queue):
     """Take back the caller's last decision in this queue (within the undo window) and hand
     the item back under a new claim, shaped as POST .../claims answers. 404 when there is
     nothing recent to undo; 409 when a model trained on it or someone is reviewing it."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "review")
     session = write_session()
     back = actions.undo_last(session=session, queue=queue, user=user)
     body = _reopened_json(session, back)
@@ -384,17 +280,11 @@ def undo_view(name: str):
 
 
 @bp.post("/queues/<name>/items/<path:external_id>/reopen")
-@openapi.validate(
-    resp=Doc(HTTP_200=None, HTTP_409=ErrorOut, **ERRORS), skip_validation=True, tags=["review"]
-)
-def reopen_view(name: str, external_id: str):
+@endpoint(tag="review", permission="review", errors=(409,))
+def reopen_view(user: User, queue: Queue, external_id: str):
     """Reopen the caller's own decision on this item under a new claim (shaped as POST
     .../claims answers). 404 when the caller has no decision on it; 409 once a model has
     trained on its label or while someone is reviewing it."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "review")
     session = write_session()
     review = actions.latest_review(session=session, queue=queue, user=user, external_id=external_id)
     back = actions.reopen(session=session, review_id=review.id, user=user)
@@ -404,15 +294,9 @@ def reopen_view(name: str, external_id: str):
 
 
 @bp.get("/queues/<name>/labels")
-@openapi.validate(
-    query=LabelsQuery, resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["labels"]
-)
-def labels_view(name: str):
+@endpoint(tag="labels", permission="export", query=LabelsQuery)
+def labels_view(queue: Queue):
     """Stream every final label with its provenance as JSONL, CSV or Parquet."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "export")
     fmt = request.args.get("format", "jsonl")
     if fmt not in FORMATS:
         raise ValidationFailed(
@@ -420,7 +304,7 @@ def labels_view(name: str):
             [{"field": "format", "message": "unknown format"}],
         )
     since = parse_since(request.args.get("since"))
-    engine = session.get_bind()
+    engine = db_session().get_bind()
     queue_id = queue.id
 
     def body():
@@ -438,13 +322,11 @@ def labels_view(name: str):
 
 
 @bp.get("/queues/<name>/models")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
-def models_view(name: str):
+@endpoint(tag="models")
+def models_view(queue: Queue):
     """The queue's model versions, newest first, and its recent training runs (with why a
     failed run failed)."""
-    user = api_user()
     session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
     versions = versions_of(session=session, queue=queue)
     names = {v.id: v.version for v in versions}
     listed = []
@@ -457,24 +339,17 @@ def models_view(name: str):
 
 
 @bp.get("/queues/<name>/models/<version>")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
-def model_view(name: str, version: str):
+@endpoint(tag="models")
+def model_view(queue: Queue, version: str):
     """One version with its model card: data, parameters, metrics, calibration, coverage."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    return jsonify(version_json(get_version(session=session, queue=queue, version=version)))
+    return jsonify(version_json(get_version(session=db_session(), queue=queue, version=version)))
 
 
 @bp.post("/queues/<name>/models/<version>/promote")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
-def promote_view(name: str, version: str):
+@endpoint(tag="models", permission="promote", errors=(409,))
+def promote_view(user: User, queue: Queue, version: str):
     """Make this version the active one (a roll-back when it is an older one); waiting items
     are then re-scored in the background. 409 when it is already active."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "promote")
     row = promote_and_rescore(
         session=write_session(),
         engine=current_app.extensions["loupe.engine"],
@@ -487,13 +362,9 @@ def promote_view(name: str, version: str):
 
 
 @bp.post("/queues/<name>/models/rollback")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
-def rollback_view(name: str):
+@endpoint(tag="models", permission="promote", errors=(409,))
+def rollback_view(user: User, queue: Queue):
     """Re-activate the version that was active before the current one."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "promote")
     row = roll_back_and_rescore(
         session=write_session(),
         engine=current_app.extensions["loupe.engine"],
@@ -505,14 +376,11 @@ def rollback_view(name: str):
 
 
 @bp.get("/queues/<name>/models/<version>/snapshot")
-@openapi.validate(resp=Doc(HTTP_200=None, **ERRORS), skip_validation=True, tags=["models"])
-def snapshot_view(name: str, version: str):
+@endpoint(tag="models", permission="export")
+def snapshot_view(queue: Queue, version: str):
     """The exact rows the version's training run read, as JSON lines, with each row's part
     (train, conformal, evaluation, left_out)."""
-    user = api_user()
     session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "export")
     row = get_version(session=session, queue=queue, version=version)
     if row.snapshot_id is None:
         raise NotFound(f"{version} was trained before snapshots were kept.")
@@ -526,12 +394,8 @@ def snapshot_view(name: str, version: str):
 
 
 @bp.post("/queues/<name>/models/retrain")
-@openapi.validate(resp=Doc(HTTP_202=RetrainOut, **ERRORS), skip_validation=True, tags=["models"])
-def retrain_view(name: str):
+@endpoint(tag="models", permission="retrain", ok={202: RetrainOut}, errors=(503,))
+def retrain_view(user: User, queue: Queue):
     """Start a retraining run; a run already waiting or running is reused."""
-    user = api_user()
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=user)
-    require(user, "retrain")
     job_id = request_retrain(redis=redis_conn(), queue=queue, user=user)
     return jsonify({"job_id": job_id}), 202

@@ -84,7 +84,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.queues.routes import bp as queues_bp
     from app.review.routes import bp as review_bp
 
-    csrf.exempt(api_bp)
     for bp in (auth_bp, queues_bp, review_bp, models_bp, api_bp, ops_bp):
         app.register_blueprint(bp)
     openapi.register(app)

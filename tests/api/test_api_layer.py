@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.review.test_review_pages import login
+
 # (method, path, permission beyond membership or None, body that passes validation)
 QUEUE_ENDPOINTS = [
     ("GET", "/api/v1/queues/claims", None, None),
@@ -258,3 +260,13 @@ def test_the_openapi_document_lists_every_endpoint_with_its_body(app, client):
         assert name.split(".")[0] == model and name in schemas, (method, path, name)
     labels = paths["/api/v1/queues/{name}/labels"]["get"]["parameters"]
     assert {p["name"] for p in labels} == {"name", "format", "since"}
+
+
+def test_api_views_need_no_csrf_token_while_pages_still_do(client, people):
+    lead = people["lead"]
+    login(client, lead)  # the client now sends a session cookie too
+    r = client.post("/api/v1/queues/claims/claims", headers=lead["headers"])
+    assert r.status_code == 204
+    r = client.post("/api/v1/queues", json={"name": "loans"}, headers=lead["headers"])
+    assert r.status_code == 201
+    assert client.post("/queues/claims/models/retrain").status_code == 400

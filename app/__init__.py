@@ -79,12 +79,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
-    from app.learning.routes import bp as models_bp
+    from app.learning.routes import bp as registry_bp
     from app.ops.routes import bp as ops_bp
     from app.queues.routes import bp as queues_bp
     from app.review.routes import bp as review_bp
 
-    for bp in (auth_bp, queues_bp, review_bp, models_bp, api_bp, ops_bp):
+    for bp in (auth_bp, queues_bp, review_bp, registry_bp, api_bp, ops_bp):
         app.register_blueprint(bp)
     openapi.register(app)
 

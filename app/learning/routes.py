@@ -34,7 +34,7 @@ from app.learning.retraining import DEAD_RUN_AFTER, retrain_lock_key
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
 
-bp = Blueprint("models", __name__)
+bp = Blueprint("registry", __name__)
 
 
 def _queue(name: str, action: str | None = None):
@@ -175,7 +175,7 @@ def retrain(name: str):
         flash("Retraining has started. The new version appears here when it is done.", "ok")
     except ServiceUnavailable:
         flash("The job queue is not answering; retraining could not be started.", "error")
-    return redirect(url_for("models.index", name=name))
+    return redirect(url_for("registry.index", name=name))
 
 
 @bp.post("/queues/<name>/models/<version>/promote")
@@ -191,7 +191,7 @@ def promote_version(name: str, version: str):
         user=current_user,
     )
     flash(f"{row.version} is now the active model. Waiting items are being re-scored.", "ok")
-    return redirect(url_for("models.index", name=name))
+    return redirect(url_for("registry.index", name=name))
 
 
 @bp.post("/queues/<name>/models/rollback")
@@ -209,4 +209,4 @@ def rollback_version(name: str):
         f"Rolled back: {row.version} is the active model again. Waiting items are being re-scored.",
         "ok",
     )
-    return redirect(url_for("models.index", name=name))
+    return redirect(url_for("registry.index", name=name))

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, literal, select, update
 from sqlmodel import Session
 
-from app.models import Claim, Item, Queue, User, utcnow
+from app.models import Claim, Item, Queue, User, UTCDateTime, utcnow
 from app.queues.service import policy_of
 
 LEAVE_GRACE = timedelta(seconds=45)
@@ -58,26 +58,44 @@ def _set_expiry(claim: Claim, item: Item, until: datetime) -> None:
     item.lease_expires_at = until
 
 
-def leave(*, session: Session, user: User, now=None) -> int:
+def _bound_leases(session: Session, user: User, now: datetime, until: datetime, *, cap: bool):
+    """Moves the expiry of every lease the user holds to `until`: down to it when `cap`, up
+    to it otherwise. One UPDATE per table, items first (the order a decision locks them in),
+    each computed from the row's own current value, so a heartbeat that commits meanwhile
+    is never overwritten with an older expiry."""
+    for table, expiry, held in (
+        (
+            Item.__table__,
+            Item.__table__.c.lease_expires_at,
+            (Item.lease_owner_id == user.id, Item.status == "in_review"),
+        ),
+        (
+            Claim.__table__,
+            Claim.__table__.c.expires_at,
+            (Claim.user_id == user.id, Claim.state.in_(HELD)),
+        ),
+    ):
+        moves = expiry > until if cap else expiry < until
+        session.execute(
+            update(table)
+            .where(*held, expiry > now)
+            .values({expiry.name: case((moves, literal(until, UTCDateTime())), else_=expiry)})
+        )
+    session.flush()
+
+
+def leave(*, session: Session, user: User, now=None) -> None:
     """A page of the app was left (a reload, a navigation or a closed tab): the items the
-    user holds stay theirs only for the grace from now on. Returns how many."""
+    user holds stay theirs only for the grace from now on."""
     now = now or utcnow()
-    rows = _held(session, user, now)
-    for claim, item in rows:
-        _set_expiry(claim, item, min(claim.expires_at, now + LEAVE_GRACE))
-    session.flush()
-    return len(rows)
+    _bound_leases(session, user, now, now + LEAVE_GRACE, cap=True)
 
 
-def keep(*, session: Session, user: User, now=None) -> int:
+def keep(*, session: Session, user: User, now=None) -> None:
     """The user is still on one of Loupe's pages: items they hold stay theirs for at least
-    the grace from now (never less than they had). Returns how many."""
+    the grace from now (never less than they had)."""
     now = now or utcnow()
-    rows = _held(session, user, now)
-    for claim, item in rows:
-        _set_expiry(claim, item, max(claim.expires_at, now + LEAVE_GRACE))
-    session.flush()
-    return len(rows)
+    _bound_leases(session, user, now, now + LEAVE_GRACE, cap=False)
 
 
 def resume(*, session: Session, queue: Queue, claims: list[Claim | None], now=None) -> None:

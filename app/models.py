@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,9 +11,11 @@ from flask_login import UserMixin
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-ITEM_STATUSES = ("pending", "in_review", "done", "auto_accepted", "escalated")
+from app.states import ClaimState, ItemStatus, LabelSource, OutboxKind, RouteDecision, RunStatus
+
+ITEM_STATUSES = tuple(ItemStatus)
 ROLES = ("reviewer", "lead", "scientist", "admin")
-LABEL_SOURCES = ("human", "auto", "audit", "adjudicated")
+LABEL_SOURCES = tuple(LabelSource)
 
 
 def utcnow() -> datetime:
@@ -39,11 +42,38 @@ class UTCDateTime(sa.TypeDecorator):
         return value
 
 
+class StateType(sa.TypeDecorator):
+    """A state column: a VARCHAR in the database, a member of its StrEnum in Python.
+
+    A value outside the enum is refused before it reaches the database (whose CHECK
+    constraint would refuse it too).
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int = 20):
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum(value)
+
+
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def _json(nullable: bool = True) -> Any:
     return Field(default=None, sa_type=JSONType, nullable=nullable)
+
+
+def _state(
+    enum: type[StrEnum], default: Any = None, nullable: bool = False, length: int = 20
+) -> Any:
+    return Field(default=default, sa_type=StateType(enum, length), nullable=nullable)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
@@ -98,9 +128,9 @@ class Item(SQLModel, table=True):
     queue_id: int = Field(foreign_key="review_queue.id")
     external_id: str = Field(max_length=200)
     payload: dict = Field(default_factory=dict, sa_type=JSONType)
-    status: str = Field(default="pending", max_length=20)
+    status: ItemStatus = _state(ItemStatus, ItemStatus.PENDING)
     priority: int = Field(default=0)
-    route_decision: str | None = Field(default=None, max_length=20)
+    route_decision: RouteDecision | None = _state(RouteDecision, nullable=True)
     route_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     lease_owner_id: int | None = Field(default=None, foreign_key="user_account.id")
@@ -132,8 +162,7 @@ class Claim(SQLModel, table=True):
     token: str = Field(max_length=64, unique=True)
     item_id: int = Field(foreign_key="item.id", index=True)
     user_id: int = Field(foreign_key="user_account.id", index=True)
-    # live, decided, released or expired
-    state: str = Field(default="live", max_length=20)
+    state: ClaimState = _state(ClaimState, ClaimState.LIVE)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -173,7 +202,7 @@ class Label(SQLModel, table=True):
     item_id: int = Field(foreign_key="item.id", unique=True)
     queue_id: int = Field(foreign_key="review_queue.id")
     value: str = Field(max_length=200)
-    source: str = Field(max_length=20)
+    source: LabelSource = _state(LabelSource)
     reviewers: list = Field(default_factory=list, sa_type=JSONType)
     decided_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     model_version: str | None = Field(default=None, max_length=120)
@@ -188,7 +217,7 @@ class Outbox(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (sa.Index("ix_outbox_pending", "processed_at", "enqueued_at"),)
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=40)
+    kind: OutboxKind = _state(OutboxKind, length=40)
     label_id: int | None = Field(default=None, foreign_key="final_label.id")
     queue_id: int = Field(foreign_key="review_queue.id", index=True)
     # kind "rescore": the version whose activation the waiting items must follow.
@@ -207,7 +236,7 @@ class TrainingExample(SQLModel, table=True):
     item_id: int = Field(foreign_key="item.id")
     features: dict = Field(default_factory=dict, sa_type=JSONType)
     target: str = Field(max_length=200)
-    source: str = Field(max_length=20)
+    source: LabelSource = _state(LabelSource)
     decided_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # The first model version trained on this example; from then on its label is final.
@@ -245,8 +274,7 @@ class TrainingRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id")
     trigger: str = Field(max_length=200)
-    # running, trained, skipped or failed
-    status: str = Field(default="running", max_length=20)
+    status: RunStatus = _state(RunStatus, RunStatus.RUNNING)
     message: str | None = Field(default=None, max_length=2000)
     version_id: int | None = Field(default=None, foreign_key="model_version.id")
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from app.db import session_scope
 from app.learning.feedback import mark_enqueued, outbox_due
 from app.models import Outbox
+from app.states import OutboxKind
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +156,11 @@ def _enqueue_once(conn, job_id, func, *, args, kwargs=None, is_live) -> Job | No
 
 def enqueue_outbox(conn: Redis, rows: list[tuple]) -> None:
     """Hands outbox rows (id, kind, queue_id, model_version_id) to RQ."""
-    examples = [r[0] for r in rows if r[1] == "training_example"]
+    examples = [r[0] for r in rows if r[1] == OutboxKind.TRAINING_EXAMPLE]
     if examples:
         enqueue_training_examples(conn, examples)
     for outbox_id, kind, queue_id, version_id in rows:
-        if kind == "rescore":
+        if kind == OutboxKind.RESCORE:
             enqueue_rescore(conn, queue_id, version_id, outbox_id)
 
 

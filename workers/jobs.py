@@ -33,6 +33,7 @@ from app.models import Outbox, Queue, utcnow
 from app.queues.service import policy_of
 from app.review.service import expire_leases
 from app.settings import Settings
+from app.states import RunStatus
 from app.tasks import (
     RETRAIN_TIMEOUT,
     enqueue_retrain,
@@ -119,7 +120,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
         with session_scope(engine) as session:
             queue = session.get(Queue, queue_id)
             if queue is None:
-                return {"status": "skipped", "why": "queue no longer exists"}
+                return {"status": RunStatus.SKIPPED, "why": "queue no longer exists"}
             if policy_of(queue).train_on_auto:
                 materialize_auto_examples(session=session, queue_id=queue_id)
             run_id = start_run(session=session, queue_id=queue_id, trigger=reason).id
@@ -130,7 +131,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
                 str(exc) if isinstance(exc, TrainingFailed) else f"{type(exc).__name__}: {exc}"
             )
             with session_scope(engine) as session:
-                finish_run(session=session, run_id=run_id, status="failed", message=message)
+                finish_run(session=session, run_id=run_id, status=RunStatus.FAILED, message=message)
             # Do not retry on every new label: wait a while or for a person to ask.
             conn.set(retrain_backoff_key(queue_id), message, ex=RETRAIN_BACKOFF_SECONDS)
             log.warning("retraining queue %s failed: %s", queue_id, message)
@@ -158,7 +159,7 @@ def _train(engine, queue_id: int, seed: int) -> dict:
         settings = settings_hash(training_settings(queue, seed))
         if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap, settings=settings):
             return {
-                "status": "skipped",
+                "status": RunStatus.SKIPPED,
                 "why": "no new training examples or settings since the last version",
             }
         active = active_for_comparison(session, queue_id)
@@ -166,10 +167,10 @@ def _train(engine, queue_id: int, seed: int) -> dict:
     with session_scope(engine) as session:
         version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
         if version is None:
-            return {"status": "skipped", "why": "another run stored this snapshot first"}
+            return {"status": RunStatus.SKIPPED, "why": "another run stored this snapshot first"}
         log.info("queue %s: trained %s", queue.name, version.version)
         return {
-            "status": "trained",
+            "status": RunStatus.TRAINED,
             "version": version.version,
             "version_id": version.id,
             "active": version.active,

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.models import Item, Label, Outbox, TrainingExample, utcnow
 from app.queues.service import TRAINABLE_SOURCES, policy_of
+from app.states import LabelSource, OutboxKind
 
 # An outbox row handed to RQ but not done after this long is handed over again.
 STALE_AFTER = timedelta(minutes=2)
@@ -25,7 +26,7 @@ def add_to_outbox(*, session: Session, label: Label) -> Outbox | None:
     if label.source not in TRAINABLE_SOURCES:
         return None
     row = Outbox(
-        kind="training_example",
+        kind=OutboxKind.TRAINING_EXAMPLE,
         label_id=label.id,
         queue_id=label.queue_id,
         enqueued_at=utcnow(),
@@ -68,7 +69,7 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
     Returns the queue id when a new example was written, else None.
     """
     row = session.get(Outbox, outbox_id)
-    if row is None or row.processed_at is not None or row.kind != "training_example":
+    if row is None or row.processed_at is not None or row.kind != OutboxKind.TRAINING_EXAMPLE:
         return None
     label = session.get(Label, row.label_id)
     item = session.get(Item, label.item_id)
@@ -130,12 +131,12 @@ def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
             Label.item_id,
             Item.payload,
             Label.value,
-            literal("auto"),
+            literal(LabelSource.AUTO.value),
             Label.decided_at,
             literal(utcnow(), type_=TrainingExample.__table__.c.created_at.type),
         )
         .join(Item, Item.id == Label.item_id)
-        .where(Label.queue_id == queue_id, Label.source == "auto", missing)
+        .where(Label.queue_id == queue_id, Label.source == LabelSource.AUTO, missing)
     )
     rows = session.execute(
         insert(TrainingExample)

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from app.errors import Conflict, NotFound
 from app.learning.training import activate
 from app.models import ModelVersion, Queue, TrainingExample, TrainingRun, utcnow
+from app.states import RunStatus
 
 
 def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
@@ -98,14 +99,14 @@ def rollback(*, session: Session, queue: Queue, user) -> ModelVersion:
 
 
 def start_run(*, session: Session, queue_id: int, trigger: str) -> TrainingRun:
-    run = TrainingRun(queue_id=queue_id, trigger=trigger[:200], status="running")
+    run = TrainingRun(queue_id=queue_id, trigger=trigger[:200], status=RunStatus.RUNNING)
     session.add(run)
     session.flush()
     return run
 
 
 def finish_run(
-    *, session: Session, run_id: int, status: str, message: str | None, version_id=None
+    *, session: Session, run_id: int, status: RunStatus, message: str | None, version_id=None
 ) -> None:
     session.execute(
         update(TrainingRun)
@@ -147,11 +148,13 @@ def fail_abandoned_runs(*, session: Session, alive, now=None) -> int:
     once it holds the lock, and finishes before it lets go, so this cannot catch a live one.
     """
     now = now or utcnow()
-    stale = session.scalars(select(TrainingRun).where(TrainingRun.status == "running")).all()
+    stale = session.scalars(
+        select(TrainingRun).where(TrainingRun.status == RunStatus.RUNNING)
+    ).all()
     n = 0
     for run in stale:
         if not alive(run.queue_id):
-            run.status = "failed"
+            run.status = RunStatus.FAILED
             run.message = "the worker stopped during the run (killed or crashed)"
             run.finished_at = now
             n += 1

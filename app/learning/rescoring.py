@@ -16,6 +16,7 @@ from app.db import session_scope
 from app.ingest.bulk import insert_rows
 from app.learning.scoring import load_version
 from app.models import Item, ModelVersion, Prediction, utcnow
+from app.states import ItemStatus
 
 BATCH = 1000
 
@@ -29,7 +30,7 @@ class Progress:
 def _waiting_batch(session: Session, queue_id: int, after_id: int, size: int):
     items = session.execute(
         select(Item.id, Item.payload)
-        .where(Item.queue_id == queue_id, Item.status == "pending", Item.id > after_id)
+        .where(Item.queue_id == queue_id, Item.status == ItemStatus.PENDING, Item.id > after_id)
         .order_by(Item.id)
         .limit(size)
     ).all()
@@ -120,7 +121,7 @@ def _still_waiting(session: Session, ids: list[int]) -> set[int]:
     claim cannot slip in between (it skips them for that moment instead)."""
     if not ids:
         return set()
-    stmt = select(Item.id).where(Item.id.in_(ids), Item.status == "pending")
+    stmt = select(Item.id).where(Item.id.in_(ids), Item.status == ItemStatus.PENDING)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return set(session.scalars(stmt))

@@ -32,6 +32,7 @@ from app.learning.registry import (
 )
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
+from app.states import RunStatus
 from app.tasks import DEAD_RUN_AFTER, enqueue_retrain, relay_outbox, retrain_lock_key
 
 bp = Blueprint("models", __name__)
@@ -112,7 +113,7 @@ def index(name: str):
     queue = get_queue(session=session, name=name, user=current_user)
     versions = versions_of(session=session, queue=queue)
     runs = runs_of(session=session, queue=queue)
-    running = [r for r in runs if r.status == "running"]
+    running = [r for r in runs if r.status == RunStatus.RUNNING]
     asked = _asked_runs(queue.id, runs)
     template = "models/_registry.html" if _is_htmx() else "models/index.html"
     response = make_response(

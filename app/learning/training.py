@@ -40,6 +40,7 @@ from app.models import (
     utcnow,
 )
 from app.queues.service import HUMAN_SOURCES, policy_of
+from app.states import LabelSource, OutboxKind
 
 MIN_EXAMPLES = 10
 # Bump when the default pipeline changes, so the same data and policy train a new version.
@@ -94,7 +95,7 @@ def _hash_rows(rows: list[Row]) -> str:
 
 def take_snapshot(*, session: Session, queue_id: int, include_auto: bool = False) -> Snapshot:
     """The queue's training examples, oldest first, named by a hash of their content."""
-    sources = (*HUMAN_SOURCES, "auto") if include_auto else HUMAN_SOURCES
+    sources = (*HUMAN_SOURCES, LabelSource.AUTO) if include_auto else HUMAN_SOURCES
     result = session.execute(
         select(
             TrainingExample.id,
@@ -603,7 +604,9 @@ def activate(*, session: Session, version: ModelVersion, by: str) -> int:
     version.active = True
     version.activated_at = utcnow()
     version.activated_by = by[:200]
-    rescore = Outbox(kind="rescore", queue_id=version.queue_id, model_version_id=version.id)
+    rescore = Outbox(
+        kind=OutboxKind.RESCORE, queue_id=version.queue_id, model_version_id=version.id
+    )
     session.add(rescore)
     session.flush()
     return rescore.id

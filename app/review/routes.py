@@ -28,6 +28,7 @@ from app.review import actions, presence
 from app.review.service import AlreadyDecided, decide, live_claim, release
 from app.review.view import preview_view, review_view
 from app.review.workflow import next_for_reviewer, skip
+from app.states import ClaimState
 from app.tasks import hand_over_outbox
 
 bp = Blueprint("review", __name__)
@@ -58,7 +59,7 @@ def _render(queue, claim, notice: Notice | None = None, status: int = 200, ahead
     ahead_view = None
     if view is not None:
         if ahead is _UNKNOWN:
-            ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+            ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
         if ahead is not None:
             ahead_view = preview_view(session=s, queue=queue, item=s.get(Item, ahead.item_id))
     context = {
@@ -252,7 +253,7 @@ def heartbeat_view(name: str, token: str):
     except (Gone, NotFound):
         s.commit()
         return jsonify({"error": "gone", "message": "This item is no longer yours."}), 410
-    ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+    ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
     if ahead is not None:
         ahead.expires_at = expires
         s.get(Item, ahead.item_id).lease_expires_at = expires

@@ -11,7 +11,15 @@ from flask_login import UserMixin
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-from app.states import ClaimState, ItemStatus, LabelSource, OutboxKind, RouteDecision, RunStatus
+from app.states import (
+    ClaimState,
+    ItemStatus,
+    LabelSource,
+    OutboxKind,
+    RouteDecision,
+    RunStatus,
+    sql_in,
+)
 
 ITEM_STATUSES = tuple(ItemStatus)
 ROLES = ("reviewer", "lead", "scientist", "admin")
@@ -76,6 +84,11 @@ def _state(
     return Field(default=default, sa_type=StateType(enum, length), nullable=nullable)
 
 
+def _check(table: str, column: str, enum: type[StrEnum]) -> sa.CheckConstraint:
+    """The column holds one of the enum's values (added to existing tables by 0006)."""
+    return sa.CheckConstraint(sql_in(column, enum), name=f"ck_{table}_{column}")
+
+
 def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
@@ -123,6 +136,8 @@ class Item(SQLModel, table=True):
         # Matches the claim's WHERE and ORDER BY, so the next item is one index probe.
         sa.Index("ix_item_claim_order", "queue_id", "status", sa.text("priority DESC"), "id"),
         sa.Index("ix_item_lease_expiry", "queue_id", "status", "lease_expires_at"),
+        _check("item", "status", ItemStatus),
+        _check("item", "route_decision", RouteDecision),
     )
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id")
@@ -157,7 +172,10 @@ class Prediction(SQLModel, table=True):
 class Claim(SQLModel, table=True):
     __tablename__ = "claim"
     # The claims a user holds right now (live or ahead): see app.review.presence.
-    __table_args__ = (sa.Index("ix_claim_holder", "user_id", "state", "expires_at"),)
+    __table_args__ = (
+        sa.Index("ix_claim_holder", "user_id", "state", "expires_at"),
+        _check("claim", "state", ClaimState),
+    )
     id: int | None = Field(default=None, primary_key=True)
     token: str = Field(max_length=64, unique=True)
     item_id: int = Field(foreign_key="item.id", index=True)
@@ -197,7 +215,10 @@ class Label(SQLModel, table=True):
     """The final answer for an item, with the provenance exports carry."""
 
     __tablename__ = "final_label"
-    __table_args__ = (sa.Index("ix_final_label_queue_decided", "queue_id", "decided_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_final_label_queue_decided", "queue_id", "decided_at", "id"),
+        _check("final_label", "source", LabelSource),
+    )
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="item.id", unique=True)
     queue_id: int = Field(foreign_key="review_queue.id")
@@ -215,7 +236,10 @@ class Outbox(SQLModel, table=True):
     """Work promised in the same transaction as a decision, handed to RQ by the relay."""
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_pending", "processed_at", "enqueued_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_pending", "processed_at", "enqueued_at"),
+        _check("outbox", "kind", OutboxKind),
+    )
     id: int | None = Field(default=None, primary_key=True)
     kind: OutboxKind = _state(OutboxKind, length=40)
     label_id: int | None = Field(default=None, foreign_key="final_label.id")
@@ -230,6 +254,7 @@ class Outbox(SQLModel, table=True):
 
 class TrainingExample(SQLModel, table=True):
     __tablename__ = "training_example"
+    __table_args__ = (_check("training_example", "source", LabelSource),)
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id", index=True)
     label_id: int = Field(foreign_key="final_label.id", unique=True)
@@ -269,7 +294,10 @@ class TrainingRun(SQLModel, table=True):
     """One attempt to train a model version: why it started and how it ended."""
 
     __tablename__ = "training_run"
-    __table_args__ = (sa.Index("ix_training_run_queue_started", "queue_id", "started_at"),)
+    __table_args__ = (
+        sa.Index("ix_training_run_queue_started", "queue_id", "started_at"),
+        _check("training_run", "status", RunStatus),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id")

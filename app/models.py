@@ -249,7 +249,12 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     enqueued_at: datetime | None = _ts()
     processed_at: datetime | None = _ts()
+    # Hand-overs to RQ so far. Once LOUPE_OUTBOX_MAX_ATTEMPTS of them failed or were lost,
+    # the relay parks the row (see app.learning.parking) until an admin retries it.
     attempts: int = Field(default=0)
+    parked_at: datetime | None = _ts(index=True)
+    # The exception (traceback) of the row's last failed job.
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class TrainingExample(SQLModel, table=True):

@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from app.db import session_scope
 from app.learning.feedback import mark_enqueued, outbox_due
+from app.learning.parking import sort_out
 from app.models import Outbox
 from app.states import OutboxKind
 
@@ -50,7 +51,11 @@ def hand_over_outbox(engine, conn: Redis, outbox_id: int | None) -> None:
     except Exception:  # noqa: BLE001 - Redis down must not fail a stored decision
         log.warning("Redis unavailable; outbox row %s left for the relay", outbox_id)
         with session_scope(engine) as s:
-            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(enqueued_at=None))
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id)
+                .values(enqueued_at=None, attempts=Outbox.attempts - 1)
+            )
 
 
 def retrain_lock_key(queue_id: int) -> str:
@@ -171,6 +176,7 @@ def relay_outbox(engine, conn: Redis, now=None) -> int:
     """
     with session_scope(engine, write=False) as session:
         rows = outbox_due(session=session, now=now)
+    rows = sort_out(engine, conn, rows, now=now)  # less jobs under way and rows it parks
     if not rows:
         return 0
     try:

@@ -9,7 +9,7 @@ from sqlmodel import SQLModel
 
 from app.db import get_engine
 from app.settings import PROJECT_ROOT
-from tests.test_states import ROWS
+from tests.test_states import ROWS, STATE_COLUMNS
 
 
 def _schema_diff(conn):
@@ -83,5 +83,8 @@ def test_this_databases_newest_migrations_downgrade_and_upgrade_again(app, engin
     finally:
         command.upgrade(cfg, "head")
     with engine.connect() as conn:
-        assert "ck_item_status" in {c["name"] for c in inspect(conn).get_check_constraints("item")}
+        for model, column, _enum in STATE_COLUMNS:
+            table = model.__tablename__
+            checks = {c["name"] for c in inspect(conn).get_check_constraints(table)}
+            assert f"ck_{table}_{column}" in checks, table
         assert _schema_diff(conn) == []

@@ -39,13 +39,14 @@ def add_to_outbox(*, session: Session, label: Label) -> Outbox | None:
 
 def outbox_due(*, session: Session, now=None, limit: int = 500) -> list[tuple]:
     """(id, kind, queue_id, model_version_id) of the outbox rows never handed to RQ, or
-    handed over so long ago that the job was lost."""
+    handed over so long ago that the job was lost; parked rows wait for a person."""
     now = now or utcnow()
     return list(
         session.execute(
             select(Outbox.id, Outbox.kind, Outbox.queue_id, Outbox.model_version_id)
             .where(
                 Outbox.processed_at.is_(None),
+                Outbox.parked_at.is_(None),
                 or_(Outbox.enqueued_at.is_(None), Outbox.enqueued_at < now - STALE_AFTER),
             )
             .order_by(Outbox.id)
@@ -71,7 +72,9 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
     row = session.get(Outbox, outbox_id)
     if row is None or row.processed_at is not None or row.kind != OutboxKind.TRAINING_EXAMPLE:
         return None
-    label = session.get(Label, row.label_id)
+    label = session.get(Label, row.label_id) if row.label_id is not None else None
+    if label is None:
+        raise LookupError(f"outbox row {outbox_id}: its label {row.label_id} does not exist")
     item = session.get(Item, label.item_id)
     dialect = session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(

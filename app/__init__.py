@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
     app.teardown_appcontext(close_db_session)
 
+    from app.admin.routes import bp as admin_bp
+    from app.api import outbox as _outbox_views  # noqa: F401  (its views join the api blueprint)
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
     from app.learning.routes import bp as models_bp
@@ -75,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.review.routes import bp as review_bp
 
     csrf.exempt(api_bp)
-    for bp in (auth_bp, queues_bp, review_bp, models_bp, api_bp, ops_bp):
+    for bp in (auth_bp, queues_bp, review_bp, models_bp, api_bp, ops_bp, admin_bp):
         app.register_blueprint(bp)
     openapi.register(app)
 

@@ -74,7 +74,7 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
         return None
     label = session.get(Label, row.label_id) if row.label_id is not None else None
     if label is None:
-        raise LookupError(f"outbox row {outbox_id}: its label {row.label_id} does not exist")
+        raise LookupError(f"outbox row {outbox_id} has no label to make a training example of")
     item = session.get(Item, label.item_id)
     dialect = session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(

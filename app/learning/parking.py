@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 LOST = "the job was lost on every hand-over (Redis lost it, or no worker finished it)"
 # Tracebacks are kept whole unless longer than this; the end, which names the error, stays.
 MAX_ERROR = 20_000
+# Ended without doing the work. A job in any state but these and finished is under way
+# (queued, started, deferred, scheduled, ...).
 _FAILED = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
-# Anything else but finished is on its way: queued, started, deferred, scheduled, ...
-_DONE_OR_FAILED = {JobStatus.FINISHED, *_FAILED}
 
 
 def outbox_job_id(outbox_id: int) -> str:
@@ -40,12 +40,12 @@ def outbox_job_id(outbox_id: int) -> str:
     return f"outbox-{outbox_id}"
 
 
-def _job_error(job: Job) -> str:
+def _job_error(job: Job, status: JobStatus) -> str:
     """The failed job's exception, as the worker recorded it (the whole traceback)."""
     result = job.latest_result()
     text = result.exc_string if result is not None else None
     if not text:
-        return f"the job ended as {job.get_status(refresh=False)} without an error message"
+        return f"the job was {JobStatus(status).value} without an error message"
     return text.strip()[-MAX_ERROR:]
 
 
@@ -85,8 +85,8 @@ def sort_out(
         for outbox_id, job in zip(handed, jobs, strict=True):
             status = job.get_status(refresh=False) if job is not None else None
             if status in _FAILED:
-                errors[outbox_id] = _job_error(job)
-            elif status is None or status in _DONE_OR_FAILED:
+                errors[outbox_id] = _job_error(job, status)
+            elif status is None or status == JobStatus.FINISHED:
                 # Gone, or finished without doing the row's work: lost either way.
                 errors[outbox_id] = None
             else:
@@ -118,14 +118,22 @@ def sort_out(
     return [r for r in rows if r[0] not in skip]
 
 
-def parked_rows(*, session: Session, limit: int = 500) -> list[dict]:
-    """The parked outbox rows, newest first, with what each was for and its error."""
-    stmt = (
+def _with_context():
+    """Outbox rows with their queue and what they were for: the labelled item's external id
+    (training examples) or the version to re-score with."""
+    return (
         select(Outbox, Queue.name, Item.external_id, ModelVersion.version)
         .join(Queue, Queue.id == Outbox.queue_id)
         .outerjoin(Label, Label.id == Outbox.label_id)
         .outerjoin(Item, Item.id == Label.item_id)
         .outerjoin(ModelVersion, ModelVersion.id == Outbox.model_version_id)
+    )
+
+
+def parked_rows(*, session: Session, limit: int = 500) -> list[dict]:
+    """The parked outbox rows, newest first, with what each was for and its error."""
+    stmt = (
+        _with_context()
         .where(Outbox.parked_at.is_not(None))
         .order_by(Outbox.parked_at.desc(), Outbox.id.desc())
         .limit(limit)
@@ -135,14 +143,7 @@ def parked_rows(*, session: Session, limit: int = 500) -> list[dict]:
 
 def outbox_row(*, session: Session, outbox_id: int) -> dict:
     """One outbox row as parked_rows shows it, parked or not (the page follows a retry)."""
-    found = session.execute(
-        select(Outbox, Queue.name, Item.external_id, ModelVersion.version)
-        .join(Queue, Queue.id == Outbox.queue_id)
-        .outerjoin(Label, Label.id == Outbox.label_id)
-        .outerjoin(Item, Item.id == Label.item_id)
-        .outerjoin(ModelVersion, ModelVersion.id == Outbox.model_version_id)
-        .where(Outbox.id == outbox_id)
-    ).first()
+    found = session.execute(_with_context().where(Outbox.id == outbox_id)).first()
     if found is None:
         raise NotFound(f"No outbox row {outbox_id}.")
     return _row(*found)
@@ -170,7 +171,7 @@ def _row(row: Outbox, queue: str, external_id: str | None, version: str | None) 
         "id": row.id,
         "kind": row.kind,
         "queue": queue,
-        # What the job was for: the labelled item, or the version whose scores to apply.
+        # What the job was for: the labelled item, or the version to re-score with.
         "external_id": external_id,
         "model_version": version,
         "state": state,

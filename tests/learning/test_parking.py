@@ -1,5 +1,5 @@
 """Failed jobs are visible: an outbox row whose job keeps failing is parked after N attempts
-with the job's error."""
+with the job's error, shown to admins (page and API) and retried from there."""
 
 from datetime import timedelta
 
@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 
 from app.db import session_scope
 from app.learning.feedback import STALE_AFTER
-from app.models import Outbox, TrainingExample, utcnow
+from app.models import Label, Outbox, TrainingExample, utcnow
 from app.tasks import FEEDBACK_QUEUE, relay_outbox
 from tests.conftest import item
+from tests.review.test_review_pages import login
 
 ATTEMPTS = 3
 
@@ -46,6 +47,11 @@ def break_row(engine) -> int:
     with session_scope(engine) as s:
         s.execute(update(Outbox).values(label_id=None))
         return s.scalar(select(Outbox.id))
+
+
+def fix_row(engine) -> None:
+    with session_scope(engine) as s:
+        s.execute(update(Outbox).values(label_id=s.scalar(select(Label.id))))
 
 
 def outbox(db):
@@ -119,3 +125,89 @@ def test_a_hand_over_redis_refused_is_not_counted(app, client, make, db, engine,
     assert outbox(db).attempts == 0
     assert relay_outbox(engine, redis) == 1
     assert outbox(db).attempts == 1
+
+
+def test_admins_see_parked_jobs_with_their_error_and_retry_them_through_the_api(
+    client, make, db, engine, redis, run_jobs
+):
+    outbox_id, _ = park(client, make, engine, redis, run_jobs, db)
+    admin = make.user("admin")
+    r = client.get("/api/v1/outbox/parked", headers=admin["headers"])
+    assert r.status_code == 200
+    (job,) = r.json["parked"]
+    assert job["id"] == outbox_id and job["kind"] == "training_example"
+    assert job["queue"] == "claims" and job["attempts"] == ATTEMPTS
+    assert job["error"].startswith("LookupError: outbox row")
+    assert job["traceback"].startswith("Traceback") and job["parked_at"]
+
+    fix_row(engine)
+    r = client.post(f"/api/v1/outbox/{outbox_id}/retry", headers=admin["headers"])
+    assert r.status_code == 202 and r.json == {"id": outbox_id, "state": "retrying"}
+    assert outbox(db).parked_at is None and outbox(db).attempts == 1  # handed over again
+    assert client.get("/api/v1/outbox/parked", headers=admin["headers"]).json == {"parked": []}
+    run_jobs()
+    assert db.count(TrainingExample) == 1
+    assert db.count(Outbox, Outbox.processed_at.is_(None)) == 0
+    # Only a parked row can be retried.
+    r = client.post(f"/api/v1/outbox/{outbox_id}/retry", headers=admin["headers"])
+    assert r.status_code == 409 and r.json["error"] == "conflict"
+    r = client.post("/api/v1/outbox/999999/retry", headers=admin["headers"])
+    assert r.status_code == 404 and r.json["error"] == "not_found"
+
+
+def test_only_admins_see_or_retry_parked_jobs(app, client, make, db, engine, redis, run_jobs):
+    outbox_id, _ = park(client, make, engine, redis, run_jobs, db)
+    for role in ("reviewer", "lead", "scientist"):
+        user = make.user(role, queues=["claims"])
+        r = client.get("/api/v1/outbox/parked", headers=user["headers"])
+        assert r.status_code == 403 and r.json["error"] == "forbidden"
+        r = client.post(f"/api/v1/outbox/{outbox_id}/retry", headers=user["headers"])
+        assert r.status_code == 403
+        browser = app.test_client()
+        token = login(browser, user)
+        assert browser.get("/admin/jobs").status_code == 403
+        r = browser.post(
+            f"/admin/jobs/{outbox_id}/retry", headers={"HX-Request": "true", "X-CSRFToken": token}
+        )
+        assert r.status_code == 403
+        assert "/admin/jobs" not in browser.get("/queues").get_data(as_text=True)
+    assert client.get("/api/v1/outbox/parked").status_code == 401
+    assert outbox(db).parked_at is not None
+
+
+def test_the_failed_jobs_page_lists_parked_jobs_and_retries_one(
+    app, client, make, db, engine, redis, run_jobs
+):
+    outbox_id, _ = park(client, make, engine, redis, run_jobs, db)
+    admin = make.user("admin")
+    token = login(client, admin)
+    home = client.get("/queues").get_data(as_text=True)
+    assert 'href="/admin/jobs"' in home and "1 parked" in home
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert f'id="job-{outbox_id}"' in page and "LookupError: outbox row" in page
+    assert "Training example" in page and "Retry" in page
+
+    fix_row(engine)
+    r = client.post(
+        f"/admin/jobs/{outbox_id}/retry", headers={"HX-Request": "true", "X-CSRFToken": token}
+    )
+    assert r.status_code == 200 and "HX-Request" in r.headers["Vary"]
+    row = r.get_data(as_text=True)
+    assert row.startswith("<tr") and "handed to a worker" in row and 'hx-trigger="every' in row
+    run_jobs()
+    row = client.get(f"/admin/jobs/{outbox_id}", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
+    assert "done" in row and "hx-trigger" not in row
+    assert db.count(TrainingExample) == 1
+    assert "No parked jobs" in client.get("/admin/jobs").get_data(as_text=True)
+
+
+def test_the_openapi_document_lists_the_failed_jobs_endpoints(client):
+    spec = client.get("/api/openapi.json").json
+    parked = spec["paths"]["/api/v1/outbox/parked"]["get"]
+    assert {"200", "401", "403"} <= set(parked["responses"])
+    ref = parked["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert "parked" in spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+    retry = spec["paths"]["/api/v1/outbox/{outbox_id}/retry"]["post"]
+    assert {"202", "401", "403", "404", "409"} <= set(retry["responses"])

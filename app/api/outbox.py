@@ -1,0 +1,72 @@
+"""Failed jobs through the API (admins): the parked outbox rows, and retrying one."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify
+from pydantic import BaseModel
+from spectree import Response as Doc
+
+from app.api.routes import ERRORS, api_user, bp
+from app.api.schemas import ErrorOut
+from app.auth.service import require
+from app.extensions import db_session, openapi, redis_conn, write_session
+from app.learning.parking import parked_rows, retry_parked
+from app.tasks import relay_outbox
+
+
+class ParkedJobOut(BaseModel):
+    id: int
+    kind: str
+    queue: str
+    external_id: str | None
+    model_version: str | None
+    attempts: int
+    created_at: str
+    parked_at: str
+    error: str | None
+    traceback: str | None
+
+
+class ParkedOut(BaseModel):
+    parked: list[ParkedJobOut]
+
+
+class RetryOut(BaseModel):
+    id: int
+    state: str
+
+
+def _json(row: dict) -> dict:
+    return {
+        **{k: row[k] for k in ParkedJobOut.model_fields},
+        "created_at": row["created_at"].isoformat(),
+        "parked_at": row["parked_at"].isoformat(),
+    }
+
+
+@bp.get("/outbox/parked")
+@openapi.validate(resp=Doc(HTTP_200=ParkedOut, **ERRORS), skip_validation=True, tags=["operations"])
+def parked_view():
+    """Outbox rows the relay parked after their job failed LOUPE_OUTBOX_MAX_ATTEMPTS times,
+    newest first, each with the error of its last attempt (admin)."""
+    user = api_user()
+    require(user, "manage_jobs")
+    return jsonify({"parked": [_json(r) for r in parked_rows(session=db_session())]})
+
+
+@bp.post("/outbox/<int:outbox_id>/retry")
+@openapi.validate(
+    resp=Doc(HTTP_202=RetryOut, HTTP_409=ErrorOut, **ERRORS),
+    skip_validation=True,
+    tags=["operations"],
+)
+def retry_view(outbox_id: int):
+    """Hand a parked row to the workers again, with a fresh count of attempts (admin); 409
+    when it is not parked."""
+    user = api_user()
+    require(user, "manage_jobs")
+    session = write_session()
+    row = retry_parked(session=session, outbox_id=outbox_id)
+    session.commit()
+    relay_outbox(current_app.extensions["loupe.engine"], redis_conn())
+    return jsonify({"id": row.id, "state": "retrying"}), 202

@@ -1,6 +1,7 @@
 """Every stored state is one of its StrEnum's values: in Python, and in the database."""
 
 import importlib.util
+import re
 
 import pytest
 from sqlalchemy import select, text
@@ -77,7 +78,7 @@ def test_the_models_refuse_an_unknown_state_before_the_database_does(app, engine
     make.queue()
     with pytest.raises(StatementError, match="is not a valid ItemStatus"):
         with session_scope(engine) as s:
-            s.add(Item(queue_id=1, external_id="x", status="autoaccepted"))
+            s.add(Item(queue_id=1, external_id="x", status="accepted"))
 
 
 def test_states_come_back_as_their_enum_members(app, engine, make):
@@ -105,3 +106,22 @@ def test_the_migration_lists_the_values_the_enums_have():
     assert lists == {
         (model.__tablename__, column): tuple(enum) for model, column, enum in STATE_COLUMNS
     }
+
+
+def test_auto_accept_is_spelled_one_way():
+    """Prose says "auto-accept(ed)"; code uses the contract's values (route `auto_accept`,
+    status `auto_accepted`, source `auto`) and the policy's `auto_accept_threshold`."""
+    other = re.compile(r"auto ?accept", re.IGNORECASE)  # run together, or two words
+    files = [
+        path
+        for folder in ("app", "workers", "templates", "docs", "bench", "migrations", "tests")
+        for path in (PROJECT_ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".html", ".js", ".css", ".md") and "vendor" not in path.parts
+    ]
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{n}: {line.strip()}"
+        for path in [*files, PROJECT_ROOT / "README.md"]
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if other.search(line)
+    ]
+    assert found == []

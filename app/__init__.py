@@ -13,7 +13,7 @@ from redis.retry import Retry
 from app.db import get_engine
 from app.embedded_redis import embedded_redis_url
 from app.extensions import close_db_session, csrf, login_manager, openapi
-from app.settings import PROJECT_ROOT, Settings
+from app.settings import PROJECT_ROOT, Settings, current_settings, use_settings
 
 
 def resolve_redis_url(settings: Settings) -> str:
@@ -33,8 +33,12 @@ def settle_heap() -> None:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The application factory: settings, extensions, blueprints, errors, CLI."""
-    settings = settings or Settings()
+    """The application factory: settings, extensions, blueprints, errors, CLI.
+
+    The settings given (else the process's, see app.settings.current_settings) become the
+    process's: jobs and domain code that run in it read the same ones.
+    """
+    settings = use_settings(settings or current_settings())
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -77,8 +81,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.review.routes import bp as review_bp
 
     csrf.exempt(api_bp)
-    for bp in (auth_bp, queues_bp, review_bp, models_bp, api_bp, ops_bp, admin_bp):
+    for bp in (auth_bp, queues_bp, review_bp, models_bp, api_bp, ops_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(admin_bp)
     openapi.register(app)
 
     from app.api.errors import register_error_handlers

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from app.settings import PROJECT_ROOT, Settings
+from app.settings import PROJECT_ROOT, current_settings
 
 
 def _engine():
     from app.db import get_engine
 
-    return get_engine(Settings().resolved_database_url())
+    return get_engine(current_settings().resolved_database_url())
 
 
 def upgrade_database(url: str | None = None) -> None:
@@ -24,7 +24,7 @@ def upgrade_database(url: str | None = None) -> None:
 
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    cfg.attributes["database_url"] = url or Settings().resolved_database_url()
+    cfg.attributes["database_url"] = url or current_settings().resolved_database_url()
     command.upgrade(cfg, "head")
 
 
@@ -159,6 +159,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--name", default=None)
 def worker(burst: bool, name: str | None) -> None:
     """An RQ worker for Loupe's queues, with the periodic maintenance."""
+    # Here, not at the top: it imports scikit-learn, which other commands need not wait for.
     from workers.worker import run_worker
 
     run_worker(burst=burst, name=name)

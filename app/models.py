@@ -336,7 +336,7 @@ class ModelVersion(SQLModel, table=True):
     settings_hash: str = Field(default="", max_length=64)
     snapshot_id: int | None = Field(default=None, foreign_key="training_snapshot.id")
     # Everything needed to use and to explain it: feature columns, conformal threshold,
-    # parameters, seed, library versions, data summary (see learning/training.py).
+    # parameters, seed, library versions, data summary (see learning/fitting.py).
     card: dict = Field(default_factory=dict, sa_type=JSONType)
     # Last time it became the active version: rolling back means the one active before.
     activated_at: datetime | None = _ts()

@@ -53,3 +53,20 @@ class Settings(BaseSettings):
             f"SECRET_KEY is not set and LOUPE_ENV={self.loupe_env!r}: refusing to start. "
             "Set SECRET_KEY to a long random string."
         )
+
+
+_current: Settings | None = None
+
+
+def use_settings(settings: Settings) -> Settings:
+    """Makes these the settings of this process: create_app and the worker call it once, and
+    forked work-horses inherit them."""
+    global _current
+    _current = settings
+    return settings
+
+
+def current_settings() -> Settings:
+    """The settings of this process: those its entry point chose, else read once from the
+    environment (a CLI command, a script)."""
+    return _current if _current is not None else use_settings(Settings())

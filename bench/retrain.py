@@ -13,22 +13,23 @@ auto-accepted labels) and fills it, untimed, with generated claims
 (`app.demo.claims.generate_claims`): per claim an `item` row (status `done`), a `final_label`
 row (source `human`) and a `training_example` row (features = the payload, target = the label,
 source `human`, `decided_at` one second after the previous one), bulk-inserted with explicit
-ids through `app.ingest.bulk.insert_rows`.
+ids through `app.bulk.insert_rows`.
 
 Retraining: one run is timed in a fresh child process (so its peak RSS is its own), the
-modules imported and the heap settled first as `loupe worker` does, then the three steps of
-`workers.jobs._train`, each with its own clock: *snapshot* (read session:
-`take_snapshot`, `snapshot_is_new`, `active_version`), *fit* (`app.learning.training.fit`:
-time-ordered split, column choice and feature table, the ColumnTransformer + logistic
-regression pipeline inside temperature calibration with 5-fold CV, the MAPIE conformal
-threshold, evaluation, the model card and the skops save) and *store* (write session: snapshot and
-version rows, examples marked as used, promotion). Inside `fit`, the feature table, the
-conformal threshold, the evaluation and the card's `git rev-parse` are timed by wrapping the
-functions `fit` calls (module attributes, in the child only); the calibrated fit is the card's
-`fit_seconds` minus the feature table; the statements on `training_example` during the store
-(marking the examples as used) are timed with SQLAlchemy execute events. The peak RSS is the
-child's VmHWM right after the store (not `ru_maxrss`, which Linux carries over from the parent
-through fork and exec). Baseline, in the same child after the run:
+modules imported and the heap settled first as `loupe worker` does, then one call of
+`app.learning.training.train_model_version` on the engine, as the retraining job makes it,
+whose three steps it times itself: *snapshot* (read session: `take_snapshot`,
+`snapshot_is_new`, `active_for_comparison`), *fit* (`app.learning.fitting.fit`: time-ordered
+split, column choice and feature table, the ColumnTransformer + logistic regression pipeline
+inside temperature calibration with 5-fold CV, the MAPIE conformal threshold, evaluation, the
+model card and the skops save) and *store* (write session: snapshot and version rows, examples
+marked as used, promotion). Inside `fit`, the feature table, the conformal threshold, the
+evaluation and the card's `git rev-parse` are timed by wrapping the functions `fit` calls
+(module attributes, in the child only); the calibrated fit is the card's `fit_seconds` minus
+the feature table; the statements on `training_example` during the store (marking the
+examples as used) are timed with SQLAlchemy execute events. The peak RSS is the child's VmHWM
+right after the run (not `ru_maxrss`, which Linux carries over from the parent through fork
+and exec). Baseline, in the same child after the run:
 `build_pipeline(columns, seed).fit(x_train, y_train)` once on the same training rows (the
 feature table built before its clock starts), no calibration, conformal step or evaluation
 (two more bare fits follow, only to show the spread). Ratio = run total ÷ bare fit. Unless
@@ -86,7 +87,7 @@ from ingest import (  # noqa: E402
 START, END = "<!-- retrain:start -->", "<!-- retrain:end -->"
 TRAIN_SEED = 11  # generate_claims seed of the labelled examples
 PENDING_SEED = 23  # ... of the items waiting to be re-scored
-MODEL_SEED = 0  # what workers.jobs.retrain passes by default
+MODEL_SEED = 0  # what the retraining job passes by default
 CHILD_FLAG = "--_train-child"
 # The comparison run: the same retraining with OpenBLAS (and any OpenMP pool) on one thread.
 SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -152,8 +153,8 @@ def _analyze(engine) -> None:
 
 def insert_labelled(engine, queue_id: int, claims: list[dict]) -> None:
     """Items (done), human final labels and training examples, decided one second apart."""
+    from app.bulk import insert_rows
     from app.db import session_scope
-    from app.ingest.bulk import insert_rows
     from app.models import Item, Label, TrainingExample
 
     tables = ["item", "final_label", "training_example"]
@@ -216,8 +217,8 @@ def insert_labelled(engine, queue_id: int, claims: list[dict]) -> None:
 
 def insert_pending(engine, queue_id: int, claims: list[dict]) -> None:
     """Items waiting for review, scored by no model: status pending, no prediction rows."""
+    from app.bulk import insert_rows
     from app.db import session_scope
-    from app.ingest.bulk import insert_rows
     from app.models import Item
 
     now = datetime.now(UTC)
@@ -306,29 +307,20 @@ class _Clock:
 
 
 def train_child(url: str, queue_id: int) -> dict:
-    """What `workers.jobs._train` does, phase by phase; then the bare-pipeline baseline."""
+    """One run of `train_model_version`, as the retraining job calls it, phase by phase; then
+    the bare-pipeline baseline."""
     sys.path.insert(0, str(ROOT))
     import gc
 
     from app import settle_heap
     from app.db import dispose_all, get_engine, session_scope
-    from app.learning import artifacts, training
+    from app.learning import artifacts, evaluation, fitting, training
     from app.learning.features import choose_columns, table
     from app.learning.pipeline import build_pipeline
-    from app.learning.training import (
-        HUMAN_SOURCES,
-        TRAIN,
-        active_for_comparison,
-        fit,
-        settings_hash,
-        snapshot_is_new,
-        split_roles,
-        store,
-        take_snapshot,
-        training_settings,
-    )
+    from app.learning.snapshot import TRAIN, split_roles, take_snapshot
+    from app.learning.training import train_model_version
     from app.models import Queue
-    from app.queues.service import policy_of
+    from app.queues.service import HUMAN_SOURCES, policy_of
     from workers.worker import preload
 
     preload()
@@ -339,49 +331,52 @@ def train_child(url: str, queue_id: int) -> dict:
         for p in threadpool_info()
     )
     clock = _Clock()
-    clock.wrap(training, "choose_columns", "columns")
-    clock.wrap(training, "table", "table")
-    clock.wrap(training, "conformalize", "conformal")
-    clock.wrap(training, "evaluate", "evaluate")
-    clock.wrap(training, "code_version", "code_version")
+    clock.wrap(fitting, "choose_columns", "columns")
+    clock.wrap(fitting, "table", "table")
+    clock.wrap(fitting, "conformalize", "conformal")
+    clock.wrap(fitting, "evaluate", "evaluate")  # the new model on the held-out rows
+    clock.wrap(evaluation, "evaluate", "evaluate")  # both models on the rows to compare on
+    clock.wrap(fitting, "code_version", "code_version")
     clock.wrap(artifacts, "save", "skops_save")
     engine = get_engine(url)
     marking = _StatementClock(engine, "training_example")  # store: examples marked as used
+    store = training.store
+
+    def store_marked(**kwargs):
+        marking.on = True
+        try:
+            return store(**kwargs)
+        finally:
+            marking.on = False
+
+    training.store = store_marked
     with engine.connect() as c:  # open the pool before the clock, as a running worker has
         c.exec_driver_sql("SELECT 1")
     settle_heap()
     rss_start = peak_rss_mib()
 
     t0 = time.perf_counter()
-    with session_scope(engine, write=False) as session:
-        queue = session.get(Queue, queue_id)
-        snap = take_snapshot(
-            session=session, queue_id=queue_id, include_auto=policy_of(queue).train_on_auto
-        )
-        settings = settings_hash(training_settings(queue, MODEL_SEED))
-        if not snapshot_is_new(session=session, queue_id=queue_id, snap=snap, settings=settings):
-            raise SystemExit("the snapshot already has a version")
-        active = active_for_comparison(session, queue_id)
-    t1 = time.perf_counter()
-    fitted = fit(snap, queue=queue, seed=MODEL_SEED, active=active)
-    t2 = time.perf_counter()
-    marking.on = True
-    with session_scope(engine) as session:
-        version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
-        if version is None:
-            raise SystemExit("another run stored this snapshot first")
-        version_id, version_name, active_now = version.id, version.version, version.active
-        artifact_bytes = len(version.artifact)
-        metrics, card = version.metrics, version.card
-    t3 = time.perf_counter()
-    marking.on = False
+    outcome = train_model_version(db=engine, queue_id=queue_id, seed=MODEL_SEED)
+    total_s = time.perf_counter() - t0
+    if outcome.version is None:
+        raise SystemExit(f"nothing trained: {outcome.why_skipped}")
+    version = outcome.version
+    version_id, version_name, active_now = version.id, version.version, version.active
+    artifact_bytes = len(version.artifact)
+    metrics, card = version.metrics, version.card
     rss_peak = peak_rss_mib()
     rusage_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = outcome.seconds
     phases = dict(clock.seconds)
     phases["mark_used"] = marking.seconds
     phases["mark_used_statements"] = marking.count
 
-    # Baseline: the bare pipeline, fitted once on the same training rows.
+    # Baseline: the bare pipeline, fitted once on the same training rows (read again).
+    with session_scope(engine, write=False) as session:
+        queue = session.get(Queue, queue_id)
+        snap = take_snapshot(session=session, queue_id=queue_id)
+    if snap.content_hash != version.snapshot:
+        raise SystemExit("the baseline read other rows than the run")
     rows = snap.rows
     roles = split_roles(rows)
     train_idx = [i for i, role in enumerate(roles) if role == TRAIN]
@@ -390,11 +385,11 @@ def train_child(url: str, queue_id: int) -> dict:
     columns = choose_columns(
         payloads, [f.model_dump() for f in policy.features] if policy.features else None
     )
-    if columns != fitted.card["columns"]:
+    if columns != card["columns"]:
         raise SystemExit("the baseline chose other columns than the run")
     x_train = table(payloads, columns)
     y_train = [rows[i].target for i in train_idx]
-    del fitted, snap
+    del outcome, version, snap
     gc.collect()
     bare = []
     for _ in range(BARE_REPEATS):  # the first is the baseline; the others show the spread
@@ -407,10 +402,10 @@ def train_child(url: str, queue_id: int) -> dict:
     return {
         "examples": len(rows),
         "human": human,
-        "snapshot_s": t1 - t0,
-        "fit_s": t2 - t1,
-        "store_s": t3 - t2,
-        "total_s": t3 - t0,
+        "snapshot_s": seconds["snapshot"],
+        "fit_s": seconds["fit"],
+        "store_s": seconds["store"],
+        "total_s": total_s,
         "bare_s": bare_s,
         "bare_all_s": bare,
         "blas": blas,
@@ -759,10 +754,12 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         "(autovacuum is off on this server).",
         "",
         "**Retraining** is timed in a fresh child process (modules imported and heap settled "
-        "first, as `loupe worker` does), in the three steps of `workers.jobs._train`, each "
-        "with its own clock: *snapshot* = the read session (`take_snapshot`, "
-        "`snapshot_is_new`, `active_version`; the queue has no model yet, so there is no "
-        "active model to load or compare with); *fit* = `app.learning.training.fit` "
+        "first, as `loupe worker` does), one call of "
+        "`app.learning.training.train_model_version` on the engine, as the retraining job "
+        "makes it, which times its three steps: *snapshot* = the read session "
+        "(`take_snapshot`, `snapshot_is_new`, `active_for_comparison`; the queue has no model "
+        "yet, so there is no active model to load or compare with); *fit* = "
+        "`app.learning.fitting.fit` "
         "(time-ordered split: oldest 60% train, next 20% conformal, newest 20% evaluation, "
         f"e.g. {split['train']:,}/{split['conformal']:,}/{split['evaluation']:,} rows at "
         f"{first['examples']:,}; the column choice and the feature table; the "
@@ -772,7 +769,7 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         "the skops save); "
         "*store* = the write session (snapshot and version rows, every example "
         "marked as used in chunks of 10,000 ids, promotion). Not included: the Redis lock and "
-        "the `training_run` rows of `workers.jobs.retrain`. The parts of *fit* and *store* "
+        "the `training_run` rows of the retraining job. The parts of *fit* and *store* "
         "come from timing the functions `fit` and `store` call (wrapped in the child only) and "
         "SQLAlchemy `before_execute`/`after_execute` events for the statements on "
         "`training_example` during the store; the calibrated fit is the card's `fit_seconds` "

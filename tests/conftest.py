@@ -40,9 +40,9 @@ from app import create_app  # noqa: E402
 from app.auth.service import add_membership, create_token, create_user  # noqa: E402
 from app.cli import upgrade_database  # noqa: E402
 from app.db import get_engine, new_session, session_scope  # noqa: E402
+from app.learning.job_queues import ALL_QUEUES  # noqa: E402
 from app.queues.service import create_queue  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.tasks import ALL_QUEUES  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -243,20 +243,31 @@ def live_server(app):
         time.sleep(0.02)
 
 
+WORKER_LOG_TAIL = 60  # lines of a worker's output shown when its test fails
+
+
 @pytest.fixture
-def worker_process(app):
-    """A real `loupe worker` process, stopped (and reaped) after the test."""
+def worker_process(app, request, tmp_path):
+    """A real `loupe worker` process, stopped (and reaped) after the test.
+
+    Its output goes to a file in the test's tmp_path (a pipe nobody reads would block the
+    worker once full); when the test fails, the report ends with the file's last lines.
+    """
     procs = []
+    request.node.worker_logs = []
 
     def start():
-        p = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
-            cwd=PROJECT,
-            env={**os.environ},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        path = tmp_path / f"worker-{len(procs) + 1}.log"
+        with path.open("wb") as log:  # the child has its own copy of the descriptor
+            p = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker"],
+                cwd=PROJECT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         procs.append(p)
+        request.node.worker_logs.append(path)
         return p
 
     yield start
@@ -267,6 +278,19 @@ def worker_process(app):
             p.wait(timeout=15)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that ran worker processes shows the end of their output."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for path in getattr(item, "worker_logs", []):
+            lines = path.read_text(errors="replace").splitlines()[-WORKER_LOG_TAIL:]
+            report.sections.append(
+                (f"loupe worker output, last {len(lines)} lines of {path}", "\n".join(lines))
+            )
 
 
 def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):

@@ -41,7 +41,7 @@ def test_postgres_urls_use_psycopg3():
 
 
 def test_maintenance_job_returns_expired_items(make, session, engine, redis):
-    from workers.jobs import run_maintenance
+    from workers.maintenance import run_maintenance
 
     make.queue(audit_rate=0)
     make.user("reviewer", queues=["claims"], name="rita")

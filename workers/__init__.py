@@ -1,1 +1,2 @@
-"""Loupe's RQ side: job functions and the worker entry point."""
+"""The worker process: its entry point and the maintenance it runs between jobs (the jobs
+themselves live in app.learning)."""

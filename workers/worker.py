@@ -9,8 +9,9 @@ from redis import Redis
 from rq import Worker
 
 from app import resolve_redis_url, settle_heap
-from app.settings import Settings
-from app.tasks import ALL_QUEUES
+from app.learning.job_queues import ALL_QUEUES
+from app.settings import current_settings
+from workers.maintenance import run_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ class LoupeWorker(Worker):
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         self._loupe_last = time.monotonic()
-        from workers.jobs import run_maintenance
-
         try:
             done = run_maintenance()
             if done["relayed"] or done["expired"]:
@@ -43,14 +42,17 @@ class LoupeWorker(Worker):
 
 
 def preload() -> None:
-    """Imports scikit-learn once in the parent so forked work-horses start fast."""
+    """Imports scikit-learn once in the parent so forked work-horses start fast (the job
+    modules imported above do too; this says it, and serves bench/retrain.py)."""
     import sklearn.linear_model  # noqa: F401
     import sklearn.metrics  # noqa: F401
     import skops.io  # noqa: F401
 
 
 def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
-    settings = Settings()
+    """Runs the worker; its forked work-horses read the settings built here
+    (current_settings)."""
+    settings = current_settings()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.auth.service import require
+from app.auth.service import PERMISSIONS, require
 from app.extensions import db_session, redis_conn, write_session
-from app.learning.parking import outbox_row, parked_rows, retry_parked
-from app.tasks import relay_outbox
+from app.learning.outbox import relay_outbox
+from app.learning.parking import outbox_row, parked_count, parked_rows, retry_parked
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -17,6 +17,21 @@ def _is_htmx() -> bool:
     """An htmx request for a fragment (boosted navigation and history restores get pages)."""
     h = request.headers
     return "HX-Request" in h and "HX-History-Restore-Request" not in h and "HX-Boosted" not in h
+
+
+@bp.app_context_processor
+def _failed_jobs_link() -> dict:
+    """`parked_jobs()` for any page: how many jobs are parked when the user is an admin
+    (the queue list links them to this page with it), else None."""
+
+    def parked_jobs() -> int | None:
+        if not current_user.is_authenticated:
+            return None
+        if current_user.role not in PERMISSIONS["manage_jobs"]:
+            return None
+        return parked_count(session=db_session())
+
+    return {"parked_jobs": parked_jobs}
 
 
 def _fragment(row: dict):

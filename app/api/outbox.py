@@ -10,8 +10,8 @@ from app.api.routes import ERRORS, api_user, bp
 from app.api.schemas import ErrorOut
 from app.auth.service import require
 from app.extensions import db_session, openapi, redis_conn, write_session
+from app.learning.outbox import relay_outbox
 from app.learning.parking import parked_rows, retry_parked
-from app.tasks import relay_outbox
 
 
 class ParkedJobOut(BaseModel):

@@ -35,6 +35,7 @@ from app.exports.service import FORMATS, parse_since, stream_labels
 from app.extensions import db_session, openapi, redis_conn, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson, score_items
+from app.learning.outbox import hand_over_outbox, relay_outbox
 from app.learning.registry import (
     get_version,
     promote,
@@ -45,6 +46,7 @@ from app.learning.registry import (
     version_json,
     versions_of,
 )
+from app.learning.retraining import enqueue_retrain
 from app.models import Item, User
 from app.queues.service import (
     QueueIn,
@@ -60,7 +62,6 @@ from app.queues.service import (
 from app.review import actions
 from app.review.service import decide, get_item, item_json
 from app.review.workflow import next_for_reviewer, skip
-from app.tasks import enqueue_retrain, hand_over_outbox, relay_outbox
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 ERRORS = {"HTTP_401": ErrorOut, "HTTP_403": ErrorOut, "HTTP_404": ErrorOut, "HTTP_422": ErrorOut}

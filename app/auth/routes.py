@@ -5,15 +5,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.auth.service import authenticate
-from app.extensions import db_session, login_manager, write_session
+from app.extensions import db_session, login_manager
 from app.models import User
-from app.review.presence import release_all
 
 bp = Blueprint("auth", __name__)
 
@@ -61,9 +60,6 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Logs out; the items the user holds go back to their queues at once."""
-    s = write_session()
-    release_all(session=s, user=current_user)
-    s.commit()
+    """Logs out (the review workspace gives the user's items back on the signal)."""
     logout_user()
     return redirect(url_for("auth.login"), code=303)

@@ -15,7 +15,7 @@ from app import create_app, resolve_redis_url, settle_heap
 from app.cli import upgrade_database
 from app.db import get_engine
 from app.demo.seed import QUEUE, seed_demo
-from app.settings import Settings
+from app.settings import current_settings
 
 # What each role may do, in the banner's words (see PERMISSIONS in app/auth/service.py).
 ROLE_CAN = {
@@ -45,10 +45,10 @@ def run_demo(*, host: str, port: int, workers: int, log_requests: bool = False) 
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), lambda *_: sys.exit(0))
-    settings = Settings()
+    settings = current_settings()
     upgrade_database(settings.resolved_database_url())
     # Start (or join) Redis here and hand its address to the worker processes.
-    os.environ["REDIS_URL"] = resolve_redis_url(settings)
+    settings.redis_url = os.environ["REDIS_URL"] = resolve_redis_url(settings)
     login = seed_demo(get_engine(settings.resolved_database_url()))
 
     # The workers start with Ctrl-C ignored: one pressed while they still import would end
@@ -75,7 +75,7 @@ def run_demo(*, host: str, port: int, workers: int, log_requests: bool = False) 
                 p.kill()
 
     atexit.register(stop_workers)
-    app = create_app(Settings())
+    app = create_app(settings)
     # Listening before the banner says so: a client started on the banner finds the server.
     server = make_server(
         host,

@@ -119,7 +119,7 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
         decide(session=s, token=claim.token, user=archivist, label=truth[external_id])
     for outbox_id in s.scalars(select(Outbox.id).where(Outbox.queue_id == queue.id)):
         make_training_example(session=s, outbox_id=outbox_id)
-    train_model_version(session=s, queue=queue, seed=0)
+    train_model_version(db=s, queue_id=queue.id, seed=0)
     # Today's claims arrive without a prediction: the baseline scores and routes them.
     ingest_items(
         session=s,

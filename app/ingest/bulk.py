@@ -1,35 +1,33 @@
-"""Bulk writes for ingest: the fastest safe statement each database has.
+"""Bulk insert of a batch's new items, skipping the external ids the queue already has.
 
 PostgreSQL: COPY into a temporary table, then one INSERT … SELECT … ON CONFLICT DO NOTHING
 RETURNING, so duplicates (even from a concurrent producer) are skipped in the server.
 SQLite: one compiled INSERT run with executemany inside the BEGIN IMMEDIATE transaction the
 caller holds, so no other writer can interleave, and the new ids are read back by range.
+Other rows (predictions, labels) go through app.bulk.insert_rows.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import sqlite
 from sqlmodel import Session
 
+from app.bulk import executemany, is_postgres
 from app.db import dumps_json
-from app.models import Item, UTCDateTime
+from app.models import Item
 
 ITEM_COLUMNS = ("external_id", "payload", "status", "priority", "route_decision", "route_reason")
 _CHUNK = 500
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def insert_items(*, session: Session, queue_id: int, rows: list[dict], now: datetime) -> dict:
     """Inserts the rows whose external_id the queue does not have; returns {external_id: id}."""
     if not rows:
         return {}
-    if _is_postgres(session):
+    if is_postgres(session):
         return _insert_items_postgres(session, queue_id, rows, now)
     return _insert_items_sqlite(session, queue_id, rows, now)
 
@@ -67,45 +65,6 @@ def _insert_items_postgres(session, queue_id, rows, now) -> dict:
     return dict(cur.fetchall())
 
 
-def _processor(type_, dialect):
-    """The column type's bind processor; timestamps are memoised (a batch shares one `now`)."""
-    process = type_.bind_processor(dialect)
-    if process is None or not isinstance(type_, UTCDateTime):
-        return process
-    cache: dict = {}
-
-    def memoised(value):
-        if value not in cache:
-            cache[value] = process(value)
-        return cache[value]
-
-    return memoised
-
-
-def _executemany(session: Session, stmt, rows: list[dict], columns: list[str]) -> None:
-    """Runs one compiled statement over all rows through the driver's executemany.
-
-    Values go through each column type's own bind processor (JSON, timestamps), so they are
-    stored exactly as the ORM would store them, without SQLAlchemy's per-row bookkeeping.
-    """
-    dialect = session.get_bind().dialect
-    compiled = stmt.compile(dialect=dialect, column_keys=columns)
-    table = stmt.table
-    order = [compiled.binds[name].key for name in compiled.positiontup]
-    procs = [_processor(table.c[key].type, dialect) for key in order]
-    cursor = session.connection().connection.driver_connection.cursor()
-    try:
-        cursor.executemany(
-            compiled.string,
-            [
-                tuple(p(r[k]) if p else r[k] for k, p in zip(order, procs, strict=True))
-                for r in rows
-            ],
-        )
-    finally:
-        cursor.close()
-
-
 def _insert_items_sqlite(session, queue_id, rows, now) -> dict:
     ids = [r["external_id"] for r in rows]
     existing: set[str] = set()
@@ -129,28 +88,9 @@ def _insert_items_sqlite(session, queue_id, rows, now) -> dict:
     stmt = sqlite.insert(Item.__table__).on_conflict_do_nothing(
         index_elements=["queue_id", "external_id"]
     )
-    _executemany(session, stmt, fresh, ["queue_id", "created_at", *ITEM_COLUMNS])
+    executemany(session, stmt, fresh, ["queue_id", "created_at", *ITEM_COLUMNS])
     return dict(
         session.execute(
             select(Item.external_id, Item.id).where(Item.id > before, Item.queue_id == queue_id)
         ).all()
     )
-
-
-def insert_rows(*, session: Session, table, rows: list[dict], json_columns=()) -> None:
-    """Plain bulk insert of new rows (no conflicts possible): COPY or executemany."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    if not _is_postgres(session):
-        _executemany(session, insert(table), rows, columns)
-        return
-    cur = session.connection().connection.driver_connection.cursor()
-    with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        for r in rows:
-            copy.write_row(
-                tuple(
-                    dumps_json(r[c]) if c in json_columns and r[c] is not None else r[c]
-                    for c in columns
-                )
-            )

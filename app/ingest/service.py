@@ -12,8 +12,9 @@ from operator import itemgetter
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
+from app.bulk import insert_rows
 from app.errors import ValidationFailed, pydantic_details
-from app.ingest.bulk import insert_items, insert_rows
+from app.ingest.bulk import insert_items
 from app.ingest.routing import route_item
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads

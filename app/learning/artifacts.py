@@ -13,8 +13,6 @@ ALLOWED_TYPES = {
     "sklearn.calibration._TemperatureScaling",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.pipeline.Pipeline",
-    "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
-    "sklearn.preprocessing._data.MaxAbsScaler",
     "sklearn.linear_model._logistic.LogisticRegression",
     "numpy.float64",
     "numpy.int64",

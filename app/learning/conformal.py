@@ -16,6 +16,7 @@ import numpy as np
 # MAPIE's tolerance when comparing a score with the threshold; the same here so that the
 # stored threshold gives exactly MAPIE's sets.
 from mapie._machine_precision import EPSILON
+from mapie.classification import SplitConformalClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 
@@ -81,8 +82,6 @@ def conformalize(model, x, y: list[str], *, coverage: float, n_unseen: int = 0) 
     Rows whose label the model has never seen cannot be in any set; with them, or with too
     few rows for the coverage asked, the set is every answer (honest, if unhelpful).
     """
-    from mapie.classification import SplitConformalClassifier
-
     needed = math.ceil(max(1 / (1 - coverage), 1 / coverage))
     if len(y) < needed:
         return Conformal(

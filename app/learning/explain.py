@@ -6,28 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from sqlalchemy import select
 
-from app.learning.features import features_of
+from app.learning.pipeline import base_pipeline
+from app.models import Item, TrainingExample
 
 
 @dataclass(frozen=True)
 class Contribution:
     field: str  # the payload field it comes from
-    feature: str  # the model's own feature name
     kind: str  # "number", "category" or "word"
     value: object  # the number, the category or the word
     weight: float  # > 0 pushes towards the top answer
-
-
-def _describe_legacy(name: str, payload: dict) -> tuple[str, str, object]:
-    if "~" in name:
-        field, word = name.split("~", 1)
-        return field, "word", word
-    if "=" in name:
-        field, value = name.split("=", 1)
-        return field, "category", value
-    top = name.split(".", 1)[0]
-    return top, "number", payload.get(top) if "." not in name else name
 
 
 def _feature_names(ct, columns: list[dict]) -> list[tuple[str, str, object]]:
@@ -59,8 +50,6 @@ _space_cache: dict[int, tuple] = {}
 def model_space(loaded):
     """(transform(payloads) -> sparse rows, [(field, kind, value)], linear model) for a
     loaded model, or None when it is not a linear pipeline Loupe can explain."""
-    from app.learning.pipeline import base_pipeline
-
     hit = _space_cache.get(id(loaded.model))
     if hit is not None and hit[0] is loaded.model:
         return hit[1]
@@ -69,24 +58,12 @@ def model_space(loaded):
     model = steps.get("model")
     if model is None or not hasattr(model, "coef_"):
         return None
-    if loaded.columns is None:  # DictVectorizer → MaxAbsScaler → LogisticRegression
-        vec, scale = steps["features"], steps.get("scale")
+    ct = steps["features"]
 
-        def transform(payloads):
-            x = vec.transform([features_of(p) for p in payloads])
-            return (scale.transform(x) if scale is not None else x).tocsr()
+    def transform(payloads):
+        return sparse.csr_matrix(ct.transform(loaded.inputs(payloads)))
 
-        names = [(n, "legacy", None) for n in vec.feature_names_]
-    else:
-        ct = steps["features"]
-
-        def transform(payloads):
-            from scipy import sparse
-
-            return sparse.csr_matrix(ct.transform(loaded.inputs(payloads)))
-
-        names = _feature_names(ct, loaded.columns)
-    space = (transform, names, model)
+    space = (transform, _feature_names(ct, loaded.columns), model)
     if len(_space_cache) > 8:
         _space_cache.clear()
     _space_cache[id(loaded.model)] = (loaded.model, space)
@@ -120,14 +97,9 @@ def contributions(loaded, payload: dict, label: str, limit: int = 4) -> dict[str
         if abs(w) < 1e-6 or i >= len(names):
             continue
         field, kind, value = names[i]
-        if kind == "legacy":
-            field, kind, value = _describe_legacy(field, payload)
-            feature = names[i][0]
-        else:
-            feature = f"{field}={value}" if kind != "number" else field
-            if kind == "number":
-                value = payload.get(field) if "." not in field else field
-        found.append(Contribution(field, feature, kind, value, float(w)))
+        if kind == "number":
+            value = payload.get(field) if "." not in field else field
+        found.append(Contribution(field, kind, value, float(w)))
     towards = sorted((c for c in found if c.weight > 0), key=lambda c: -c.weight)[:limit]
     against = sorted((c for c in found if c.weight < 0), key=lambda c: c.weight)[:limit]
     return {"towards": towards, "against": against}
@@ -149,10 +121,6 @@ def similar_items(
 ) -> list[dict]:
     """The k most similar already-labelled items (cosine similarity in the model's own
     feature space), among the queue's latest training examples; [] for other models."""
-    from sqlalchemy import select
-
-    from app.models import Item, TrainingExample
-
     space = model_space(pipeline) if pipeline is not None else None
     if space is None:
         return []

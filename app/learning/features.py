@@ -1,42 +1,14 @@
-"""Turning a payload into the flat feature dict the default pipeline reads."""
+"""The model's input columns: which payload fields it reads, as what kind (numeric,
+categorical, text), laid out as the table the default pipeline takes."""
 
 from __future__ import annotations
 
 import re
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+import numpy as np
 
-_WORD = re.compile(r"[a-z][a-z0-9]+")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-_MAX_TOKENS = 64
 
-
-def features_of(payload: dict, prefix: str = "") -> dict[str, float | str]:
-    """Numbers stay numbers, short strings become categories, sentences become words."""
-    out: dict[str, float | str] = {}
-    for key, value in payload.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, bool):
-            out[name] = float(value)
-        elif isinstance(value, int | float):
-            if value == value and abs(value) != float("inf"):
-                out[name] = float(value)
-        elif isinstance(value, str):
-            if " " in value.strip():
-                words = [w for w in _WORD.findall(value.lower()) if w not in ENGLISH_STOP_WORDS]
-                for word in words[:_MAX_TOKENS]:
-                    out[f"{name}~{word}"] = 1.0
-            elif value and not _DATE.match(value):
-                # Dates as categories would be one rare value each: noise, not signal.
-                out[name] = value[:100]
-        elif isinstance(value, dict) and not prefix:
-            out.update(features_of(value, prefix=f"{name}."))
-    return out
-
-
-# --- Columns for the default ColumnTransformer pipeline -----------------------------------
-
-KINDS = ("numeric", "categorical", "text")
 _MAX_CATEGORIES_SHARE = (
     0.5  # more distinct values than half the rows: an identifier, not a category
 )
@@ -121,8 +93,6 @@ def _text(value) -> str:
 
 def table(payloads: list[dict], columns: list[dict]):
     """The payloads as the pipeline's input: a 2-D object array, one column per feature."""
-    import numpy as np
-
     out = np.empty((len(payloads), len(columns)), dtype=object)
     convert = [_numeric if c["kind"] == "numeric" else _text for c in columns]
     names = [c["name"] for c in columns]

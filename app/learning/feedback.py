@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -77,11 +77,11 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
         raise LookupError(f"outbox row {outbox_id} has no label to make a training example of")
     item = session.get(Item, label.item_id)
     dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+    new_example = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
         TrainingExample.__table__
     )
     result = session.execute(
-        insert.values(
+        new_example.values(
             queue_id=label.queue_id,
             label_id=label.id,
             item_id=item.id,
@@ -124,8 +124,6 @@ def retrain_due(*, session: Session, queue) -> bool:
 def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
     """Turns auto-accepted labels into training examples (source "auto"), for queues that
     chose to train on them; each label once. Returns how many were added."""
-    from sqlalchemy import exists, insert, literal
-
     missing = ~exists().where(TrainingExample.label_id == Label.id)
     source = (
         select(

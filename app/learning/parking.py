@@ -1,6 +1,6 @@
 """Outbox rows whose job keeps failing: parked with the job's error, listed, retried.
 
-The relay (app.tasks.relay_outbox) hands a row to RQ again when its last hand-over is
+The relay (app.learning.outbox.relay_outbox) hands a row to RQ again when its last hand-over is
 STALE_AFTER old and the row is still not done. Before it does, `sort_out` asks RQ what
 became of that hand-over's job: still queued or running (the row waits, nothing counted),
 failed (its error is kept on the row) or gone. A row handed over
@@ -22,7 +22,7 @@ from sqlmodel import Session
 from app.db import session_scope
 from app.errors import Conflict, NotFound
 from app.models import Item, Label, ModelVersion, Outbox, Queue, utcnow
-from app.settings import Settings
+from app.settings import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ _FAILED = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
 def outbox_job_id(outbox_id: int) -> str:
-    """The RQ job id an outbox row's job has (app.tasks names them so)."""
+    """The RQ job id an outbox row's job has (app.learning.outbox and .rescoring name
+    them so)."""
     return f"outbox-{outbox_id}"
 
 
@@ -94,7 +95,7 @@ def sort_out(
     except RedisError:
         return rows
     if errors and max_attempts is None:
-        max_attempts = Settings().outbox_max_attempts
+        max_attempts = current_settings().outbox_max_attempts
     park = {i for i in errors if handed[i] >= (max_attempts or 1)}
     with session_scope(engine) as session:
         if waiting:

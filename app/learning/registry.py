@@ -1,22 +1,188 @@
-"""The model registry: versions, their cards, training runs, promotion and roll-back."""
+"""The model registry: storing a fitted version, making one active (by a training run,
+a promotion or a roll-back), versions and their cards, training runs."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+import numpy as np
+from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
+from sqlalchemy.orm import defer
 from sqlmodel import Session
 
+from app.db import dumps_json
 from app.errors import Conflict, NotFound
-from app.learning.training import activate
-from app.models import ModelVersion, Queue, TrainingExample, TrainingRun, utcnow
-from app.states import RunStatus
+from app.learning import artifacts
+from app.learning.evaluation import Active
+from app.learning.fitting import Fitted, TrainingFailed, settings_hash
+from app.learning.scoring import load_version
+from app.learning.snapshot import ROLES, TRAIN, Snapshot, pack_ids, unpack_ids
+from app.models import (
+    Item,
+    ModelVersion,
+    Outbox,
+    Queue,
+    TrainingExample,
+    TrainingRun,
+    TrainingSnapshot,
+    utcnow,
+)
+from app.queues.service import TRAINABLE_SOURCES
+from app.states import OutboxKind, RunStatus
+
+
+def active_version(session: Session, queue_id: int) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.queue_id == queue_id, ModelVersion.active)
+    )
+
+
+def active_for_comparison(session: Session, queue_id: int) -> Active | None:
+    """The queue's active version, ready to be graded against a new one; None if none."""
+    current = active_version(session, queue_id)
+    if current is None:
+        return None
+    try:
+        loaded = load_version(session, current)
+    except artifacts.ArtifactError as exc:
+        return Active(current.id, None, None, str(exc))
+    trained_on = None
+    if current.snapshot_id is not None:
+        snap = session.get(TrainingSnapshot, current.snapshot_id)
+        ids = unpack_ids(snap.example_ids, np.int64)
+        trained_on = frozenset(ids[unpack_ids(snap.roles, np.uint8) == TRAIN].tolist())
+    return Active(current.id, loaded, trained_on)
+
+
+def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot, settings: str) -> bool:
+    """False when a version was already trained on this snapshot with these settings (a
+    settings hash): training it again would make the same model."""
+    return (
+        session.scalar(
+            select(ModelVersion.id).where(
+                ModelVersion.queue_id == queue_id,
+                ModelVersion.snapshot == snap.content_hash,
+                ModelVersion.settings_hash == settings,
+            )
+        )
+        is None
+    )
+
+
+def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | None:
+    """Saves the snapshot and the version, marks its examples as used, and promotes it if it
+    earned that.
+
+    Returns None when the snapshot already has a version. Raises TrainingFailed when some
+    of its labels were reopened while it trained: that model saw answers that are gone.
+    """
+    snap = fitted.snapshot
+    settings = settings_hash(fitted.card["settings"])
+    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap, settings=settings):
+        return None
+    data, sha = fitted.artifact
+    # The same rows trained again with other settings share their snapshot.
+    snapshot = session.scalar(
+        select(TrainingSnapshot).where(
+            TrainingSnapshot.queue_id == queue.id,
+            TrainingSnapshot.content_hash == snap.content_hash,
+        )
+    )
+    if snapshot is None:
+        snapshot = TrainingSnapshot(
+            queue_id=queue.id,
+            content_hash=snap.content_hash,
+            n_rows=len(snap.rows),
+            example_ids=pack_ids(snap.ids, np.int64),
+            roles=pack_ids(fitted.roles, np.uint8),
+            sources=fitted.card["data"]["sources"],
+        )
+        session.add(snapshot)
+        session.flush()
+    n_versions = session.scalar(
+        select(func.count()).select_from(ModelVersion).where(ModelVersion.queue_id == queue.id)
+    )
+    version = ModelVersion(
+        queue_id=queue.id,
+        version=f"{queue.name}-v{(n_versions or 0) + 1}",
+        active=False,
+        created_at=utcnow(),
+        snapshot=snap.content_hash,
+        settings_hash=settings,
+        snapshot_id=snapshot.id,
+        n_examples=len(snap.rows),
+        metrics=fitted.metrics,
+        card=fitted.card,
+        artifact=data,
+        artifact_sha256=sha,
+    )
+    session.add(version)
+    session.flush()
+    # From now on these labels shaped a model: they can no longer be reopened.
+    ids = snap.ids
+    still_there = 0
+    for start in range(0, len(ids), 10_000):
+        member = _id_in(session, ids[start : start + 10_000])
+        session.execute(
+            update(TrainingExample)
+            .where(member, TrainingExample.used_by_version_id.is_(None))
+            .values(used_by_version_id=version.id)
+        )
+        still_there += session.scalar(
+            select(func.count()).select_from(TrainingExample).where(member)
+        )
+    if still_there != len(ids):
+        raise TrainingFailed(
+            f"{len(ids) - still_there} labels were reopened during training; run again"
+        )
+    current = active_version(session, queue.id)
+    compared = fitted.metrics.get("compared_with_version_id")
+    if fitted.metrics["promoted"] and (current.id if current else None) != compared:
+        # A person promoted or rolled back while this trained: theirs is the last word.
+        version.metrics = {
+            **fitted.metrics,
+            "promoted": False,
+            "promotion_reason": "the active model changed while this version trained; "
+            "kept as a candidate",
+        }
+    elif fitted.metrics["promoted"]:
+        activate(session=session, version=version, by="training run")
+    return version
+
+
+def _id_in(session: Session, ids: list[int]):
+    """`training_example.id IN ids`; one array parameter on PostgreSQL, where ten thousand
+    bound values cost seconds to build and send."""
+    if session.get_bind().dialect.name == "postgresql":
+        return TrainingExample.id == any_(bindparam("ids", value=ids, type_=ARRAY(BIGINT)))
+    return TrainingExample.id.in_(ids)
+
+
+def activate(*, session: Session, version: ModelVersion, by: str) -> int:
+    """Makes this the queue's only active version; `by` says who or what did it.
+
+    Promises, in the same transaction, that the waiting items will be re-scored by it: the
+    id of that outbox row is returned, for the caller to hand over after commit.
+    """
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.queue_id == version.queue_id, ModelVersion.id != version.id)
+        .values(active=False)
+    )
+    version.active = True
+    version.activated_at = utcnow()
+    version.activated_by = by[:200]
+    rescore = Outbox(
+        kind=OutboxKind.RESCORE, queue_id=version.queue_id, model_version_id=version.id
+    )
+    session.add(rescore)
+    session.flush()
+    return rescore.id
 
 
 def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
     """The queue's versions, newest first (artifacts are not loaded)."""
-    from sqlalchemy.orm import defer
-
     return list(
         session.scalars(
             select(ModelVersion)
@@ -165,8 +331,6 @@ def fail_abandoned_runs(*, session: Session, alive, now=None) -> int:
 def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None) -> bool:
     """True when the queue's schedule says retrain: the last run began `every_hours` ago or
     more, and some human labels have not been trained on yet."""
-    from app.queues.service import TRAINABLE_SOURCES
-
     if not every_hours:
         return False
     now = now or utcnow()
@@ -189,12 +353,6 @@ def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None
 
 def stream_snapshot(*, session: Session, snapshot_id: int, chunk: int = 2000):
     """The snapshot's rows as JSON lines, in snapshot order, each with its part in the run."""
-    import numpy as np
-
-    from app.db import dumps_json
-    from app.learning.training import ROLES, unpack_ids
-    from app.models import Item, TrainingSnapshot
-
     snap = session.get(TrainingSnapshot, snapshot_id)
     ids = unpack_ids(snap.example_ids, np.int64).tolist()
     roles = unpack_ids(snap.roles, np.uint8).tolist()

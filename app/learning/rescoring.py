@@ -1,4 +1,4 @@
-"""Re-scoring the items still waiting after a new model becomes active.
+"""Re-scoring the items still waiting after a new model becomes active, as an RQ job.
 
 Batches by item id; each batch is read, scored with no transaction open, then written in a
 short transaction that only touches items still waiting. Items a reviewer holds keep the
@@ -7,16 +7,24 @@ prediction they see, and producers' own predictions are left alone.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
+from app.bulk import insert_rows
 from app.db import session_scope
-from app.ingest.bulk import insert_rows
+from app.learning.feedback import mark_enqueued
+from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
-from app.models import Item, ModelVersion, Prediction, utcnow
-from app.states import ItemStatus
+from app.models import Item, ModelVersion, Outbox, Prediction, utcnow
+from app.states import ItemStatus, OutboxKind
+
+log = logging.getLogger(__name__)
+_WAITING_OR_RUNNING = ("queued", "started", "deferred", "scheduled")
 
 BATCH = 1000
 
@@ -136,3 +144,55 @@ def rescore_queue(engine, *, queue_id: int, version_id: int) -> int:
         if progress.last_item_id is None:
             return total
         after = progress.last_item_id
+
+
+def rescore(queue_id: int, version_id: int, outbox_id: int | None = None) -> int:
+    """The job: re-scores the queue's waiting items with a newly active version, then marks
+    the outbox row that promised it as done."""
+    engine = job_engine()
+    n = rescore_queue(engine, queue_id=queue_id, version_id=version_id)
+    if outbox_id is not None:
+        with session_scope(engine) as session:
+            session.execute(
+                update(Outbox).where(Outbox.id == outbox_id).values(processed_at=utcnow())
+            )
+    return n
+
+
+def enqueue_rescore(conn: Redis, queue_id: int, version_id: int, outbox_id: int) -> str:
+    """Re-scores the queue's waiting items with the version just made active. The job is
+    named after its outbox row: handing it over again while it runs changes nothing, and
+    a lost or failed one is replaced."""
+    job_id = f"outbox-{outbox_id}"
+    enqueue_once(
+        conn,
+        job_id,
+        rescore,
+        args=(queue_id, version_id, outbox_id),
+        is_live=lambda job: job.get_status(refresh=True) in _WAITING_OR_RUNNING,
+    )
+    return job_id
+
+
+def hand_over_rescoring(engine, conn: Redis, *, version_id: int) -> None:
+    """Enqueues the re-scoring promised when this version became active, right after the
+    commit that promised it; while Redis is away the outbox relay sends it later."""
+    with session_scope(engine, write=False) as session:
+        promised = session.execute(
+            select(Outbox.id, Outbox.queue_id).where(
+                Outbox.kind == OutboxKind.RESCORE,
+                Outbox.model_version_id == version_id,
+                Outbox.processed_at.is_(None),
+                Outbox.enqueued_at.is_(None),
+            )
+        ).all()
+    if not promised:
+        return
+    try:
+        for outbox_id, queue_id in promised:
+            enqueue_rescore(conn, queue_id, version_id, outbox_id)
+    except RedisError as exc:
+        log.warning("re-scoring with version %s left for the relay: %s", version_id, exc)
+        return
+    with session_scope(engine) as session:
+        mark_enqueued(session=session, outbox_ids=[outbox_id for outbox_id, _ in promised])

@@ -20,6 +20,7 @@ from rq.job import Job
 
 from app.auth.service import PERMISSIONS, require
 from app.extensions import db_session, redis_conn, write_session
+from app.learning.outbox import relay_outbox
 from app.learning.registry import (
     card_limitations,
     get_version,
@@ -30,10 +31,10 @@ from app.learning.registry import (
     version_status,
     versions_of,
 )
+from app.learning.retraining import DEAD_RUN_AFTER, enqueue_retrain, retrain_lock_key
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
 from app.states import RunStatus
-from app.tasks import DEAD_RUN_AFTER, enqueue_retrain, relay_outbox, retrain_lock_key
 
 bp = Blueprint("models", __name__)
 

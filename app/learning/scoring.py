@@ -15,9 +15,10 @@ from sqlmodel import Session
 
 from app.learning import artifacts
 from app.learning.conformal import Conformal
-from app.learning.features import features_of, table
+from app.learning.features import table
 from app.learning.rules import rule_answer
 from app.models import ModelVersion, Queue
+from app.settings import current_settings
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATES = 5
@@ -36,8 +37,7 @@ class LoadedModel:
     version_id: int
     version: str
     model: object
-    # None for models from before column pipelines: they read features_of() dicts.
-    columns: list[dict] | None
+    columns: list[dict]  # the payload fields it reads, as features.table() lays them out
     conformal: Conformal | None
 
     @property
@@ -45,8 +45,6 @@ class LoadedModel:
         return [str(c) for c in self.model.classes_]
 
     def inputs(self, payloads: list[dict]):
-        if self.columns is None:
-            return [features_of(p) for p in payloads]
         return table(payloads, self.columns)
 
     def predict_proba(self, payloads: list[dict]) -> np.ndarray:
@@ -89,7 +87,7 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         version_id=version.id,
         version=version.version,
         model=model,
-        columns=card.get("columns"),
+        columns=card["columns"],
         conformal=Conformal.from_dict(card.get("conformal")),
     )
     with _cache_lock:
@@ -153,9 +151,7 @@ def score_payloads(
     """The queue's model scores the payloads in chunks while the time budget lasts; the rest
     (all of them when there is no usable model) get the queue's business-rule answer."""
     if budget_seconds is None:
-        from app.settings import Settings
-
-        budget_seconds = Settings().scoring_budget_seconds
+        budget_seconds = current_settings().scoring_budget_seconds
     started = time.perf_counter()
     rows: list = []
     reason = None

@@ -5,9 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from app.auth.service import PERMISSIONS
 from app.extensions import db_session
-from app.learning.parking import parked_count
 from app.queues.service import age_words, item_counts, queue_home_stats, queues_for
 
 bp = Blueprint("queues", __name__)
@@ -25,14 +23,6 @@ def index():
     queues = queues_for(session=session, user=current_user)
     counts = item_counts(session=session, queue_ids=[q.id for q in queues])
     stats = queue_home_stats(session=session, queues=queues, user=current_user)
-    # Admins also get the link to the failed jobs, saying how many are parked.
-    admin = current_user.role in PERMISSIONS["manage_jobs"]
-    parked = parked_count(session=session) if admin else None
     return render_template(
-        "queues/index.html",
-        queues=queues,
-        counts=counts,
-        stats=stats,
-        age_words=age_words,
-        parked=parked,
+        "queues/index.html", queues=queues, counts=counts, stats=stats, age_words=age_words
     )

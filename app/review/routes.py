@@ -16,20 +16,21 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, user_logged_out
+from sqlalchemy import select
 
 from app.auth.service import require
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
 from app.exports.service import parse_since
 from app.extensions import db_session, redis_conn, write_session
-from app.models import Item, Queue
+from app.learning.outbox import hand_over_outbox
+from app.models import Claim, Item, Queue
 from app.queues.service import get_queue, queues_for, recent_item_counts
 from app.review import actions, presence
-from app.review.service import AlreadyDecided, decide, live_claim, release
+from app.review.service import AlreadyDecided, decide, live_claim, release, typed_label
 from app.review.view import preview_view, review_view
 from app.review.workflow import next_for_reviewer, skip
 from app.states import ClaimState
-from app.tasks import hand_over_outbox
 
 bp = Blueprint("review", __name__)
 
@@ -52,7 +53,9 @@ class Notice:
 _UNKNOWN = object()
 
 
-def _render(queue, claim, notice: Notice | None = None, status: int = 200, ahead=_UNKNOWN):
+def _render(
+    queue, claim, notice: Notice | None = None, status: int = 200, ahead=_UNKNOWN, typed=None
+):
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
     view = review_view(session=s, queue=queue, item=s.get(Item, claim.item_id)) if claim else None
@@ -69,6 +72,7 @@ def _render(queue, claim, notice: Notice | None = None, status: int = 200, ahead
         "ahead": ahead_view,
         "counts": recent_item_counts(session=s, queue_id=queue.id),
         "notice": notice,
+        "typed": typed,
         "undo_seconds": int(actions.UNDO_WINDOW.total_seconds()),
     }
     template = "review/_item.html" if _is_htmx() else "review/page.html"
@@ -126,7 +130,10 @@ LOST = Notice(
 def decide_view(name: str, token: str):
     """Saves the answer: a candidate's button, or a typed answer from its own form."""
     queue = _queue(name)
+    typed = bool(request.form.get("typed"))
     label = (request.form.get("label") or "").strip()
+    if typed:
+        label = typed_label(queue, label)
     s = write_session()
     try:
         decision = decide(
@@ -145,7 +152,12 @@ def decide_view(name: str, token: str):
         return _after(queue, _already_decided(exc, label))
     except (Conflict, ValidationFailed) as exc:
         s.rollback()
-        return _refused(queue, f"Not saved: {exc.message} {_choose_hint(queue)}", exc.status)
+        return _refused(
+            queue,
+            f"Not saved: {exc.message} {_choose_hint(queue)}",
+            exc.status,
+            typed=label if typed else None,
+        )
     s.commit()
     hand_over_outbox(current_app.extensions["loupe.engine"], redis_conn(), decision.outbox_id)
     return _after(
@@ -165,15 +177,17 @@ def _already_decided(exc: AlreadyDecided, label: str) -> Notice:
 
 
 def _choose_hint(queue) -> str:
-    if queue.labels:
-        return "Pick a candidate, or type one of the queue's answers."
-    return "Pick a candidate, or type your answer."
+    if not queue.labels:
+        return "Pick a candidate, or type your answer."
+    shown = ", ".join(queue.labels[:12]) + (", …" if len(queue.labels) > 12 else "")
+    return f"Pick a candidate, or type one of this queue's answers: {shown}."
 
 
-def _refused(queue, text: str, status: int):
-    """The reviewer's current item again, with why the action was refused."""
+def _refused(queue, text: str, status: int, typed: str | None = None):
+    """The reviewer's current item again, with why the action was refused (and what they
+    typed, to correct rather than retype)."""
     claim = live_claim(session=db_session(), queue=queue, user=current_user)
-    return _render(queue, claim, notice=Notice(text, "error"), status=status)
+    return _render(queue, claim, notice=Notice(text, "error"), status=status, typed=typed)
 
 
 @bp.post("/queues/<name>/claims/<token>/skip")
@@ -206,7 +220,8 @@ def _claim_action(queue, refusal: str, action):
         return None, _after(queue, LOST)
     except (Conflict, ValidationFailed) as exc:
         s.rollback()
-        return None, _refused(queue, f"{refusal}: {exc.message}", exc.status)
+        why = refusal + "." if isinstance(exc, ValidationFailed) else f"{refusal}: {exc.message}"
+        return None, _refused(queue, why, exc.status)
     s.commit()
     return result, None
 
@@ -217,7 +232,7 @@ def escalate_view(name: str, token: str):
     queue = _queue(name)
     it, refused = _claim_action(
         queue,
-        "Not escalated, a lead needs to know why. Type a reason and press Escalate",
+        "Not escalated: a lead needs to know why. Press e and type a reason",
         lambda s: actions.escalate(
             session=s, token=token, user=current_user, reason=request.form.get("reason")
         ),
@@ -231,7 +246,7 @@ def flag_view(name: str, token: str):
     queue = _queue(name)
     it, refused = _claim_action(
         queue,
-        "Not flagged, say what looks wrong. Type a comment and press Flag",
+        "Not flagged: say what looks wrong. Press f and type a comment",
         lambda s: actions.flag(
             session=s, token=token, user=current_user, comment=request.form.get("comment")
         ),
@@ -252,7 +267,12 @@ def heartbeat_view(name: str, token: str):
         expires = actions.heartbeat(session=s, token=token, user=current_user)
     except (Gone, NotFound):
         s.commit()
-        return jsonify({"error": "gone", "message": "This item is no longer yours."}), 410
+        # "decided": answered in another tab, nothing was lost; else the lease ran out.
+        ended = s.scalar(
+            select(Claim.state).where(Claim.token == token, Claim.user_id == current_user.id)
+        )
+        body = {"error": "gone", "message": "This item is no longer yours.", "state": ended}
+        return jsonify(body), 410
     ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
     if ahead is not None:
         ahead.expires_at = expires
@@ -271,6 +291,14 @@ def leave_view():
         presence.leave(session=s, user=current_user)
         s.commit()
     return "", 204
+
+
+@user_logged_out.connect
+def _give_items_back(_app, user, **_):
+    """Logging out gives the items the user holds back to their queues at once."""
+    s = write_session()
+    presence.release_all(session=s, user=user)
+    s.commit()
 
 
 @bp.post("/me/presence")

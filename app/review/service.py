@@ -223,6 +223,16 @@ def _check_label(queue: Queue, label) -> str:
     return label
 
 
+def typed_label(queue: Queue, text: str) -> str:
+    """A label a reviewer typed, as the queue spells it: " Fraud " is "fraud". Text that
+    matches none of the queue's labels is returned as typed (and refused by decide)."""
+    text = text.strip()
+    if queue.labels and text not in queue.labels:
+        folded = {label.casefold(): label for label in queue.labels}
+        return folded.get(text.casefold(), text)
+    return text
+
+
 def current_prediction(*, session: Session, item_id: int) -> Prediction | None:
     return session.scalar(
         select(Prediction)

@@ -158,7 +158,7 @@
                ", which is not the item in front of you now. Press it again if you meant this one.", "error");
         return;
       }
-      act(next.key);
+      if (!act(next.key) && /^[1-9]$/.test(next.key)) noSuchAnswer(next.key);
     }
   }
 
@@ -176,12 +176,22 @@
     if (!root()) return;
     const key = event.key;
     if (key === "Enter" && target.tagName === "BUTTON") return; // the focused button answers
+    // A key held down repeats: one press is one action, or it would answer the next items
+    // unseen. Only the arrows may repeat.
+    if (event.repeat && !key.startsWith("Arrow")) { if (KEYS.test(key)) event.preventDefault(); return; }
     if (busy) {
       if (KEYS.test(key)) { hold(key); event.preventDefault(); }
       return;
     }
     if (act(key)) event.preventDefault();
+    else if (/^[1-9]$/.test(key)) noSuchAnswer(key);
   });
+
+  function noSuchAnswer(key) {
+    const n = candidates().length;
+    notify("Key " + key + " did nothing: " + (liveId() || "this item") + " has " +
+           (n > 1 ? "answers 1 to " + n + " only." : n === 1 ? "only answer 1." : "no listed answers: press / to type one."), "error");
+  }
 
   // Text left in the answer field is marked as not sent (it is sent only by its own Save
   // button or Enter in the field, never by a candidate key).
@@ -206,11 +216,19 @@
     const el = root();
     if (!el || !el.dataset.heartbeatUrl) return;
     const response = await post(el.dataset.heartbeatUrl);
-    if (response && response.status === 410 && root() === el) {
-      notify("Your hold on " + el.dataset.externalId + " ran out while you were away, so it went back to the queue. Reload the page for your next item.", "error");
-      el.querySelectorAll("#decide-form button, #other-form button").forEach((b) => { b.disabled = true; });
+    if (!response || response.status !== 410 || root() !== el || busy) return;
+    const ended = await response.json().catch(() => ({}));
+    if (ended.state === "decided") {
+      // Answered in another tab or window: show the current item, as the other tab does.
+      followedOtherTab = true;
+      htmx.ajax("GET", el.dataset.pageUrl, { target: "#review-item", swap: "outerHTML" });
+      return;
     }
+    notify("Your hold on " + el.dataset.externalId + " ran out while you were away, so it went back to the queue. Reload the page for your next item.", "error");
+    el.querySelectorAll("#decide-form button, #other-form button").forEach((b) => { b.disabled = true; });
   }
+  // Back to this tab: check at once that its item is still the current one.
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") heartbeat(); });
   setInterval(() => { if (Date.now() - lastActivity <= ACTIVE_MS) heartbeat(); }, HEARTBEAT_MS);
 
   // Every page of the app keeps the reviewer's items theirs while they are active on it.

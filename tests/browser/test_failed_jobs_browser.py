@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
@@ -16,10 +17,14 @@ from tests.learning.test_parking import ATTEMPTS, fix_row, park
 PHONE = {"width": 390, "height": 844}
 
 
+@pytest.fixture(autouse=True)
+def few_attempts(app, monkeypatch):
+    monkeypatch.setattr(app.config["LOUPE_SETTINGS"], "outbox_max_attempts", ATTEMPTS)
+
+
 def test_an_admin_retries_a_parked_job_from_the_page(
-    page_for, client, make, db, engine, redis, run_jobs, artifacts, monkeypatch
+    page_for, client, make, db, engine, redis, run_jobs, artifacts
 ):
-    monkeypatch.setenv("LOUPE_OUTBOX_MAX_ATTEMPTS", str(ATTEMPTS))
     outbox_id, _ = park(client, make, engine, redis, run_jobs, db)
     admin = make.user("admin")
     page = page_for(admin, "/queues")
@@ -44,9 +49,8 @@ def test_an_admin_retries_a_parked_job_from_the_page(
 
 
 def test_the_failed_jobs_page_fits_a_phone_and_is_for_admins_only(
-    page_for, client, make, db, engine, redis, run_jobs, artifacts, monkeypatch
+    page_for, client, make, db, engine, redis, run_jobs, artifacts
 ):
-    monkeypatch.setenv("LOUPE_OUTBOX_MAX_ATTEMPTS", str(ATTEMPTS))
     outbox_id, _ = park(client, make, engine, redis, run_jobs, db)
     page = page_for(make.user("admin"), "/admin/jobs", viewport=PHONE)
     page.locator(f"#job-{outbox_id} summary").click()  # the traceback, opened

@@ -35,13 +35,13 @@ def _two_versions(make, engine):
     labeller = make.user("reviewer", queues=["claims"])
     queue_id = _labelled(engine, 300)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=0).version
+        v1 = train_model_version(db=s, queue_id=queue_id, seed=0).version.version
     _labelled(engine, 100, seed=2)
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
         # Only the currency, always EUR: worse than v1, so it is not promoted.
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
-        v2 = train_model_version(session=s, queue=queue, seed=0)
+        v2 = train_model_version(db=s, queue_id=queue.id, seed=0).version
         assert v2 is not None and not v2.active
         v2 = v2.version
     return v1, v2, labeller
@@ -200,7 +200,7 @@ def test_promote_and_roll_back_ask_first_and_cancelling_changes_nothing(make, en
 
     # v2 made active elsewhere: now there is something to roll back to.
     with session_scope(engine) as s:
-        from app.learning.training import activate
+        from app.learning.registry import activate
 
         activate(
             session=s,
@@ -409,7 +409,7 @@ def test_model_card_shows_the_stored_metrics(make, engine, db, page_for, artifac
     make.user("reviewer", queues=["claims"])
     queue_id = _labelled(engine, 300)
     with session_scope(engine) as s:
-        version = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=0).version
+        version = train_model_version(db=s, queue_id=queue_id, seed=0).version.version
     with new_session(engine) as s:
         row = s.scalar(select(ModelVersion).where(ModelVersion.version == version))
         s.expunge(row)
@@ -514,7 +514,7 @@ def test_review_page_shows_the_models_candidate_set(client, make, engine, db, pa
     reviewer = make.user("reviewer", queues=["claims"])
     queue_id = _labelled(engine, 300)
     with session_scope(engine) as s:
-        version = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=0).version
+        version = train_model_version(db=s, queue_id=queue_id, seed=0).version.version
     producer = make.user("scientist", queues=["claims"])
     claims = generate_claims(12, seed=9)
     push(

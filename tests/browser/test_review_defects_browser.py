@@ -218,7 +218,7 @@ def test_a_key_for_an_item_that_did_not_come_back_is_reported(client, make, db, 
 # --- 4. two tabs of one reviewer: one current item, every tab follows ---------------
 
 
-def _two_tabs(page_for, rev, first: str, *, second_listens=True):
+def _two_tabs(page_for, rev, first: str, *, second_listens=True, second_beats=True):
     page = open_review(page_for, rev, first)
     tab = page.context.new_page()
     tab.js_errors = []
@@ -226,6 +226,9 @@ def _two_tabs(page_for, rev, first: str, *, second_listens=True):
     if not second_listens:
         # A tab that does not hear the other one (an old browser, a suspended tab).
         tab.add_init_script("delete window.BroadcastChannel;")
+    if not second_beats:
+        # Nor does its heartbeat get through (a laptop's tab asleep, a flaky network).
+        tab.route("**/heartbeat", lambda route: route.abort())
     tab.goto(REVIEW)
     expect(tab.locator(SHOWN)).to_have_text(first, timeout=WAIT_MS)
     return page, tab
@@ -259,7 +262,7 @@ def test_two_tabs_show_one_current_item_and_follow_each_other(client, make, db, 
 
 def test_a_stale_tab_is_told_plainly_and_the_first_answer_stands(client, make, db, page_for):
     rev = setup_queue(client, make, ["old-a", "old-b", "old-c"])
-    page, tab = _two_tabs(page_for, rev, "old-a", second_listens=False)
+    page, tab = _two_tabs(page_for, rev, "old-a", second_listens=False, second_beats=False)
     assert press_and_wait(page, "1", "for old-a.") == "old-b"
     # The deaf tab still shows old-a and answers it differently.
     expect(tab.locator(SHOWN)).to_have_text("old-a")
@@ -270,6 +273,22 @@ def test_a_stale_tab_is_told_plainly_and_the_first_answer_stands(client, make, d
     # It now shows the reviewer's current item, the same as the other tab.
     assert after == "old-b"
     assert saved(db) == {"old-a": "fraud"}
+
+
+def test_a_tab_that_missed_the_message_catches_up_when_it_is_looked_at_again(
+    client, make, db, page_for
+):
+    rev = setup_queue(client, make, ["wake-a", "wake-b", "wake-c"])
+    page, tab = _two_tabs(page_for, rev, "wake-a", second_listens=False)
+    tab.wait_for_timeout(2000)  # its first heartbeat has gone by
+    assert press_and_wait(page, "1", "for wake-a.") == "wake-b"
+    expect(tab.locator(SHOWN)).to_have_text("wake-a")
+    # The reviewer switches back to the tab: its heartbeat finds the item answered.
+    tab.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(tab.locator(SHOWN)).to_have_text("wake-b", timeout=WAIT_MS)
+    expect(tab.locator("#review-item #notice")).to_contain_text("other tab")
+    assert tab.locator("#review-item #notice").get_attribute("role") == "status"
+    assert saved(db) == {"wake-a": "fraud"}
 
 
 # --- 5. refusals stand out, successes stay quiet --------------------------------------
@@ -297,3 +316,72 @@ def test_refusals_are_alerts_and_look_different_from_successes(client, make, db,
     assert ok_style[0] in ("rgba(0, 0, 0, 0)", "transparent")  # the success is a quiet line
     assert saved(db) == {"tone-a": "fraud"}
     assert page_loads(page) == 1
+
+
+# --- found by a fast reviewer's walk ---------------------------------------------------
+
+
+def test_a_held_key_answers_one_item_only(client, make, db, page_for):
+    rev = setup_queue(client, make, ["held-a", "held-b", "held-c", "held-d"])
+    page = open_review(page_for, rev, "held-a")
+    page.keyboard.down("1")
+    for _ in range(8):  # what a key held down sends: the same key again, as repeats
+        page.wait_for_timeout(30)
+        page.keyboard.down("1")
+    page.keyboard.up("1")
+    expect(page.locator(SHOWN)).to_have_text("held-b", timeout=WAIT_MS)
+    page.wait_for_timeout(500)
+    assert saved(db) == {"held-a": "fraud"}
+    expect(page.locator(SHOWN)).to_have_text("held-b")
+
+
+def test_a_number_with_no_answer_says_so(client, make, db, page_for):
+    make.queue(audit_rate=0)
+    producer = make.user("scientist", queues=["claims"])
+    rev = make.user("reviewer", queues=["claims"])
+    one = {
+        "external_id": "single",
+        "payload": {"amount": 3.0},
+        "prediction": {"model_version": "p", "candidates": [{"label": "legit", "score": 0.7}]},
+    }
+    push(client, producer, [one])
+    page = open_review(page_for, rev, "single")
+    page.keyboard.press("4")
+    notice = page.locator("#review-item #notice")
+    expect(notice).to_contain_text("Key 4 did nothing: single has only answer 1.")
+    assert notice.get_attribute("role") == "alert"
+    assert db.count(Review) == 0
+
+
+def test_a_typed_answer_matches_the_queue_label_and_a_refused_one_stays(client, make, db, page_for):
+    rev = setup_queue(client, make, ["case-a", "case-b", "case-c"])
+    page = open_review(page_for, rev, "case-a")
+    page.keyboard.press("/")
+    page.keyboard.type(" Duplicate ")
+    assert press_and_wait(page, "Enter", "for case-a.") == "case-b"
+    assert saved(db) == {"case-a": "duplicate"}
+    # An answer that is no label of the queue is refused, names the labels, and stays in
+    # the field to be corrected.
+    page.keyboard.press("/")
+    page.keyboard.type("chargeback")
+    page.keyboard.press("Enter")
+    notice = page.locator("#review-item #notice")
+    expect(notice).to_contain_text("legit, fraud, duplicate", timeout=WAIT_MS)
+    assert page.input_value("#other-answer") == "chargeback"
+    assert saved(db) == {"case-a": "duplicate"}
+
+
+def test_an_escalation_of_only_spaces_keeps_the_dialog_open(client, make, db, page_for):
+    from app.models import ItemEvent
+
+    rev = setup_queue(client, make, ["esc-a", "esc-b"])
+    page = open_review(page_for, rev, "esc-a")
+    page.keyboard.press("e")
+    page.keyboard.type("   ")
+    page.keyboard.press("Enter")
+    expect(page.locator("#escalate-dialog")).to_have_attribute("open", "")
+    assert db.count(ItemEvent) == 0
+    page.keyboard.type("IBAN from another country")
+    page.keyboard.press("Enter")
+    expect(page.locator(SHOWN)).to_have_text("esc-b", timeout=WAIT_MS)
+    assert db.count(ItemEvent, ItemEvent.kind == "escalate") == 1

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.learning.feedback import make_training_example
+from app.learning.outbox import relay_outbox
 from app.models import Outbox, TrainingExample
-from app.tasks import relay_outbox
 from tests.conftest import item
 
 
@@ -108,7 +108,8 @@ def test_jobs_lost_by_redis_are_sent_again_after_the_stale_window(
 def test_repeated_retrain_triggers_collapse_into_one_job(make, redis, engine):
     from rq import Queue as RQQueue
 
-    from app.tasks import TRAINING_QUEUE, enqueue_retrain
+    from app.learning.job_queues import TRAINING_QUEUE
+    from app.learning.retraining import enqueue_retrain
 
     queue_id = make.queue()
     first = enqueue_retrain(redis, queue_id)
@@ -121,7 +122,8 @@ def test_a_persons_request_during_a_run_gets_one_follow_up_run(make, redis, engi
     from rq import Queue as RQQueue
     from rq.job import Job, JobStatus
 
-    from app.tasks import TRAINING_QUEUE, enqueue_retrain, retrain_lock_key
+    from app.learning.job_queues import TRAINING_QUEUE
+    from app.learning.retraining import enqueue_retrain, retrain_lock_key
 
     queue_id = make.queue()
     running = enqueue_retrain(redis, queue_id)

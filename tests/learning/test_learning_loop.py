@@ -13,20 +13,20 @@ from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.conformal import _Probabilities
 from app.learning.features import choose_columns, table
+from app.learning.fitting import fit
 from app.learning.rules import rule_answer
-from app.learning.training import (
+from app.learning.snapshot import (
     CONFORMAL,
     EVALUATION,
     LEFT_OUT,
     TRAIN,
     Row,
     Snapshot,
-    _hash_rows,
-    fit,
+    hash_rows,
     split_roles,
     take_snapshot,
-    train_model_version,
 )
+from app.learning.training import train_model_version
 from app.models import Item, ModelVersion, Prediction, Queue, TrainingExample
 from app.queues.service import Policy
 from tests.learning.test_training import _labelled
@@ -40,7 +40,7 @@ def _demo_snapshot(n, seed=7, source="human"):
         Row(i + 1, c["payload"], c["label"], source, T0 + dt.timedelta(minutes=i))
         for i, c in enumerate(claims)
     ]
-    return Snapshot(rows=rows, content_hash=_hash_rows(rows))
+    return Snapshot(rows=rows, content_hash=hash_rows(rows))
 
 
 def test_candidate_sets_cover_the_target_on_held_out_demo_data():
@@ -270,7 +270,7 @@ def test_past_the_time_budget_or_with_a_broken_model_the_rules_answer(make, engi
     make.user("reviewer", queues=["claims"])
     queue_id = _labelled(engine, 60)
     with session_scope(engine) as s:
-        train_model_version(session=s, queue=s.get(Queue, queue_id))
+        train_model_version(db=s, queue_id=queue_id)
     payloads = [c["payload"] for c in generate_claims(600, seed=9)]
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
@@ -301,7 +301,7 @@ def test_past_the_time_budget_or_with_a_broken_model_the_rules_answer(make, engi
 
 def test_auto_labels_train_only_when_the_queue_says_so(make, engine, db):
     from app.learning.feedback import materialize_auto_examples
-    from app.learning.training import CALIBRATION
+    from app.learning.snapshot import CALIBRATION
 
     queue_id = make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=0.5, min_margin=0)
     make.user("reviewer", queues=["claims"])
@@ -348,13 +348,13 @@ def test_a_worse_model_is_kept_as_a_candidate(make, engine, db):
     make.user("reviewer", queues=["claims"])
     queue_id = _labelled(engine, 300)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id))
+        v1 = train_model_version(db=s, queue_id=queue_id).version
     _labelled(engine, 100, seed=2)
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
         # A narrower feature choice: the new version only sees the currency, always EUR.
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
-        v2 = train_model_version(session=s, queue=queue)
+        v2 = train_model_version(db=s, queue_id=queue.id).version
         assert not v2.active and v2.metrics["promoted"] is False
         assert "not better, kept as a candidate" in v2.metrics["promotion_reason"]
         assert v2.metrics["active_version"] == v1.version
@@ -404,8 +404,7 @@ def test_evidence_names_payload_fields_of_a_calibrated_model():
 
 
 def test_a_person_changing_the_active_model_during_training_has_the_last_word(make, engine, db):
-    from app.learning.registry import promote, rollback
-    from app.learning.training import active_for_comparison, store
+    from app.learning.registry import active_for_comparison, promote, rollback, store
     from app.models import User
 
     queue_id = make.queue(audit_rate=0, retrain_after=0)
@@ -413,12 +412,12 @@ def test_a_person_changing_the_active_model_during_training_has_the_last_word(ma
     lead = make.user("lead", queues=["claims"])
     _labelled(engine, 200)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+        v1 = train_model_version(db=s, queue_id=queue_id).version.version
     _labelled(engine, 100, seed=2)
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
-        v2 = train_model_version(session=s, queue=queue).version  # a candidate
+        v2 = train_model_version(db=s, queue_id=queue.id).version.version  # a candidate
         queue.policy = {**queue.policy, "features": None}
     _labelled(engine, 60, seed=3)
     with session_scope(engine) as s:
@@ -447,7 +446,7 @@ def test_a_broken_active_model_does_not_block_a_new_one(make, engine, db):
     make.user("reviewer", queues=["claims"])
     _labelled(engine, 100)
     with session_scope(engine) as s:
-        train_model_version(session=s, queue=s.get(Queue, queue_id))
+        train_model_version(db=s, queue_id=queue_id)
         v1 = s.scalar(select(ModelVersion))
         v1.artifact = v1.artifact[:-10] + b"0123456789"  # corrupt, checksum kept
     _labelled(engine, 30, seed=2)
@@ -455,7 +454,7 @@ def test_a_broken_active_model_does_not_block_a_new_one(make, engine, db):
 
     scoring._cache.clear()
     with session_scope(engine) as s:
-        v2 = train_model_version(session=s, queue=s.get(Queue, queue_id))
+        v2 = train_model_version(db=s, queue_id=queue_id).version
         assert v2.active
         assert v2.metrics["promotion_reason"].startswith("the active model cannot be loaded")
 
@@ -467,11 +466,11 @@ def test_new_settings_on_the_same_labels_make_a_new_version(make, engine, db):
     make.user("reviewer", queues=["claims"])
     _labelled(engine, 150)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id))
-        assert train_model_version(session=s, queue=s.get(Queue, queue_id)) is None
+        v1 = train_model_version(db=s, queue_id=queue_id).version
+        assert train_model_version(db=s, queue_id=queue_id).version is None
         queue = s.get(Queue, queue_id)
         queue.policy = {**queue.policy, "coverage": 0.8}
-        v2 = train_model_version(session=s, queue=queue)
+        v2 = train_model_version(db=s, queue_id=queue.id).version
         assert v2 is not None and v2.snapshot == v1.snapshot
         assert v2.card["settings"]["coverage"] == 0.8 and v2.metrics["coverage_target"] == 0.8
         assert v2.snapshot_id == v1.snapshot_id  # the rows are stored once

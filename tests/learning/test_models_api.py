@@ -17,12 +17,12 @@ from tests.review.test_review_pages import login
 def _two_versions(engine, queue_id):
     """v1 on 300 labels; v2, not promoted, trained on the currency alone."""
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+        v1 = train_model_version(db=s, queue_id=queue_id).version.version
     _labelled(engine, 100, seed=2)
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
-        v2 = train_model_version(session=s, queue=queue).version
+        v2 = train_model_version(db=s, queue_id=queue.id).version.version
     return v1, v2
 
 
@@ -105,7 +105,7 @@ def test_labels_retrain_with_a_worker_then_card_snapshot_and_rescoring(
     with session_scope(engine) as s:  # a second version, kept as a candidate
         queue = s.get(Queue, queue_id)
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
-        v2 = train_model_version(session=s, queue=queue)
+        v2 = train_model_version(db=s, queue_id=queue.id).version
         assert not v2.active
         v2 = v2.version
     r = client.post(f"/api/v1/queues/claims/models/{v2}/promote", headers=lead["headers"])
@@ -142,7 +142,7 @@ def test_a_failed_run_leaves_the_active_model_and_says_why(
     make.user("reviewer", queues=["claims"])
     _labelled(engine, 100)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+        v1 = train_model_version(db=s, queue_id=queue_id).version.version
     _labelled(engine, 30, seed=5)
     with session_scope(engine) as s:
         # A text feature no payload has: no vocabulary, so the fit itself fails.
@@ -249,9 +249,10 @@ def test_model_pages_for_a_lead(client, make, engine):
 def test_schedule_and_abandoned_runs_in_maintenance(make, engine, redis, db):
     from rq import Queue as RQQueue
 
+    from app.learning.job_queues import TRAINING_QUEUE
     from app.learning.registry import start_run
-    from app.tasks import TRAINING_QUEUE, retrain_lock_key
-    from workers.jobs import run_maintenance
+    from app.learning.retraining import retrain_lock_key
+    from workers.maintenance import run_maintenance
 
     queue_id = make.queue(audit_rate=0, retrain_after=0, retrain_every_hours=1)
     make.user("reviewer", queues=["claims"])
@@ -309,8 +310,8 @@ def test_rescoring_promised_by_a_promotion_survives_redis_being_away(
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from app.learning.outbox import relay_outbox
     from app.models import Outbox
-    from app.tasks import relay_outbox
 
     queue_id = make.queue(audit_rate=0, retrain_after=0)
     lead = make.user("lead", queues=["claims"])

@@ -12,8 +12,9 @@ from sqlalchemy import select, update
 
 from app.db import session_scope
 from app.learning.feedback import STALE_AFTER
+from app.learning.job_queues import FEEDBACK_QUEUE
+from app.learning.outbox import relay_outbox
 from app.models import Label, Outbox, TrainingExample, utcnow
-from app.tasks import FEEDBACK_QUEUE, relay_outbox
 from tests.conftest import item
 from tests.review.test_review_pages import login
 
@@ -21,8 +22,9 @@ ATTEMPTS = 3
 
 
 @pytest.fixture(autouse=True)
-def few_attempts(monkeypatch):
-    monkeypatch.setenv("LOUPE_OUTBOX_MAX_ATTEMPTS", str(ATTEMPTS))
+def few_attempts(app, monkeypatch):
+    """LOUPE_OUTBOX_MAX_ATTEMPTS=3 for this test (the app's settings are the process's)."""
+    monkeypatch.setattr(app.config["LOUPE_SETTINGS"], "outbox_max_attempts", ATTEMPTS)
 
 
 def decide_one(client, make):

@@ -8,7 +8,9 @@ from app.demo.claims import generate_claims
 from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.feedback import make_training_example
-from app.learning.training import TrainingFailed, take_snapshot, train_model_version
+from app.learning.fitting import TrainingFailed
+from app.learning.snapshot import take_snapshot
+from app.learning.training import train_model_version
 from app.models import ModelVersion, Outbox, Queue, Review, User
 from app.review.service import claim_next, decide
 
@@ -44,15 +46,15 @@ def test_retrain_versions_snapshot_and_promotion(make, engine, db):
     queue_id = _labelled(engine, 200)
     with session_scope(engine) as s:
         queue = s.get(Queue, queue_id)
-        v1 = train_model_version(session=s, queue=queue, seed=0)
+        v1 = train_model_version(db=s, queue_id=queue.id, seed=0).version
         assert v1.active and v1.metrics["promoted"]
         assert 0 < v1.metrics["macro_f1"] <= 1
         assert v1.snapshot == take_snapshot(session=s, queue_id=queue_id).content_hash
         # Nothing new: no second version for the same snapshot.
-        assert train_model_version(session=s, queue=queue, seed=0) is None
+        assert train_model_version(db=s, queue_id=queue.id, seed=0).version is None
     _labelled(engine, 100, seed=2)
     with session_scope(engine) as s:
-        v2 = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=0)
+        v2 = train_model_version(db=s, queue_id=queue_id, seed=0).version
         assert v2.snapshot != v1.snapshot and v2.n_examples == 300
         # Graded against v1 on the newest human labels, which v1 never trained on.
         assert v2.metrics["active_version"] == "claims-v1"
@@ -70,7 +72,7 @@ def test_same_snapshot_and_seed_give_the_same_metrics(make, engine):
     for _ in range(2):
         # Each run is rolled back, so the second one trains on the same snapshot again.
         with new_session(engine, write=True) as s:
-            v = train_model_version(session=s, queue=s.get(Queue, queue_id), seed=3)
+            v = train_model_version(db=s, queue_id=queue_id, seed=3).version
             metrics.append({k: v.metrics[k] for k in ("accuracy", "macro_f1", "n_eval")})
             metrics[-1]["snapshot"] = v.snapshot
             s.rollback()
@@ -82,7 +84,7 @@ def test_too_few_or_single_label_examples_fail_without_a_version(make, engine, d
     make.user("reviewer", queues=["claims"])
     queue_id = _labelled(engine, 5)
     with pytest.raises(TrainingFailed, match="at least"), session_scope(engine) as s:
-        train_model_version(session=s, queue=s.get(Queue, queue_id))
+        train_model_version(db=s, queue_id=queue_id)
     assert db.count(ModelVersion) == 0
 
 
@@ -97,7 +99,8 @@ def test_tampered_model_file_is_refused():
 
 
 def test_a_model_is_not_stored_when_its_labels_were_reopened_while_it_trained(make, engine, db):
-    from app.learning.training import fit, store
+    from app.learning.fitting import fit
+    from app.learning.registry import store
     from app.review import actions
 
     make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=1, min_margin=1)
@@ -133,7 +136,7 @@ def test_retrain_request_says_503_when_redis_is_away(app, client, make):
 def test_failed_training_backs_off_instead_of_retrying_on_every_label(
     make, engine, redis, run_jobs
 ):
-    from workers.jobs import retrain, retrain_backoff_key
+    from app.learning.retraining import retrain, retrain_backoff_key
 
     queue_id = make.queue(audit_rate=0, retrain_after=1)
     make.user("reviewer", queues=["claims"])
@@ -148,16 +151,16 @@ def test_retrain_lock_of_a_dead_run_expires_and_a_live_run_keeps_it(redis):
 
     from redis.exceptions import LockError
 
-    import workers.jobs as jobs
+    from app.learning import retraining
 
     key = "loupe:retrain-lock:test"
     # A run that died holding the lock: it is free again after its time to live.
     redis.set(key, "dead-worker", px=400)
-    with jobs._held_while_alive(redis, key, seconds=1):
+    with retraining._held_while_alive(redis, key, seconds=1):
         # A live run keeps it past its time to live, and a second run cannot take it.
         threading.Event().wait(1.5)
         assert redis.exists(key)
         with pytest.raises(LockError):
-            with jobs._held_while_alive(redis, key, seconds=1, wait=0.3):
+            with retraining._held_while_alive(redis, key, seconds=1, wait=0.3):
                 pass
     assert not redis.exists(key)

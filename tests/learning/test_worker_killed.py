@@ -11,18 +11,17 @@ from sqlalchemy import insert, select
 
 from app.db import session_scope
 from app.demo.claims import generate_claims
+from app.learning.retraining import DEAD_RUN_AFTER
 from app.learning.training import train_model_version
 from app.models import (
     Item,
     Label,
     ModelVersion,
-    Queue,
     TrainingExample,
     TrainingRun,
     TrainingSnapshot,
     utcnow,
 )
-from app.tasks import DEAD_RUN_AFTER
 from tests.conftest import wait_for
 from tests.learning.test_training import _labelled
 
@@ -87,7 +86,7 @@ def _bulk_labelled(engine, queue_id: int, n: int) -> None:
 
 
 def test_worker_killed_mid_training(client, make, engine, db, worker_process, monkeypatch):
-    from workers.jobs import run_maintenance
+    from workers.maintenance import run_maintenance
 
     monkeypatch.setenv("LOUPE_RETRAIN_LOCK_SECONDS", "3")
     queue_id = make.queue(audit_rate=0, retrain_after=0)
@@ -95,7 +94,7 @@ def test_worker_killed_mid_training(client, make, engine, db, worker_process, mo
     make.user("reviewer", queues=["claims"])
     _labelled(engine, 100)
     with session_scope(engine) as s:
-        v1 = train_model_version(session=s, queue=s.get(Queue, queue_id)).version
+        v1 = train_model_version(db=s, queue_id=queue_id).version.version
     _bulk_labelled(engine, queue_id, 15_000)  # a run long enough to be killed in
 
     worker = worker_process()

@@ -122,7 +122,7 @@ def test_reopen_from_history_until_a_model_trains_on_it(setup, session):
     make_training_example(
         session=session, outbox_id=session.scalar(select(Outbox.id).order_by(Outbox.id.desc()))
     )
-    train_model_version(session=session, queue=queue)
+    train_model_version(db=session, queue_id=queue.id)
     rows = actions.history(session=session, user=rita)
     assert not any(r["reopenable"] for r in rows)
     with pytest.raises(Conflict, match="train"):

@@ -453,7 +453,9 @@ def test_undo_and_reopen_are_refused_once_a_model_trained_on_the_label(
         _decide(client, alice, last["token"], "legit" if n % 2 else "fraud")
     run_jobs()
     assert db.count(TrainingExample) == 12
-    version = train_model_version(session=session, queue=get_queue(session=session, name="claims"))
+    version = train_model_version(
+        db=session, queue_id=get_queue(session=session, name="claims").id
+    ).version
     assert version is not None
     session.commit()
     assert db.count(TrainingExample, TrainingExample.used_by_version_id.is_(None)) == 0

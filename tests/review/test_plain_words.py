@@ -112,11 +112,11 @@ def test_the_list_promises_what_the_statistics_mean(size, coverage, expected):
 def test_evidence_says_how_hard_each_value_pushed_and_only_for_values_the_item_has():
     ev = {
         "towards": [
-            Contribution("amount", "amount", "number", 1250.0, 2.0),
-            Contribution("tenure", "tenure", "number", None, 1.5),  # not in the payload
-            Contribution("note", "note=twice", "word", "twice", 0.3),
+            Contribution("amount", "number", 1250.0, 2.0),
+            Contribution("tenure", "number", None, 1.5),  # not in the payload
+            Contribution("note", "word", "twice", 0.3),
         ],
-        "against": [Contribution("country", "country=FR", "category", "FR", -0.9)],
+        "against": [Contribution("country", "category", "FR", -0.9)],
     }
     payload = {"amount": 1250.0, "note": "charged twice", "country": "FR"}
     towards, against = _evidence(ev, payload, {"amount": {"format": "money", "unit": "EUR"}})

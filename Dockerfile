@@ -1,13 +1,24 @@
 # Production image for Loupe; the same image runs web, worker and migrate.
+
+# Stage 1: the wheel, which carries the templates, the migrations and their Alembic
+# configuration inside the package (see setup.py).
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY app ./app
+COPY workers ./workers
+COPY templates ./templates
+COPY migrations ./migrations
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheel .
+
+# Stage 2: the wheel installed like any package, with the dependency versions CI tested
+# (constraints.txt) and without the `embedded` extra: production sets REDIS_URL.
 FROM python:3.11-slim
 
-# PYTHONPATH makes imports resolve to /app rather than site-packages, so the
-# top-level templates/, migrations/ and alembic.ini sit where the code expects them.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app \
     LOUPE_ENV=production
 
 # libpq5 keeps psycopg working even if the non-binary variant gets installed.
@@ -15,19 +26,17 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libpq5 \
     && rm -rf /var/lib/apt/lists/*
 
-RUN groupadd --system loupe && useradd --system --gid loupe --home-dir /app --shell /usr/sbin/nologin loupe
+RUN groupadd --system loupe \
+    && useradd --system --gid loupe --home-dir /srv/loupe --shell /usr/sbin/nologin loupe
 
-WORKDIR /app
+COPY constraints.txt /tmp/constraints.txt
+COPY --from=wheel /wheel /tmp/wheel
+RUN pip install -c /tmp/constraints.txt /tmp/wheel/*.whl && rm -rf /tmp/wheel /tmp/constraints.txt
 
-COPY pyproject.toml README.md ./
-COPY app ./app
-COPY workers ./workers
-COPY templates ./templates
-COPY migrations ./migrations
-COPY alembic.ini gunicorn.conf.py ./
-
-# Installs the dependencies and the `loupe` console script.
-RUN pip install . && chown -R loupe:loupe /app
+# The working folder holds only the gunicorn settings: no source tree for `app` to be
+# imported from instead of the installed package.
+WORKDIR /srv/loupe
+COPY gunicorn.conf.py ./
 
 USER loupe
 

@@ -22,22 +22,32 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
+# What the installation depends on: a change to any of them reinstalls.
+INSTALL_INPUTS = ("pyproject.toml", "setup.py", "constraints.txt")
+
+
 def ensure_env() -> None:
-    """Creates .venv and installs the project when pyproject.toml changed since last time."""
+    """Creates .venv and installs the project, at the versions CI tested (constraints.txt),
+    when pyproject.toml, setup.py or constraints.txt changed since last time."""
     if sys.version_info < (3, 11):
         sys.exit(f"Loupe needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     if not PY.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     stamp = VENV / ".loupe-installed"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest:
+    digest = hashlib.sha256()
+    for name in INSTALL_INPUTS:
+        digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
     print("installing Loupe and its dependencies into .venv (first run takes a minute) ...",
           flush=True)
     subprocess.run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"], check=True)
-    stamp.write_text(digest)
+    # The embedded Redis (demo, tests) is an extra: production images go without it.
+    pins = ["-c", ROOT / "constraints.txt"]
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", *pins, "-e", f"{ROOT}[embedded,test]"],
+                   check=True)
+    stamp.write_text(digest.hexdigest())
 
 
 def main(argv: list[str]) -> int:

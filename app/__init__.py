@@ -9,11 +9,12 @@ from flask import Flask
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.db import get_engine
 from app.embedded_redis import embedded_redis_url
 from app.extensions import close_db_session, csrf, login_manager, openapi
-from app.settings import PROJECT_ROOT, Settings, current_settings, use_settings
+from app.settings import TEMPLATES_DIR, Settings, current_settings, use_settings
 
 
 def resolve_redis_url(settings: Settings) -> str:
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = use_settings(settings or current_settings())
     app = Flask(
         __name__,
-        template_folder=str(PROJECT_ROOT / "templates"),
+        template_folder=str(TEMPLATES_DIR),
         static_folder="static",
         instance_path=str(settings.instance_path),
     )
@@ -54,6 +55,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         LOUPE_SETTINGS=settings,
     )
+    if settings.proxy_hops:
+        # Behind a TLS-terminating proxy: the scheme and client address it saw are the real
+        # ones, so url_for, redirects and request.is_secure (CSRF's referrer check) say https.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["loupe.engine"] = get_engine(settings.resolved_database_url())
     # Fail fast: a decision is already stored when Redis is asked; the relay retries later.
     app.extensions["loupe.redis"] = Redis.from_url(

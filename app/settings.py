@@ -7,7 +7,23 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout: in an installed wheel this is site-packages, so nothing is looked up here alone.
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+def _carried(folder: str) -> Path:
+    """templates/ or migrations/: inside the package when installed from a wheel (setup.py
+    moves them there), beside it in a checkout (editable installs included)."""
+    inside = PACKAGE_DIR / folder
+    return inside if inside.is_dir() else PROJECT_ROOT / folder
+
+
+TEMPLATES_DIR = _carried("templates")
+MIGRATIONS_DIR = _carried("migrations")
+# The Alembic configuration `loupe db upgrade` runs with (the checkout's top-level alembic.ini
+# is for the `alembic` command there).
+ALEMBIC_INI = MIGRATIONS_DIR / "alembic.ini"
 
 
 class Settings(BaseSettings):
@@ -20,11 +36,17 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     # development, demo, test or production: only the first three may run without SECRET_KEY.
     loupe_env: str = "development"
-    instance_path: Path = Field(default=PROJECT_ROOT / "instance", alias="LOUPE_INSTANCE")
+    # ./instance of the folder Loupe runs in: an installed package has no checkout to sit in.
+    instance_path: Path = Field(
+        default_factory=lambda: Path.cwd() / "instance", alias="LOUPE_INSTANCE"
+    )
     max_body_bytes: int = Field(default=32 * 1024 * 1024, alias="LOUPE_MAX_BODY_BYTES")
     max_batch_items: int = Field(default=50_000, alias="LOUPE_MAX_BATCH_ITEMS")
     maintenance_interval: float = Field(default=5.0, alias="LOUPE_MAINTENANCE_INTERVAL")
     scoring_budget_seconds: float = Field(default=2.0, alias="LOUPE_SCORING_BUDGET")
+    # How many proxies in front of Loupe set X-Forwarded-For and -Proto (1 behind the compose
+    # file's TLS proxy); 0 trusts no such header, as a server reached directly must.
+    proxy_hops: int = Field(default=0, ge=0, alias="LOUPE_PROXY_HOPS")
     # A retraining run's lock outlives a killed worker by at most this long.
     retrain_lock_seconds: int = Field(default=60, ge=3, alias="LOUPE_RETRAIN_LOCK_SECONDS")
     # An outbox row whose job failed (or was lost) this many times is parked, not re-sent.

@@ -78,18 +78,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_appcontext(close_db_session)
 
     from app.admin.routes import bp as admin_bp
-    from app.api import outbox as _outbox_views  # noqa: F401  (its views join the api blueprint)
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
-    from app.learning.routes import bp as models_bp
+    from app.learning.routes import bp as registry_bp
     from app.ops.routes import bp as ops_bp
     from app.queues.routes import bp as queues_bp
     from app.review.routes import bp as review_bp
 
-    csrf.exempt(api_bp)
-    for bp in (auth_bp, queues_bp, review_bp, models_bp, api_bp, ops_bp):
+    for bp in (auth_bp, queues_bp, review_bp, registry_bp, api_bp, ops_bp, admin_bp):
         app.register_blueprint(bp)
-    app.register_blueprint(admin_bp)
     openapi.register(app)
 
     from app.api.errors import register_error_handlers

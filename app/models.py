@@ -118,7 +118,7 @@ class Queue(SQLModel, table=True):
     description: str = Field(default="", max_length=2000)
     labels: list[str] | None = _json()
     policy: dict = Field(default_factory=dict, sa_type=JSONType)
-    # How reviewers see the payload: field order, labels, formats, units (see review/view.py).
+    # How reviewers see the payload: field order, labels, formats, units (see review/presenter.py).
     display: dict | None = _json()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -1,22 +1,16 @@
-"""Failed jobs through the API, for admins: the parked outbox rows, and retrying one.
-
-The views join the api blueprint (/api/v1) and resolve their caller themselves: a bearer
-token (so no CSRF check: no cookie says who calls) whose user may manage jobs.
-"""
+"""Failed jobs over the API, for admins: the parked outbox rows, and retrying one."""
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel
-from spectree import Response as Doc
 
-from app.api.routes import bp
-from app.api.schemas import ErrorOut
-from app.auth.service import require, user_for_token
-from app.errors import Unauthorized
-from app.extensions import csrf, db_session, openapi, redis_conn, write_session
+from app.api.endpoint import endpoint
+from app.extensions import db_session, redis_conn, write_session
 from app.learning.outbox import relay_outbox
 from app.learning.parking import parked_rows, retry_parked
+
+bp = Blueprint("outbox", __name__)
 
 
 class ParkedJobOut(BaseModel):
@@ -41,20 +35,6 @@ class RetryOut(BaseModel):
     state: str
 
 
-ERRORS = {"HTTP_401": ErrorOut, "HTTP_403": ErrorOut}
-
-
-def _admin() -> None:
-    """401 without a valid bearer token, 403 unless its user may manage jobs (admins)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
-    user = user_for_token(session=db_session(), token=token.strip())
-    if user is None:
-        raise Unauthorized("That token is not valid.")
-    require(user, "manage_jobs")
-
-
 def _json(row: dict) -> dict:
     return {
         **{k: row[k] for k in ParkedJobOut.model_fields},
@@ -64,26 +44,18 @@ def _json(row: dict) -> dict:
 
 
 @bp.get("/outbox/parked")
-@csrf.exempt
-@openapi.validate(resp=Doc(HTTP_200=ParkedOut, **ERRORS), skip_validation=True, tags=["operations"])
+@endpoint(tag="operations", permission="manage_jobs", ok={200: ParkedOut})
 def parked_view():
     """Outbox rows the relay parked after their job failed LOUPE_OUTBOX_MAX_ATTEMPTS times,
     newest first, each with the error of its last attempt (admin)."""
-    _admin()
     return jsonify({"parked": [_json(r) for r in parked_rows(session=db_session())]})
 
 
 @bp.post("/outbox/<int:outbox_id>/retry")
-@csrf.exempt
-@openapi.validate(
-    resp=Doc(HTTP_202=RetryOut, HTTP_404=ErrorOut, HTTP_409=ErrorOut, **ERRORS),
-    skip_validation=True,
-    tags=["operations"],
-)
+@endpoint(tag="operations", permission="manage_jobs", ok={202: RetryOut}, errors=(409,))
 def retry_view(outbox_id: int):
     """Hand a parked row to the workers again, with a fresh count of attempts (admin); 409
     when it is not parked."""
-    _admin()
     session = write_session()
     row = retry_parked(session=session, outbox_id=outbox_id)
     session.commit()

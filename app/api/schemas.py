@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.review.actions import MAX_TEXT
@@ -24,6 +26,7 @@ class EscalateIn(BaseModel):
     """Why the claimed item needs a lead."""
 
     model_config = ConfigDict(extra="forbid")
+    noun: ClassVar[str] = "escalation"  # "The escalation is not valid."
 
     reason: str = Field(min_length=1, max_length=MAX_TEXT)
 

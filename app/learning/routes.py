@@ -19,24 +19,31 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from app.auth.service import PERMISSIONS, require
+from app.errors import ServiceUnavailable
 from app.extensions import db_session, redis_conn, write_session
-from app.learning.outbox import relay_outbox
+from app.learning.activation import promote_and_rescore, request_retrain, roll_back_and_rescore
 from app.learning.registry import (
     card_limitations,
     get_version,
     previous_active,
-    promote,
-    rollback,
     runs_of,
     version_status,
     versions_of,
 )
-from app.learning.retraining import DEAD_RUN_AFTER, enqueue_retrain, retrain_lock_key
+from app.learning.retraining import DEAD_RUN_AFTER, retrain_lock_key
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
 from app.states import RunStatus
 
-bp = Blueprint("models", __name__)
+bp = Blueprint("registry", __name__)
+
+
+def _queue(name: str, action: str | None = None):
+    """The named queue, when the user is a member (whose role may do `action`, if given)."""
+    queue = get_queue(session=db_session(), name=name, user=current_user)
+    if action is not None:
+        require(current_user, action)
+    return queue
 
 
 def _may(action: str) -> bool:
@@ -111,7 +118,7 @@ def _asked_runs(queue_id: int, runs: list[TrainingRun]) -> list[dict]:
 def index(name: str):
     """The page, or for htmx the registry fragment, which polls while a run is under way."""
     session = db_session()
-    queue = get_queue(session=session, name=name, user=current_user)
+    queue = _queue(name)
     versions = versions_of(session=session, queue=queue)
     runs = runs_of(session=session, queue=queue)
     running = [r for r in runs if r.status == RunStatus.RUNNING]
@@ -146,7 +153,7 @@ def index(name: str):
 @login_required
 def card(name: str, version: str):
     session = db_session()
-    queue = get_queue(session=session, name=name, user=current_user)
+    queue = _queue(name)
     row = get_version(session=session, queue=queue, version=version)
     return render_template(
         "models/card.html",
@@ -163,43 +170,44 @@ def card(name: str, version: str):
 @bp.post("/queues/<name>/models/retrain")
 @login_required
 def retrain(name: str):
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=current_user)
-    require(current_user, "retrain")
+    queue = _queue(name, "retrain")
     try:
-        enqueue_retrain(
-            redis_conn(), queue.id, reason=f"requested by {current_user.name}", follow_up=True
-        )
+        request_retrain(redis=redis_conn(), queue=queue, user=current_user)
         flash("Retraining has started. The new version appears here when it is done.", "ok")
-    except RedisError:
+    except ServiceUnavailable:
         flash("The job queue is not answering; retraining could not be started.", "error")
-    return redirect(url_for("models.index", name=name))
-
-
-def _change_active(name: str, change, message: str):
-    """Runs `change(session=, queue=)` (promote or roll back), has the waiting items
-    re-scored, and says so."""
-    session = db_session()
-    queue = get_queue(session=session, name=name, user=current_user)
-    require(current_user, "promote")
-    session = write_session()
-    row = change(session=session, queue=queue, user=current_user)
-    session.commit()
-    # Re-scoring was promised in that transaction; hand it over now (or the relay will).
-    relay_outbox(current_app.extensions["loupe.engine"], redis_conn())
-    flash(message.format(version=row.version) + " Waiting items are being re-scored.", "ok")
-    return redirect(url_for("models.index", name=name))
+    return redirect(url_for("registry.index", name=name))
 
 
 @bp.post("/queues/<name>/models/<version>/promote")
 @login_required
 def promote_version(name: str, version: str):
-    return _change_active(
-        name, lambda **kw: promote(version=version, **kw), "{version} is now the active model."
+    queue = _queue(name, "promote")
+    row = promote_and_rescore(
+        session=write_session(),
+        engine=current_app.extensions["loupe.engine"],
+        redis=redis_conn(),
+        queue=queue,
+        version=version,
+        user=current_user,
     )
+    flash(f"{row.version} is now the active model. Waiting items are being re-scored.", "ok")
+    return redirect(url_for("registry.index", name=name))
 
 
 @bp.post("/queues/<name>/models/rollback")
 @login_required
 def rollback_version(name: str):
-    return _change_active(name, rollback, "Rolled back: {version} is the active model again.")
+    queue = _queue(name, "promote")
+    row = roll_back_and_rescore(
+        session=write_session(),
+        engine=current_app.extensions["loupe.engine"],
+        redis=redis_conn(),
+        queue=queue,
+        user=current_user,
+    )
+    flash(
+        f"Rolled back: {row.version} is the active model again. Waiting items are being re-scored.",
+        "ok",
+    )
+    return redirect(url_for("registry.index", name=name))

@@ -27,8 +27,8 @@ from app.learning.outbox import hand_over_outbox
 from app.models import Claim, Item, Queue
 from app.queues.service import get_queue, queues_for, recent_item_counts
 from app.review import actions, presence
+from app.review.presenter import present_for_review, present_preview
 from app.review.service import AlreadyDecided, decide, live_claim, release, typed_label
-from app.review.view import preview_view, review_view
 from app.review.workflow import next_for_reviewer, skip
 from app.states import ClaimState
 
@@ -58,18 +58,22 @@ def _render(
 ):
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
-    view = review_view(session=s, queue=queue, item=s.get(Item, claim.item_id)) if claim else None
-    ahead_view = None
-    if view is not None:
+    shown = (
+        present_for_review(session=s, queue=queue, item=s.get(Item, claim.item_id))
+        if claim
+        else None
+    )
+    ahead_shown = None
+    if shown is not None:
         if ahead is _UNKNOWN:
             ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
         if ahead is not None:
-            ahead_view = preview_view(session=s, queue=queue, item=s.get(Item, ahead.item_id))
+            ahead_shown = present_preview(session=s, queue=queue, item=s.get(Item, ahead.item_id))
     context = {
         "queue": queue,
         "claim": claim,
-        "item": view,
-        "ahead": ahead_view,
+        "item": shown,
+        "ahead": ahead_shown,
         "counts": recent_item_counts(session=s, queue_id=queue.id),
         "notice": notice,
         "typed": typed,

@@ -14,7 +14,7 @@ from app.learning.rescoring import RESCORED_NOTE, _note_rescored
 from app.models import Item
 from app.queues.service import Policy
 from app.review import plain_words
-from app.review.view import _evidence
+from app.review.presenter import _evidence
 
 JARGON = re.compile(
     r"calibrated|candidate set|conformal|threshold|margin|audit \(|\d\.\d|claims-v\d", re.I

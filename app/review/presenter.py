@@ -1,5 +1,6 @@
-"""What the reviewer reads: payload fields in domain terms, candidates in plain words,
-and the evidence behind the top answer."""
+"""The review page's presenter: what the reviewer reads of an item (payload fields in domain
+terms, candidates in plain words, the evidence behind the top answer), as plain dataclasses
+the templates render."""
 
 from __future__ import annotations
 
@@ -80,7 +81,9 @@ def _highlight(text: str, words: set[str]) -> list[tuple[str, bool]]:
     return out
 
 
-def field_view(name: str, value, spec: dict, image_hosts: set[str], marked: set[str]) -> FieldView:
+def present_field(
+    name: str, value, spec: dict, image_hosts: set[str], marked: set[str]
+) -> FieldView:
     """One payload field, formatted as the queue's display spec says (or guessed)."""
     label = spec.get("label") or str(name).replace("_", " ").capitalize()
     fmt, unit = spec.get("format", ""), spec.get("unit", "")
@@ -174,7 +177,7 @@ class ItemView:
     similar: list[dict]
 
 
-def item_view(
+def present_item(
     item: Item,
     prediction: Prediction | None,
     *,
@@ -193,7 +196,9 @@ def item_view(
     marked = {str(c.value) for c in ev["towards"] if c.kind == "word"} if ev else set()
 
     order = [n for n in specs if n in item.payload] + [n for n in item.payload if n not in specs]
-    fields = [field_view(n, item.payload[n], specs.get(n, {}), image_hosts, marked) for n in order]
+    fields = [
+        present_field(n, item.payload[n], specs.get(n, {}), image_hosts, marked) for n in order
+    ]
     candidates = []
     detail = (prediction.detail if prediction else None) or {}
     noun = display.get("noun") or "item"
@@ -231,7 +236,7 @@ def item_view(
     )
 
 
-def review_view(*, session, queue: Queue, item: Item) -> ItemView:
+def present_for_review(*, session, queue: Queue, item: Item) -> ItemView:
     """The item with its prediction, the evidence from the model that made it (when that
     model is one of the queue's own), similar labelled items and flags."""
     from app.learning.explain import similar_items
@@ -255,7 +260,7 @@ def review_view(*, session, queue: Queue, item: Item) -> ItemView:
         if pipeline is not None
         else []
     )
-    return item_view(
+    return present_item(
         item,
         prediction,
         queue=queue,
@@ -265,8 +270,8 @@ def review_view(*, session, queue: Queue, item: Item) -> ItemView:
     )
 
 
-def preview_view(*, session, queue: Queue, item: Item) -> ItemView:
+def present_preview(*, session, queue: Queue, item: Item) -> ItemView:
     """A light view of the item leased ahead: fields and candidates, no model work."""
     from app.review.service import current_prediction
 
-    return item_view(item, current_prediction(session=session, item_id=item.id), queue=queue)
+    return present_item(item, current_prediction(session=session, item_id=item.id), queue=queue)

@@ -1,0 +1,76 @@
+"""Queues over the API: create one, list the caller's, read one, change its policy."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from sqlalchemy.exc import IntegrityError
+
+from app.api.endpoint import endpoint, json_object
+from app.errors import Conflict
+from app.extensions import db_session, write_session
+from app.models import Queue, User
+from app.queues.service import (
+    Policy,
+    QueueIn,
+    create_queue,
+    item_counts,
+    policy_of,
+    queue_json,
+    queues_for,
+    training_counts,
+    update_policy,
+)
+
+bp = Blueprint("queues", __name__)
+
+
+@bp.post("/queues")
+@endpoint(tag="queues", permission="create_queue", body=QueueIn, ok={201: None}, errors=(409,))
+def create_queue_view(user: User, body: QueueIn):
+    """Create a queue (admin, lead)."""
+    session = write_session()
+    try:
+        queue = create_queue(
+            session=session, data=body.model_dump(exclude_unset=True), creator=user
+        )
+        session.commit()
+    except IntegrityError:
+        # Two requests raced for the same name: the database's unique index decided.
+        session.rollback()
+        raise Conflict(f"A queue named {body.name!r} already exists.") from None
+    answer = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
+    return jsonify({**answer, "policy": policy_of(queue).model_dump()}), 201
+
+
+@bp.patch("/queues/<name>/policy")
+@endpoint(tag="queues", permission="configure", body=Policy, view_reads_body=True)
+def update_policy_view(queue: Queue):
+    """Change some of the queue's policy fields (routing, retraining, coverage, metric,
+    features, rules); the others keep their values. Applies to the next items and the next
+    training run."""
+    changes = json_object()
+    session = write_session()
+    policy = update_policy(session=session, queue=queue, changes=changes)
+    session.commit()
+    return jsonify({"name": queue.name, "policy": policy.model_dump()})
+
+
+@bp.get("/queues")
+@endpoint(tag="queues")
+def list_queues_view(user: User):
+    """The queues the caller belongs to, with item counts."""
+    session = db_session()
+    queues = queues_for(session=session, user=user)
+    counts = item_counts(session=session, queue_ids=[q.id for q in queues])
+    return jsonify({"queues": [queue_json(q, counts[q.id]) for q in queues]})
+
+
+@bp.get("/queues/<name>")
+@endpoint(tag="queues")
+def get_queue_view(queue: Queue):
+    """One queue with its policy, counts and training backlog."""
+    session = db_session()
+    body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
+    body["policy"] = policy_of(queue).model_dump()
+    body["training"] = training_counts(session=session, queue=queue)
+    return jsonify(body)

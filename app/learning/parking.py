@@ -71,7 +71,7 @@ def sort_out(
         return rows
     now = now or utcnow()
     with session_scope(engine, write=False) as session:
-        handed = dict(
+        handed: dict[int, int] = dict(
             session.execute(
                 select(Outbox.id, Outbox.attempts).where(
                     Outbox.id.in_([r[0] for r in rows]), Outbox.enqueued_at.is_not(None)
@@ -82,10 +82,11 @@ def sort_out(
         return rows
     try:
         jobs = Job.fetch_many([outbox_job_id(i) for i in handed], connection=conn)
-        waiting, errors = [], {}
+        waiting: list[int] = []
+        errors: dict[int, str | None] = {}
         for outbox_id, job in zip(handed, jobs, strict=True):
             status = job.get_status(refresh=False) if job is not None else None
-            if status in _FAILED:
+            if job is not None and status in _FAILED:
                 errors[outbox_id] = _job_error(job, status)
             elif status is None or status == JobStatus.FINISHED:
                 # Gone, or finished without doing the row's work: lost either way.

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
     app.teardown_appcontext(close_db_session)
 
+    from app.admin.routes import bp as admin_bp
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
     from app.learning.routes import bp as registry_bp
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.queues.routes import bp as queues_bp
     from app.review.routes import bp as review_bp
 
-    for bp in (auth_bp, queues_bp, review_bp, registry_bp, api_bp, ops_bp):
+    for bp in (auth_bp, queues_bp, review_bp, registry_bp, api_bp, ops_bp, admin_bp):
         app.register_blueprint(bp)
     openapi.register(app)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,9 +11,19 @@ from flask_login import UserMixin
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-ITEM_STATUSES = ("pending", "in_review", "done", "auto_accepted", "escalated")
+from app.states import (
+    ClaimState,
+    ItemStatus,
+    LabelSource,
+    OutboxKind,
+    RouteDecision,
+    RunStatus,
+    sql_in,
+)
+
+ITEM_STATUSES = tuple(ItemStatus)
 ROLES = ("reviewer", "lead", "scientist", "admin")
-LABEL_SOURCES = ("human", "auto", "audit", "adjudicated")
+LABEL_SOURCES = tuple(LabelSource)
 
 
 def utcnow() -> datetime:
@@ -39,11 +50,43 @@ class UTCDateTime(sa.TypeDecorator):
         return value
 
 
+class StateType(sa.TypeDecorator):
+    """A state column: a VARCHAR in the database, a member of its StrEnum in Python.
+
+    A value outside the enum is refused before it reaches the database (whose CHECK
+    constraint would refuse it too).
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int = 20):
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum(value)
+
+
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def _json(nullable: bool = True) -> Any:
     return Field(default=None, sa_type=JSONType, nullable=nullable)
+
+
+def _state(
+    enum: type[StrEnum], default: Any = None, nullable: bool = False, length: int = 20
+) -> Any:
+    return Field(default=default, sa_type=StateType(enum, length), nullable=nullable)
+
+
+def _check(table: str, column: str, enum: type[StrEnum]) -> sa.CheckConstraint:
+    """The column holds one of the enum's values (added to existing tables by 0006)."""
+    return sa.CheckConstraint(sql_in(column, enum), name=f"ck_{table}_{column}")
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
@@ -93,14 +136,16 @@ class Item(SQLModel, table=True):
         # Matches the claim's WHERE and ORDER BY, so the next item is one index probe.
         sa.Index("ix_item_claim_order", "queue_id", "status", sa.text("priority DESC"), "id"),
         sa.Index("ix_item_lease_expiry", "queue_id", "status", "lease_expires_at"),
+        _check("item", "status", ItemStatus),
+        _check("item", "route_decision", RouteDecision),
     )
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id")
     external_id: str = Field(max_length=200)
     payload: dict = Field(default_factory=dict, sa_type=JSONType)
-    status: str = Field(default="pending", max_length=20)
+    status: ItemStatus = _state(ItemStatus, ItemStatus.PENDING)
     priority: int = Field(default=0)
-    route_decision: str | None = Field(default=None, max_length=20)
+    route_decision: RouteDecision | None = _state(RouteDecision, nullable=True)
     route_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     lease_owner_id: int | None = Field(default=None, foreign_key="user_account.id")
@@ -127,13 +172,15 @@ class Prediction(SQLModel, table=True):
 class Claim(SQLModel, table=True):
     __tablename__ = "claim"
     # The claims a user holds right now (live or ahead): see app.review.presence.
-    __table_args__ = (sa.Index("ix_claim_holder", "user_id", "state", "expires_at"),)
+    __table_args__ = (
+        sa.Index("ix_claim_holder", "user_id", "state", "expires_at"),
+        _check("claim", "state", ClaimState),
+    )
     id: int | None = Field(default=None, primary_key=True)
     token: str = Field(max_length=64, unique=True)
     item_id: int = Field(foreign_key="item.id", index=True)
     user_id: int = Field(foreign_key="user_account.id", index=True)
-    # live, decided, released or expired
-    state: str = Field(default="live", max_length=20)
+    state: ClaimState = _state(ClaimState, ClaimState.LIVE)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -168,12 +215,15 @@ class Label(SQLModel, table=True):
     """The final answer for an item, with the provenance exports carry."""
 
     __tablename__ = "final_label"
-    __table_args__ = (sa.Index("ix_final_label_queue_decided", "queue_id", "decided_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_final_label_queue_decided", "queue_id", "decided_at", "id"),
+        _check("final_label", "source", LabelSource),
+    )
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="item.id", unique=True)
     queue_id: int = Field(foreign_key="review_queue.id")
     value: str = Field(max_length=200)
-    source: str = Field(max_length=20)
+    source: LabelSource = _state(LabelSource)
     reviewers: list = Field(default_factory=list, sa_type=JSONType)
     decided_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     model_version: str | None = Field(default=None, max_length=120)
@@ -186,9 +236,12 @@ class Outbox(SQLModel, table=True):
     """Work promised in the same transaction as a decision, handed to RQ by the relay."""
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_pending", "processed_at", "enqueued_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_pending", "processed_at", "enqueued_at"),
+        _check("outbox", "kind", OutboxKind),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=40)
+    kind: OutboxKind = _state(OutboxKind, length=40)
     label_id: int | None = Field(default=None, foreign_key="final_label.id")
     queue_id: int = Field(foreign_key="review_queue.id", index=True)
     # kind "rescore": the version whose activation the waiting items must follow.
@@ -196,18 +249,24 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     enqueued_at: datetime | None = _ts()
     processed_at: datetime | None = _ts()
+    # Hand-overs to RQ so far. Once LOUPE_OUTBOX_MAX_ATTEMPTS of them failed or were lost,
+    # the relay parks the row (see app.learning.parking) until an admin retries it.
     attempts: int = Field(default=0)
+    parked_at: datetime | None = _ts(index=True)
+    # The exception (traceback) of the row's last failed job.
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class TrainingExample(SQLModel, table=True):
     __tablename__ = "training_example"
+    __table_args__ = (_check("training_example", "source", LabelSource),)
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id", index=True)
     label_id: int = Field(foreign_key="final_label.id", unique=True)
     item_id: int = Field(foreign_key="item.id")
     features: dict = Field(default_factory=dict, sa_type=JSONType)
     target: str = Field(max_length=200)
-    source: str = Field(max_length=20)
+    source: LabelSource = _state(LabelSource)
     decided_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # The first model version trained on this example; from then on its label is final.
@@ -240,13 +299,15 @@ class TrainingRun(SQLModel, table=True):
     """One attempt to train a model version: why it started and how it ended."""
 
     __tablename__ = "training_run"
-    __table_args__ = (sa.Index("ix_training_run_queue_started", "queue_id", "started_at"),)
+    __table_args__ = (
+        sa.Index("ix_training_run_queue_started", "queue_id", "started_at"),
+        _check("training_run", "status", RunStatus),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id")
     trigger: str = Field(max_length=200)
-    # running, trained, skipped or failed
-    status: str = Field(default="running", max_length=20)
+    status: RunStatus = _state(RunStatus, RunStatus.RUNNING)
     message: str | None = Field(default=None, max_length=2000)
     version_id: int | None = Field(default=None, foreign_key="model_version.id")
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     proxy_hops: int = Field(default=0, ge=0, alias="LOUPE_PROXY_HOPS")
     # A retraining run's lock outlives a killed worker by at most this long.
     retrain_lock_seconds: int = Field(default=60, ge=3, alias="LOUPE_RETRAIN_LOCK_SECONDS")
+    # An outbox row whose job failed (or was lost) this many times is parked, not re-sent.
+    outbox_max_attempts: int = Field(default=5, ge=1, alias="LOUPE_OUTBOX_MAX_ATTEMPTS")
 
     def resolved_database_url(self) -> str:
         """The configured database, or a SQLite file in the instance folder."""

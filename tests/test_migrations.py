@@ -4,11 +4,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from app.db import get_engine
 from app.settings import PROJECT_ROOT
+from tests.test_states import ROWS, STATE_COLUMNS
 
 
 def _schema_diff(conn):
@@ -38,4 +39,52 @@ def test_upgrade_downgrade_upgrade_matches_models(tmp_path):
 def test_test_database_was_built_by_migrations(engine):
     with engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() is not None
+        assert _schema_diff(conn) == []
+
+
+def test_sqlite_tables_rebuilt_with_rows_pointing_at_them_keep_rows_and_indexes(tmp_path):
+    """SQLite's batch mode rebuilds a table to add a CHECK constraint: with rows in the
+    tables that point at it (foreign keys), and with the claim index's `priority DESC`."""
+    url = f"sqlite:///{tmp_path / 'rows.db'}"
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = url
+    command.upgrade(cfg, "0005")
+    with get_engine(url).begin() as conn:
+        for row in ROWS:
+            conn.execute(text(row), {"t": "2026-01-01 00:00:00"})
+    command.upgrade(cfg, "head")
+    command.downgrade(cfg, "0005")
+    command.upgrade(cfg, "head")
+    with get_engine(url).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        for table in ("item", "claim", "final_label", "outbox", "training_example"):
+            assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == 1
+        index = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'ix_item_claim_order'"
+        ).scalar()
+        assert "priority DESC" in index
+        assert _schema_diff(conn) == []
+
+
+def test_this_databases_newest_migrations_downgrade_and_upgrade_again(app, engine):
+    """On the suite's database (SQLite or PostgreSQL): the revisions since 0005 go down and
+    up again, and the schema still matches the models."""
+    from tests.conftest import DATABASE_URL
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = DATABASE_URL
+    command.downgrade(cfg, "0005")
+    try:
+        with engine.connect() as conn:
+            assert "ck_item_status" not in {
+                c["name"] for c in inspect(conn).get_check_constraints("item")
+            }
+    finally:
+        command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        for model, column, _enum in STATE_COLUMNS:
+            table = model.__tablename__
+            checks = {c["name"] for c in inspect(conn).get_check_constraints(table)}
+            assert f"ck_{table}_{column}" in checks, table
         assert _schema_diff(conn) == []

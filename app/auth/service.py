@@ -24,6 +24,7 @@ PERMISSIONS = {
     "promote": {"lead", "scientist", "admin"},
     "configure": {"lead", "scientist", "admin"},
     "create_queue": {"lead", "admin"},
+    "manage_jobs": {"admin"},
 }
 
 

@@ -6,11 +6,12 @@ import hashlib
 from dataclasses import dataclass
 
 from app.queues.service import Policy
+from app.states import RouteDecision
 
 
 @dataclass(frozen=True)
 class Route:
-    decision: str  # "auto_accept", "review" or "audit"
+    decision: RouteDecision
     reason: str
 
 
@@ -37,10 +38,14 @@ def route_item(
     if "fallback" in detail:
         why = detail["fallback"] or "no model answer"
         if detail.get("rule"):
-            return Route("review", f"{why}: business rule '{detail['rule']}' suggests an answer")
-        return Route("review", f"{why}, and no business rule applies: a person must answer")
+            return Route(
+                RouteDecision.REVIEW, f"{why}: business rule '{detail['rule']}' suggests an answer"
+            )
+        return Route(
+            RouteDecision.REVIEW, f"{why}, and no business rule applies: a person must answer"
+        )
     if not candidates:
-        return Route("review", "no prediction: a person must answer")
+        return Route(RouteDecision.REVIEW, "no prediction: a person must answer")
     if "set_size" in detail:
         return _route_by_set(policy, candidates, detail, queue_name, external_id)
     top = candidates[0]["score"]
@@ -48,13 +53,13 @@ def route_item(
     margin = top - second
     if top < policy.auto_accept_threshold:
         return Route(
-            "review",
+            RouteDecision.REVIEW,
             f"top score {top:.2f} is below the auto-accept threshold "
             f"{policy.auto_accept_threshold:.2f}",
         )
     if margin < policy.min_margin:
         return Route(
-            "review",
+            RouteDecision.REVIEW,
             f"top two candidates are {margin:.2f} apart, "
             f"less than the margin {policy.min_margin:.2f}",
         )
@@ -72,11 +77,11 @@ def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Ro
     """An item that may be auto-accepted: unless the audit draw picks it for a person."""
     if audit_draw(queue_name, external_id) < policy.audit_rate:
         return Route(
-            "audit",
+            RouteDecision.AUDIT,
             f"random audit ({policy.audit_rate:.0%}) of an item that would be auto-accepted "
             f"({what})",
         )
-    return Route("auto_accept", why)
+    return Route(RouteDecision.AUTO_ACCEPT, why)
 
 
 def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
@@ -87,11 +92,12 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
     if size != 1:
         what = "no answer" if size == 0 else f"{size} answers"
         return Route(
-            "review", f"the {coverage:.0%} candidate set holds {what}: a person must choose"
+            RouteDecision.REVIEW,
+            f"the {coverage:.0%} candidate set holds {what}: a person must choose",
         )
     if top < policy.auto_accept_threshold:
         return Route(
-            "review",
+            RouteDecision.REVIEW,
             f"calibrated confidence {top:.2f} is below the auto-accept threshold "
             f"{policy.auto_accept_threshold:.2f}",
         )

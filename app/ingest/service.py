@@ -20,13 +20,18 @@ from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
 from app.models import Label, Prediction, Queue, utcnow
 from app.queues.service import policy_of
+from app.states import ItemStatus, LabelSource, RouteDecision
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)
 
 _score = itemgetter("score")
 
-STATUS_FOR_ROUTE = {"review": "pending", "audit": "pending", "auto_accept": "auto_accepted"}
+STATUS_FOR_ROUTE = {
+    RouteDecision.REVIEW: ItemStatus.PENDING,
+    RouteDecision.AUDIT: ItemStatus.PENDING,
+    RouteDecision.AUTO_ACCEPT: ItemStatus.AUTO_ACCEPTED,
+}
 
 
 def _batch_error(details: list[dict]) -> ValidationFailed:
@@ -270,14 +275,16 @@ def ingest_items(
     created = insert_items(session=session, queue_id=queue.id, rows=rows, now=now)
 
     prediction_rows, label_rows = [], []
-    routed = {"review": 0, "auto_accepted": 0, "audit": 0}
+    # API.md's count keys: the route, but auto-accepted items count under their status.
+    routed = {RouteDecision.REVIEW: 0, ItemStatus.AUTO_ACCEPTED: 0, RouteDecision.AUDIT: 0}
     for it, cands, version, source, detail, r in zip(
         batch, candidates, versions, sources, details, routes, strict=True
     ):
         item_id = created.get(it["external_id"])
         if item_id is None:
             continue
-        routed["auto_accepted" if r.decision == "auto_accept" else r.decision] += 1
+        auto = r.decision == RouteDecision.AUTO_ACCEPT
+        routed[ItemStatus.AUTO_ACCEPTED if auto else r.decision] += 1
         if cands is not None:
             prediction_rows.append(
                 {
@@ -289,13 +296,13 @@ def ingest_items(
                     "created_at": now,
                 }
             )
-        if r.decision == "auto_accept":
+        if auto:
             label_rows.append(
                 {
                     "item_id": item_id,
                     "queue_id": queue.id,
                     "value": cands[0]["label"],
-                    "source": "auto",
+                    "source": LabelSource.AUTO,
                     "reviewers": [],
                     "decided_at": now,
                     "model_version": version,

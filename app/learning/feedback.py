@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.models import Item, Label, Outbox, TrainingExample, utcnow
 from app.queues.service import TRAINABLE_SOURCES, policy_of
+from app.states import LabelSource, OutboxKind
 
 # An outbox row handed to RQ but not done after this long is handed over again.
 STALE_AFTER = timedelta(minutes=2)
@@ -25,7 +26,7 @@ def add_to_outbox(*, session: Session, label: Label) -> Outbox | None:
     if label.source not in TRAINABLE_SOURCES:
         return None
     row = Outbox(
-        kind="training_example",
+        kind=OutboxKind.TRAINING_EXAMPLE,
         label_id=label.id,
         queue_id=label.queue_id,
         enqueued_at=utcnow(),
@@ -38,13 +39,14 @@ def add_to_outbox(*, session: Session, label: Label) -> Outbox | None:
 
 def outbox_due(*, session: Session, now=None, limit: int = 500) -> list[tuple]:
     """(id, kind, queue_id, model_version_id) of the outbox rows never handed to RQ, or
-    handed over so long ago that the job was lost."""
+    handed over so long ago that the job was lost; parked rows wait for a person."""
     now = now or utcnow()
     return list(
         session.execute(
             select(Outbox.id, Outbox.kind, Outbox.queue_id, Outbox.model_version_id)
             .where(
                 Outbox.processed_at.is_(None),
+                Outbox.parked_at.is_(None),
                 or_(Outbox.enqueued_at.is_(None), Outbox.enqueued_at < now - STALE_AFTER),
             )
             .order_by(Outbox.id)
@@ -68,9 +70,11 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
     Returns the queue id when a new example was written, else None.
     """
     row = session.get(Outbox, outbox_id)
-    if row is None or row.processed_at is not None or row.kind != "training_example":
+    if row is None or row.processed_at is not None or row.kind != OutboxKind.TRAINING_EXAMPLE:
         return None
-    label = session.get(Label, row.label_id)
+    label = session.get(Label, row.label_id) if row.label_id is not None else None
+    if label is None:
+        raise LookupError(f"outbox row {outbox_id} has no label to make a training example of")
     item = session.get(Item, label.item_id)
     dialect = session.get_bind().dialect.name
     new_example = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
@@ -128,12 +132,12 @@ def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
             Label.item_id,
             Item.payload,
             Label.value,
-            literal("auto"),
+            literal(LabelSource.AUTO.value),
             Label.decided_at,
             literal(utcnow(), type_=TrainingExample.__table__.c.created_at.type),
         )
         .join(Item, Item.id == Label.item_id)
-        .where(Label.queue_id == queue_id, Label.source == "auto", missing)
+        .where(Label.queue_id == queue_id, Label.source == LabelSource.AUTO, missing)
     )
     rows = session.execute(
         insert(TrainingExample)

@@ -18,9 +18,11 @@ from sqlalchemy import update
 from app.db import session_scope
 from app.learning import feedback
 from app.learning.job_queues import FEEDBACK_QUEUE, job_engine, job_redis
+from app.learning.parking import sort_out
 from app.learning.rescoring import enqueue_rescore
 from app.learning.retraining import enqueue_retrain, retrain_backoff_key
 from app.models import Outbox, Queue
+from app.states import OutboxKind
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +66,20 @@ def hand_over_outbox(engine, conn: Redis, outbox_id: int | None) -> None:
     except Exception:  # noqa: BLE001 - Redis down must not fail a stored decision
         log.warning("Redis unavailable; outbox row %s left for the relay", outbox_id)
         with session_scope(engine) as s:
-            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(enqueued_at=None))
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id)
+                .values(enqueued_at=None, attempts=Outbox.attempts - 1)
+            )
 
 
 def enqueue_outbox(conn: Redis, rows: list[tuple]) -> None:
     """Hands outbox rows (id, kind, queue_id, model_version_id) to RQ."""
-    examples = [r[0] for r in rows if r[1] == "training_example"]
+    examples = [r[0] for r in rows if r[1] == OutboxKind.TRAINING_EXAMPLE]
     if examples:
         enqueue_training_examples(conn, examples)
     for outbox_id, kind, queue_id, version_id in rows:
-        if kind == "rescore":
+        if kind == OutboxKind.RESCORE:
             enqueue_rescore(conn, queue_id, version_id, outbox_id)
 
 
@@ -84,6 +90,7 @@ def relay_outbox(engine, conn: Redis, now=None) -> int:
     """
     with session_scope(engine, write=False) as session:
         rows = feedback.outbox_due(session=session, now=now)
+    rows = sort_out(engine, conn, rows, now=now)  # less jobs under way and rows it parks
     if not rows:
         return 0
     try:

@@ -29,6 +29,7 @@ from app.models import (
     utcnow,
 )
 from app.queues.service import TRAINABLE_SOURCES
+from app.states import OutboxKind, RunStatus
 
 
 def active_version(session: Session, queue_id: int) -> ModelVersion | None:
@@ -172,7 +173,9 @@ def activate(*, session: Session, version: ModelVersion, by: str) -> int:
     version.active = True
     version.activated_at = utcnow()
     version.activated_by = by[:200]
-    rescore = Outbox(kind="rescore", queue_id=version.queue_id, model_version_id=version.id)
+    rescore = Outbox(
+        kind=OutboxKind.RESCORE, queue_id=version.queue_id, model_version_id=version.id
+    )
     session.add(rescore)
     session.flush()
     return rescore.id
@@ -262,14 +265,14 @@ def rollback(*, session: Session, queue: Queue, user) -> ModelVersion:
 
 
 def start_run(*, session: Session, queue_id: int, trigger: str) -> TrainingRun:
-    run = TrainingRun(queue_id=queue_id, trigger=trigger[:200], status="running")
+    run = TrainingRun(queue_id=queue_id, trigger=trigger[:200], status=RunStatus.RUNNING)
     session.add(run)
     session.flush()
     return run
 
 
 def finish_run(
-    *, session: Session, run_id: int, status: str, message: str | None, version_id=None
+    *, session: Session, run_id: int, status: RunStatus, message: str | None, version_id=None
 ) -> None:
     session.execute(
         update(TrainingRun)
@@ -311,11 +314,13 @@ def fail_abandoned_runs(*, session: Session, alive, now=None) -> int:
     once it holds the lock, and finishes before it lets go, so this cannot catch a live one.
     """
     now = now or utcnow()
-    stale = session.scalars(select(TrainingRun).where(TrainingRun.status == "running")).all()
+    stale = session.scalars(
+        select(TrainingRun).where(TrainingRun.status == RunStatus.RUNNING)
+    ).all()
     n = 0
     for run in stale:
         if not alive(run.queue_id):
-            run.status = "failed"
+            run.status = RunStatus.FAILED
             run.message = "the worker stopped during the run (killed or crashed)"
             run.finished_at = now
             n += 1

@@ -21,6 +21,7 @@ from app.learning.feedback import mark_enqueued
 from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
 from app.models import Item, ModelVersion, Outbox, Prediction, utcnow
+from app.states import ItemStatus, OutboxKind
 
 log = logging.getLogger(__name__)
 _WAITING_OR_RUNNING = ("queued", "started", "deferred", "scheduled")
@@ -37,7 +38,7 @@ class Progress:
 def _waiting_batch(session: Session, queue_id: int, after_id: int, size: int):
     items = session.execute(
         select(Item.id, Item.payload)
-        .where(Item.queue_id == queue_id, Item.status == "pending", Item.id > after_id)
+        .where(Item.queue_id == queue_id, Item.status == ItemStatus.PENDING, Item.id > after_id)
         .order_by(Item.id)
         .limit(size)
     ).all()
@@ -128,7 +129,7 @@ def _still_waiting(session: Session, ids: list[int]) -> set[int]:
     claim cannot slip in between (it skips them for that moment instead)."""
     if not ids:
         return set()
-    stmt = select(Item.id).where(Item.id.in_(ids), Item.status == "pending")
+    stmt = select(Item.id).where(Item.id.in_(ids), Item.status == ItemStatus.PENDING)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return set(session.scalars(stmt))
@@ -179,7 +180,7 @@ def hand_over_rescoring(engine, conn: Redis, *, version_id: int) -> None:
     with session_scope(engine, write=False) as session:
         promised = session.execute(
             select(Outbox.id, Outbox.queue_id).where(
-                Outbox.kind == "rescore",
+                Outbox.kind == OutboxKind.RESCORE,
                 Outbox.model_version_id == version_id,
                 Outbox.processed_at.is_(None),
                 Outbox.enqueued_at.is_(None),

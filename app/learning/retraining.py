@@ -20,6 +20,7 @@ from app.learning.rescoring import hand_over_rescoring
 from app.learning.training import train_model_version
 from app.models import Queue
 from app.settings import current_settings
+from app.states import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
     with _held_while_alive(conn, retrain_lock_key(queue_id), wait=LONG_JOB_TIMEOUT):
         with session_scope(engine) as session:
             if session.get(Queue, queue_id) is None:
-                return {"status": "skipped", "why": "queue no longer exists"}
+                return {"status": RunStatus.SKIPPED, "why": "queue no longer exists"}
             run_id = start_run(session=session, queue_id=queue_id, trigger=reason).id
         try:
             outcome = train_model_version(db=engine, queue_id=queue_id, seed=seed)
@@ -91,7 +92,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
                 str(exc) if isinstance(exc, TrainingFailed) else f"{type(exc).__name__}: {exc}"
             )
             with session_scope(engine) as session:
-                finish_run(session=session, run_id=run_id, status="failed", message=message)
+                finish_run(session=session, run_id=run_id, status=RunStatus.FAILED, message=message)
             # Do not retry on every new label: wait a while or for a person to ask.
             conn.set(retrain_backoff_key(queue_id), message, ex=RETRAIN_BACKOFF_SECONDS)
             log.warning("retraining queue %s failed: %s", queue_id, message)

@@ -33,6 +33,7 @@ from app.learning.registry import (
 from app.learning.retraining import DEAD_RUN_AFTER, retrain_lock_key
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
+from app.states import RunStatus
 
 bp = Blueprint("registry", __name__)
 
@@ -120,7 +121,7 @@ def index(name: str):
     queue = _queue(name)
     versions = versions_of(session=session, queue=queue)
     runs = runs_of(session=session, queue=queue)
-    running = [r for r in runs if r.status == "running"]
+    running = [r for r in runs if r.status == RunStatus.RUNNING]
     asked = _asked_runs(queue.id, runs)
     template = "models/_registry.html" if _is_htmx() else "models/index.html"
     response = make_response(

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from app.models import Label, TrainingExample
 from app.queues.service import HUMAN_SOURCES
+from app.states import LabelSource
 
 HOLDOUT_SHARE = 0.2
 CONFORMAL_SHARE = 0.2
@@ -66,7 +67,7 @@ def hash_rows(rows: list[Row]) -> str:
 
 def take_snapshot(*, session: Session, queue_id: int, include_auto: bool = False) -> Snapshot:
     """The queue's training examples, oldest first, named by a hash of their content."""
-    sources = (*HUMAN_SOURCES, "auto") if include_auto else HUMAN_SOURCES
+    sources = (*HUMAN_SOURCES, LabelSource.AUTO) if include_auto else HUMAN_SOURCES
     result = session.execute(
         select(
             TrainingExample.id,

@@ -23,6 +23,7 @@ from app.learning.registry import active_for_comparison, snapshot_is_new, store
 from app.learning.snapshot import take_snapshot
 from app.models import ModelVersion, Queue
 from app.queues.service import policy_of
+from app.states import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +38,17 @@ class TrainingOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
-    def status(self) -> str:
-        """Either "trained" or "skipped", as the run record says."""
-        return "skipped" if self.version is None else "trained"
+    def status(self) -> RunStatus:
+        """Either trained or skipped, as the run record says."""
+        return RunStatus.SKIPPED if self.version is None else RunStatus.TRAINED
 
     def summary(self) -> dict:
         """The run in plain values: the retraining job's result."""
         v = self.version
         if v is None:
-            return {"status": "skipped", "why": self.why_skipped}
+            return {"status": RunStatus.SKIPPED, "why": self.why_skipped}
         return {
-            "status": "trained",
+            "status": RunStatus.TRAINED,
             "version": v.version,
             "version_id": v.id,
             "active": v.active,

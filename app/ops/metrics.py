@@ -25,6 +25,11 @@ class QueueCollector:
         backlog = GaugeMetricFamily(
             "loupe_outbox_pending", "Outbox rows not yet processed", labels=["queue"]
         )
+        parked = GaugeMetricFamily(
+            "loupe_outbox_parked",
+            "Outbox rows parked after their job failed too often (see /admin/jobs)",
+            labels=["queue"],
+        )
         versions = GaugeMetricFamily("loupe_model_versions", "Model versions", labels=["queue"])
         with new_session(self.engine) as s:
             names = dict(s.execute(select(Queue.id, Queue.name)).all())
@@ -45,7 +50,13 @@ class QueueCollector:
             ):
                 backlog.add_metric([names.get(qid, str(qid))], n)
             for qid, n in s.execute(
+                select(Outbox.queue_id, func.count())
+                .where(Outbox.parked_at.is_not(None))
+                .group_by(Outbox.queue_id)
+            ):
+                parked.add_metric([names.get(qid, str(qid))], n)
+            for qid, n in s.execute(
                 select(ModelVersion.queue_id, func.count()).group_by(ModelVersion.queue_id)
             ):
                 versions.add_metric([names.get(qid, str(qid))], n)
-        yield from (items, examples, backlog, versions)
+        yield from (items, examples, backlog, parked, versions)

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from app.auth.service import add_membership, is_member
 from app.errors import Conflict, NotFound, ValidationFailed, pydantic_details
 from app.models import ITEM_STATUSES, Item, Label, Queue, QueueMember, TrainingExample, User
+from app.states import ItemStatus, LabelSource
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -253,7 +254,7 @@ def training_counts(*, session: Session, queue: Queue) -> dict[str, int]:
 
 # Labels a person gave or confirmed. Auto-accepted labels are the model's own answers:
 # training on them would teach it itself, so they are used only when the queue says so.
-TRAINABLE_SOURCES = ("human", "audit", "adjudicated")
+TRAINABLE_SOURCES = (LabelSource.HUMAN, LabelSource.AUDIT, LabelSource.ADJUDICATED)
 HUMAN_SOURCES = TRAINABLE_SOURCES
 
 
@@ -281,7 +282,7 @@ def queue_home_stats(*, session: Session, queues: list[Queue], user: User, now=N
         return stats
     for qid, oldest in session.execute(
         select(Item.queue_id, func.min(Item.created_at))
-        .where(Item.queue_id.in_(ids), Item.status == "pending")
+        .where(Item.queue_id.in_(ids), Item.status == ItemStatus.PENDING)
         .group_by(Item.queue_id)
     ):
         if oldest is not None:

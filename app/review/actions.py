@@ -23,6 +23,7 @@ from app.models import (
 )
 from app.queues.service import policy_of
 from app.review.service import _claim_for, _release
+from app.states import ClaimState, ItemStatus
 
 UNDO_WINDOW = timedelta(minutes=2)
 MAX_TEXT = 2000
@@ -40,7 +41,7 @@ def _text(value, field: str, required: bool) -> str | None:
 
 def _live(session: Session, token: str, user: User, now) -> tuple[Claim, Item]:
     claim, item = _claim_for(session, token, user)
-    if claim.state != "live" or item.lease_token != token or claim.expires_at <= now:
+    if claim.state != ClaimState.LIVE or item.lease_token != token or claim.expires_at <= now:
         raise Gone("This claim has ended; the item went back to the queue.")
     return claim, item
 
@@ -58,9 +59,9 @@ def escalate(*, session: Session, token: str, user: User, reason, now=None) -> I
     now = now or utcnow()
     reason = _text(reason, "reason", required=True)
     claim, item = _live(session, token, user, now)
-    claim.state = "escalated"
+    claim.state = ClaimState.ESCALATED
     _release(item)
-    item.status = "escalated"
+    item.status = ItemStatus.ESCALATED
     record(session, item_id=item.id, user=user, kind="escalate", comment=reason, now=now)
     session.flush()
     return item
@@ -127,7 +128,7 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
     )
     if _used_for_training(session, item.id):
         raise Conflict("This label has already been used to train a model; it cannot be reopened.")
-    if item.status == "in_review":
+    if item.status == ItemStatus.IN_REVIEW:
         raise Conflict("Someone is reviewing this item right now; try again later.")
     label = session.scalar(select(Label).where(Label.item_id == item.id))
     if label is not None:
@@ -155,7 +156,7 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
         expires_at=now + timedelta(seconds=policy_of(queue).lease_seconds),
     )
     session.add(claim)
-    item.status = "in_review"
+    item.status = ItemStatus.IN_REVIEW
     item.lease_owner_id = user.id
     item.lease_token = claim.token
     item.lease_expires_at = claim.expires_at
@@ -260,7 +261,7 @@ def history(
             "external_id": ext,
             "status": status,
             "queue": qname,
-            "reopenable": r.item_id not in used and status != "in_review",
+            "reopenable": r.item_id not in used and status != ItemStatus.IN_REVIEW,
         }
         for r, ext, status, qname in rows
     ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from app.states import RouteDecision
+
 
 def _plural(noun: str) -> str:
     return noun if noun.endswith("s") else noun + "s"
@@ -120,7 +122,7 @@ _NOTES = {
 def why_you_see_this(route_reason: str | None, decision: str | None) -> str | None:
     """The reason the item came to a person, then any notes added later (a re-score, a
     disagreement), each as a plain sentence."""
-    if decision == "audit":
+    if decision == RouteDecision.AUDIT:
         first, notes = AUDIT, (route_reason or "").split("; ")[1:]
     elif route_reason:
         head, *notes = route_reason.split("; ")

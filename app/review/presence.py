@@ -16,9 +16,10 @@ from sqlmodel import Session
 
 from app.models import Claim, Item, Queue, User, UTCDateTime, utcnow
 from app.queues.service import policy_of
+from app.states import ClaimState, ItemStatus
 
 LEAVE_GRACE = timedelta(seconds=45)
-HELD = ("live", "ahead")
+HELD = (ClaimState.LIVE, ClaimState.AHEAD)
 
 
 def _held(session: Session, user: User, now: datetime):
@@ -115,8 +116,8 @@ def release_all(*, session: Session, user: User, now=None) -> int:
     now = now or utcnow()
     rows = _held(session, user, now)
     for claim, item in rows:
-        claim.state = "released"
-        item.status = "pending"
+        claim.state = ClaimState.RELEASED
+        item.status = ItemStatus.PENDING
         item.lease_owner_id = None
         item.lease_token = None
         item.lease_expires_at = None

@@ -30,6 +30,7 @@ from app.review import actions, presence
 from app.review.presenter import present_for_review, present_preview
 from app.review.service import AlreadyDecided, decide, live_claim, release, typed_label
 from app.review.workflow import next_for_reviewer, skip
+from app.states import ClaimState
 
 bp = Blueprint("review", __name__)
 
@@ -65,7 +66,7 @@ def _render(
     ahead_shown = None
     if shown is not None:
         if ahead is _UNKNOWN:
-            ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+            ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
         if ahead is not None:
             ahead_shown = present_preview(session=s, queue=queue, item=s.get(Item, ahead.item_id))
     context = {
@@ -276,7 +277,7 @@ def heartbeat_view(name: str, token: str):
         )
         body = {"error": "gone", "message": "This item is no longer yours.", "state": ended}
         return jsonify(body), 410
-    ahead = live_claim(session=s, queue=queue, user=current_user, state="ahead")
+    ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
     if ahead is not None:
         ahead.expires_at = expires
         s.get(Item, ahead.item_id).lease_expires_at = expires

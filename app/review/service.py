@@ -14,6 +14,7 @@ from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from app.learning.feedback import add_to_outbox
 from app.models import Claim, Item, Label, Prediction, Queue, Review, User, UTCDateTime, utcnow
 from app.queues.service import policy_of
+from app.states import ClaimState, ItemStatus, LabelSource, RouteDecision
 
 MAX_COMMENT = 5000
 
@@ -39,7 +40,7 @@ class Decision:
 def expire_leases(*, session: Session, queue_id: int | None = None, now=None) -> int:
     """Returns items whose lease ran out to the queue; returns how many."""
     now = now or utcnow()
-    cond = [Item.status == "in_review", Item.lease_expires_at < now]
+    cond = [Item.status == ItemStatus.IN_REVIEW, Item.lease_expires_at < now]
     if queue_id is not None:
         cond.insert(0, Item.queue_id == queue_id)
     # Items first, then their claims: the same lock order as a decision, so the two cannot
@@ -52,14 +53,17 @@ def expire_leases(*, session: Session, queue_id: int | None = None, now=None) ->
     session.execute(
         update(Item)
         .where(Item.id.in_([r.id for r in expired]))
-        .values(status="pending", lease_owner_id=None, lease_token=None, lease_expires_at=None)
+        .values(
+            status=ItemStatus.PENDING, lease_owner_id=None, lease_token=None, lease_expires_at=None
+        )
     )
     session.execute(
         update(Claim)
         .where(
-            Claim.token.in_([r.lease_token for r in expired]), Claim.state.in_(("live", "ahead"))
+            Claim.token.in_([r.lease_token for r in expired]),
+            Claim.state.in_((ClaimState.LIVE, ClaimState.AHEAD)),
         )
-        .values(state="expired")
+        .values(state=ClaimState.EXPIRED)
     )
     return len(expired)
 
@@ -71,11 +75,11 @@ def _claim_sql(sqlite: bool, exclude: bool) -> str:
     skipped = " AND i.id NOT IN :excluded" if exclude else ""
     return f"""
         UPDATE item
-           SET status = 'in_review', lease_owner_id = :user_id,
+           SET status = '{ItemStatus.IN_REVIEW}', lease_owner_id = :user_id,
                lease_token = :token, lease_expires_at = :expires_at
          WHERE id = (
                SELECT i.id FROM item AS i
-                WHERE i.queue_id = :queue_id AND i.status = 'pending'
+                WHERE i.queue_id = :queue_id AND i.status = '{ItemStatus.PENDING}'
                   AND NOT EXISTS (SELECT 1 FROM review AS r
                                    WHERE r.item_id = i.id AND r.user_id = :user_id){skipped}
                 ORDER BY i.priority DESC, i.id
@@ -85,11 +89,11 @@ def _claim_sql(sqlite: bool, exclude: bool) -> str:
 
 
 def live_claim(
-    *, session: Session, queue: Queue, user: User, now=None, state: str = "live"
+    *, session: Session, queue: Queue, user: User, now=None, state: ClaimState = ClaimState.LIVE
 ) -> Claim | None:
     """The user's unexpired claim in this queue, if they already hold one.
 
-    `state="ahead"` finds the item leased in advance for the review page (see claim_ahead).
+    `state=ClaimState.AHEAD` finds the item leased in advance for the review page (see claim_ahead).
     """
     now = now or utcnow()
     return session.scalar(
@@ -108,7 +112,13 @@ def live_claim(
 
 
 def claim_next(
-    *, session: Session, queue: Queue, user: User, now=None, exclude_item_ids=(), state="live"
+    *,
+    session: Session,
+    queue: Queue,
+    user: User,
+    now=None,
+    exclude_item_ids=(),
+    state: ClaimState = ClaimState.LIVE,
 ) -> Claim | None:
     """Leases the most urgent claimable item to the user; None when nothing is claimable.
 
@@ -153,13 +163,13 @@ def claim_ahead(
         user=user,
         now=now,
         exclude_item_ids=exclude_item_ids,
-        state="ahead",
+        state=ClaimState.AHEAD,
     )
 
 
 def promote_ahead(*, session: Session, ahead: Claim) -> Claim:
     """Makes the item leased in advance (still valid: see live_claim) the current one."""
-    ahead.state = "live"
+    ahead.state = ClaimState.LIVE
     session.flush()
     return ahead
 
@@ -190,7 +200,7 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
 
 
 def _release(item: Item) -> None:
-    item.status = "pending"
+    item.status = ItemStatus.PENDING
     item.lease_owner_id = None
     item.lease_token = None
     item.lease_expires_at = None
@@ -267,10 +277,10 @@ def decide(
             "model_feedback is one of right, wrong, all_wrong.",
             [{"field": "model_feedback", "message": "unknown value"}],
         )
-    if claim.state != "live" or item.lease_token != token:
+    if claim.state != ClaimState.LIVE or item.lease_token != token:
         raise Gone("This claim has ended (expired or released); the item went back to the queue.")
     if claim.expires_at <= now:
-        claim.state = "expired"
+        claim.state = ClaimState.EXPIRED
         _release(item)
         session.flush()
         raise Gone("This claim expired before the decision; the item went back to the queue.")
@@ -285,7 +295,7 @@ def decide(
         created_at=now,
     )
     session.add(review)
-    claim.state = "decided"
+    claim.state = ClaimState.DECIDED
     session.flush()
     return _settle(session=session, queue=queue, item=item, review=review, now=now)
 
@@ -317,22 +327,23 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     item.lease_token = None
     item.lease_expires_at = None
     if len(reviews) < policy.reviews_required:
-        item.status = "pending"
+        item.status = ItemStatus.PENDING
         session.flush()
         return Decision(item=item, label=None, review=review, outbox_id=None)
     if len({r.label for r in reviews}) > 1:
-        item.status = "escalated"
+        item.status = ItemStatus.ESCALATED
         item.route_reason = (item.route_reason or "") + "; reviewers disagreed: needs adjudication"
         session.flush()
         return Decision(item=item, label=None, review=review, outbox_id=None)
 
     prediction = current_prediction(session=session, item_id=item.id)
     top = prediction.candidates[0] if prediction and prediction.candidates else None
+    audited = item.route_decision == RouteDecision.AUDIT
     final = Label(
         item_id=item.id,
         queue_id=item.queue_id,
         value=review.label,
-        source="audit" if item.route_decision == "audit" else "human",
+        source=LabelSource.AUDIT if audited else LabelSource.HUMAN,
         reviewers=[r.name for r in reviews],
         decided_at=now,
         model_version=prediction.model_version if prediction else None,
@@ -341,7 +352,7 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
         model_feedback=review.model_feedback,
     )
     session.add(final)
-    item.status = "done"
+    item.status = ItemStatus.DONE
     session.flush()
     outbox = add_to_outbox(session=session, label=final)
     return Decision(item=item, label=final, review=review, outbox_id=outbox.id if outbox else None)
@@ -351,9 +362,9 @@ def release(*, session: Session, token: str, user: User) -> Claim | None:
     """Gives the item back to the queue; returns the claim it ended, None when it had already
     ended (releasing twice is harmless)."""
     claim, item = _claim_for(session, token, user)
-    if claim.state not in ("live", "ahead"):
+    if claim.state not in (ClaimState.LIVE, ClaimState.AHEAD):
         return None
-    claim.state = "released"
+    claim.state = ClaimState.RELEASED
     if item.lease_token == token:
         _release(item)
     session.flush()

@@ -9,6 +9,7 @@ from sqlmodel import Session
 from app.models import Claim, Queue, User, utcnow
 from app.review import actions, presence
 from app.review.service import claim_ahead, claim_next, live_claim, promote_ahead, release
+from app.states import ClaimState
 
 
 @dataclass
@@ -30,7 +31,7 @@ def next_for_reviewer(
     """
     now = now or utcnow()
     claim = live_claim(session=session, queue=queue, user=user, now=now) if resume else None
-    ahead = live_claim(session=session, queue=queue, user=user, now=now, state="ahead")
+    ahead = live_claim(session=session, queue=queue, user=user, now=now, state=ClaimState.AHEAD)
     if claim is not None:
         # Back after a reload or from another page: the lease shortened on leaving is whole
         # again.

@@ -1,0 +1,1 @@
+"""Admin pages: what only an admin looks after (failed jobs)."""

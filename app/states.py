@@ -1,0 +1,70 @@
+"""Every stored state, in one place: the values the tables' CHECK constraints allow.
+
+Each is a `StrEnum`, so a member is the string stored and sent in the API
+(`ItemStatus.AUTO_ACCEPTED == "auto_accepted"`) and formats as that string in raw SQL.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ItemStatus(StrEnum):
+    """Where an item is: waiting, leased to a reviewer, answered, or sent to a lead."""
+
+    PENDING = "pending"
+    IN_REVIEW = "in_review"
+    DONE = "done"
+    AUTO_ACCEPTED = "auto_accepted"
+    ESCALATED = "escalated"
+
+
+class RouteDecision(StrEnum):
+    """The routing decision taken when an item arrives (see app.ingest.routing)."""
+
+    AUTO_ACCEPT = "auto_accept"
+    REVIEW = "review"
+    AUDIT = "audit"
+
+
+class ClaimState(StrEnum):
+    """A reviewer's lease on an item, from handed out to ended."""
+
+    LIVE = "live"
+    # Leased in advance for the review page, shown the moment the current item is answered.
+    AHEAD = "ahead"
+    DECIDED = "decided"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    ESCALATED = "escalated"
+
+
+class LabelSource(StrEnum):
+    """Who gave a final label: a reviewer, the model on its own, an audit, or a lead."""
+
+    HUMAN = "human"
+    AUTO = "auto"
+    AUDIT = "audit"
+    ADJUDICATED = "adjudicated"
+
+
+class RunStatus(StrEnum):
+    """How a training run ended (or that it has not yet)."""
+
+    RUNNING = "running"
+    TRAINED = "trained"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class OutboxKind(StrEnum):
+    """The work an outbox row promises."""
+
+    TRAINING_EXAMPLE = "training_example"
+    RESCORE = "rescore"
+
+
+def sql_in(column: str, enum: type[StrEnum]) -> str:
+    """A CHECK constraint's text: the column holds one of the enum's values."""
+    values = ", ".join(f"'{member}'" for member in enum)
+    return f"{column} IN ({values})"

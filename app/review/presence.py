@@ -68,7 +68,7 @@ def _bound_leases(session: Session, user: User, now: datetime, until: datetime, 
         (
             Item.__table__,
             Item.__table__.c.lease_expires_at,
-            (Item.lease_owner_id == user.id, Item.status == "in_review"),
+            (Item.lease_owner_id == user.id, Item.status == ItemStatus.IN_REVIEW),
         ),
         (
             Claim.__table__,

@@ -156,12 +156,18 @@ def serve(host: str, port: int) -> None:
 @main.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", default=None)
-def worker(burst: bool, name: str | None) -> None:
+@click.option(
+    "--log-level",
+    default="INFO",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    help="WARNING hides the per-job and maintenance lines.",
+)
+def worker(burst: bool, name: str | None, log_level: str) -> None:
     """An RQ worker for Loupe's queues, with the periodic maintenance."""
     # Here, not at the top: it imports scikit-learn, which other commands need not wait for.
     from workers.worker import run_worker
 
-    run_worker(burst=burst, name=name)
+    run_worker(burst=burst, name=name, log_level=log_level)
 
 
 @main.command("import")

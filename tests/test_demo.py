@@ -197,6 +197,8 @@ def test_demo_banner_token_quiet_errors_and_clean_stop(instance):
         assert demo.interrupt() == 0
         assert "Traceback" not in demo.output, demo.output
         assert not REQUEST_LINE.search(demo.output), demo.output
+        # Nor the worker's chatter (a line per job and per maintenance tick).
+        assert "INFO rq.worker" not in demo.output, demo.output
         _assert_stopped_clean(demo)
     finally:
         demo.kill()

@@ -49,16 +49,14 @@ def preload() -> None:
     import skops.io  # noqa: F401
 
 
-def run_worker(*, burst: bool = False, name: str | None = None) -> bool:
+def run_worker(*, burst: bool = False, name: str | None = None, log_level: str = "INFO") -> bool:
     """Runs the worker; its forked work-horses read the settings built here
-    (current_settings)."""
+    (current_settings). `log_level` WARNING keeps a demo terminal to what matters."""
     settings = current_settings()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     preload()
     conn = Redis.from_url(resolve_redis_url(settings))
     LoupeWorker.loupe_interval = settings.maintenance_interval
     worker = LoupeWorker(list(ALL_QUEUES), connection=conn, name=name)
     settle_heap()  # also keeps forked work-horses from copying pages the collector touches
-    return worker.work(burst=burst, logging_level="INFO")
+    return worker.work(burst=burst, logging_level=log_level)

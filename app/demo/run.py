@@ -58,7 +58,13 @@ def run_demo(*, host: str, port: int, workers: int, log_requests: bool = False) 
     try:
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--name", f"demo-{os.getpid()}-{n}"]
+                [
+                    *(sys.executable, "-m", "app.cli", "worker"),
+                    *("--name", f"demo-{os.getpid()}-{n}"),
+                    # The worker's INFO lines (every job, every maintenance tick) would
+                    # scroll the login off the screen; --log-requests shows them too.
+                    *("--log-level", "INFO" if log_requests else "WARNING"),
+                ]
             )
             for n in range(workers)
         ]

@@ -3,6 +3,7 @@
 
     python3 dev.py demo   # a virtualenv, the dependencies, then `loupe demo`
     python3 dev.py test   # the same virtualenv, then the whole test suite
+    python3 dev.py check  # the gates CI runs first: ruff check, ruff format --check, mypy
 
 Extra arguments are passed on (to `loupe demo` or to pytest).
 """
@@ -40,24 +41,32 @@ def ensure_env() -> None:
         digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
-    print("installing Loupe and its dependencies into .venv (first run takes a minute) ...",
-          flush=True)
+    print(
+        "installing Loupe and its dependencies into .venv (first run takes a minute) ...",
+        flush=True,
+    )
     subprocess.run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    # The embedded Redis (demo, tests) is an extra: production images go without it.
+    # The embedded Redis (demo, tests) and the gates (ruff, mypy) are extras: production
+    # images go without them.
     pins = ["-c", ROOT / "constraints.txt"]
-    subprocess.run([PY, "-m", "pip", "install", "--quiet", *pins, "-e", f"{ROOT}[embedded,test]"],
-                   check=True)
+    subprocess.run(
+        [PY, "-m", "pip", "install", "--quiet", *pins, "-e", f"{ROOT}[embedded,test,dev]"],
+        check=True,
+    )
     stamp.write_text(digest.hexdigest())
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test"}:
+    if not argv or argv[0] not in {"demo", "test", "check"}:
         print(__doc__)
         return 2
     ensure_env()
     command, rest = argv[0], argv[1:]
     if command == "demo":
         return _run([BIN / "loupe", "demo", *rest])
+    if command == "check":
+        gates = [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]]
+        return max(_run([BIN / gate[0], *gate[1:], *rest]) for gate in gates)
     return _run([PY, "-m", "pytest", *rest])
 
 

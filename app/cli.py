@@ -8,23 +8,12 @@ from pathlib import Path
 
 import click
 
-from app.settings import ALEMBIC_INI, current_settings
+from app.db import get_engine, new_session, session_scope, upgrade_database
+from app.settings import current_settings
 
 
 def _engine():
-    from app.db import get_engine
-
     return get_engine(current_settings().resolved_database_url())
-
-
-def upgrade_database(url: str | None = None) -> None:
-    """Runs every Alembic migration up to head."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config(str(ALEMBIC_INI))
-    cfg.attributes["database_url"] = url or current_settings().resolved_database_url()
-    command.upgrade(cfg, "head")
 
 
 def _fail(exc: Exception) -> None:
@@ -71,7 +60,6 @@ def user() -> None:
 def user_create(name: str, role: str, password: str | None, queues: tuple[str, ...]) -> None:
     """Create a user."""
     from app.auth.service import add_membership, create_user
-    from app.db import session_scope
     from app.queues.service import get_queue
 
     if password is None:
@@ -96,7 +84,6 @@ def token() -> None:
 def token_create(user_name: str) -> None:
     """Create an API token; it is printed once, on the last line."""
     from app.auth.service import create_token, get_user
-    from app.db import session_scope
 
     try:
         with session_scope(_engine()) as s:
@@ -120,7 +107,6 @@ def queue() -> None:
 def queue_create(name: str, labels: str | None, description: str, members: tuple[str, ...]) -> None:
     """Create a queue."""
     from app.auth.service import add_membership, get_user
-    from app.db import session_scope
     from app.queues.service import create_queue
 
     data = {
@@ -175,7 +161,6 @@ def worker(burst: bool, name: str | None, log_level: str) -> None:
 @click.option("--queue", "queue_name", required=True)
 def import_items(file: Path, queue_name: str) -> None:
     """Import items from CSV, JSONL/NDJSON or JSON ({"items": [...]}); all or nothing."""
-    from app.db import session_scope
     from app.ingest.service import ingest_items, parse_csv, parse_json_batch, parse_ndjson
     from app.queues.service import get_queue
 
@@ -213,7 +198,6 @@ def import_items(file: Path, queue_name: str) -> None:
 @click.option("--since", default=None, help="ISO 8601 time; only labels decided since then.")
 def export(queue_name: str, fmt: str, output: Path | None, since: str | None) -> None:
     """Stream the queue's final labels with provenance."""
-    from app.db import new_session
     from app.exports.service import parse_since, stream_labels
     from app.queues.service import get_queue
 

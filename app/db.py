@@ -11,7 +11,20 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from app.settings import ALEMBIC_INI, current_settings
+
 _engines: dict[str, Engine] = {}
+
+
+def upgrade_database(url: str | None = None) -> None:
+    """Runs every Alembic migration up to head (on the configured database by default)."""
+    # Alembic is loaded only by the processes that migrate.
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.attributes["database_url"] = url or current_settings().resolved_database_url()
+    command.upgrade(cfg, "head")
 
 
 def dumps_json(value) -> str:

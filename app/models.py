@@ -108,7 +108,6 @@ class ApiToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="user_account.id", index=True)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    last_used_at: datetime | None = _ts()
 
 
 class Queue(SQLModel, table=True):
@@ -284,14 +283,11 @@ class TrainingSnapshot(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id", index=True)
     content_hash: str = Field(max_length=64)
-    n_rows: int
     # Training example ids in snapshot order (oldest first), zlib-compressed int64s.
     example_ids: bytes = Field(sa_type=sa.LargeBinary)
     # Each row's part in training, one byte per row: 0 train, 1 conformal, 2 evaluation,
     # 3 left out (an auto label newer than the held-out part).
     roles: bytes = Field(sa_type=sa.LargeBinary)
-    # Rows per source: {"human": n, "audit": n, ...}
-    sources: dict = Field(default_factory=dict, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

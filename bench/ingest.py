@@ -446,8 +446,7 @@ def run_backend(backend: str, items: list[dict], batch: int, profile: bool) -> d
     # Imported only now: Settings reads the environment set above.
     from app import create_app, settle_heap
     from app.auth.service import create_token, create_user
-    from app.cli import upgrade_database
-    from app.db import get_engine, session_scope
+    from app.db import get_engine, session_scope, upgrade_database
     from app.queues.service import create_queue
     from app.settings import Settings
 

@@ -566,8 +566,7 @@ def run_backend(backend: str, args, data: dict[int, list[dict]], pending: list[d
         url = f"sqlite:///{instance / 'loupe.db'}"
         os.environ.pop("DATABASE_URL", None)
 
-    from app.cli import upgrade_database
-    from app.db import get_engine, session_scope
+    from app.db import get_engine, session_scope, upgrade_database
     from app.demo.claims import LABELS
     from app.queues.service import create_queue
 

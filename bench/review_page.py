@@ -382,8 +382,7 @@ def run_backend(backend: str, args) -> dict:
 
     from app import create_app, settle_heap
     from app.auth.service import add_membership, create_user
-    from app.cli import upgrade_database
-    from app.db import get_engine, session_scope
+    from app.db import get_engine, session_scope, upgrade_database
     from app.demo.seed import seed_demo
     from app.models import ModelVersion, Queue
     from app.settings import Settings

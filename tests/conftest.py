@@ -38,8 +38,12 @@ from sqlmodel import SQLModel  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.auth.service import add_membership, create_token, create_user  # noqa: E402
-from app.cli import upgrade_database  # noqa: E402
-from app.db import get_engine, new_session, session_scope  # noqa: E402
+from app.db import (  # noqa: E402
+    get_engine,
+    new_session,
+    session_scope,
+    upgrade_database,  # noqa: E402
+)
 from app.learning.job_queues import ALL_QUEUES  # noqa: E402
 from app.queues.service import create_queue  # noqa: E402
 from app.settings import Settings  # noqa: E402

@@ -12,8 +12,7 @@ import click
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import create_app, resolve_redis_url, settle_heap
-from app.cli import upgrade_database
-from app.db import get_engine
+from app.db import get_engine, upgrade_database
 from app.demo.seed import QUEUE, seed_demo
 from app.settings import current_settings
 

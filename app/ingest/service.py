@@ -16,6 +16,7 @@ from app.bulk import insert_rows
 from app.errors import ValidationFailed, pydantic_details
 from app.ingest.bulk import insert_items
 from app.ingest.routing import route_item
+from app.ingest.rules import rule_fallbacks
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
 from app.models import Label, Prediction, Queue, utcnow
@@ -207,8 +208,12 @@ def score_items(*, session: Session, queue: Queue, items: list[ItemIn]) -> dict[
             todo.setdefault(item["external_id"], item["payload"])
     if not todo:
         return {}
-    scored = score_payloads(session=session, queue=queue, payloads=list(todo.values()))
-    return dict(zip(todo, scored.rows, strict=True))
+    payloads = list(todo.values())
+    scored = score_payloads(session=session, queue=queue, payloads=payloads)
+    rules = (queue.policy or {}).get("rules") or []
+    unanswered = payloads[scored.model_answered :]
+    rows = scored.rows + rule_fallbacks(rules, unanswered, scored.fallback_reason)
+    return dict(zip(todo, rows, strict=True))
 
 
 def ingest_items(

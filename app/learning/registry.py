@@ -93,10 +93,8 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         snapshot = TrainingSnapshot(
             queue_id=queue.id,
             content_hash=snap.content_hash,
-            n_rows=len(snap.rows),
             example_ids=pack_ids(snap.ids, np.int64),
             roles=pack_ids(fitted.roles, np.uint8),
-            sources=fitted.card["data"]["sources"],
         )
         session.add(snapshot)
         session.flush()

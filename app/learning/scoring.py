@@ -1,5 +1,6 @@
 """Scoring items with the queue's model: calibrated probabilities and conformal candidate
-sets, within a time budget; past it, or with no usable model, the queue's business rules."""
+sets, within a time budget (past it, or with no usable model, routing falls back on the
+queue's business rules: app.ingest.rules)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from sqlmodel import Session
 from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.features import table
-from app.learning.rules import rule_answer
 from app.models import ModelVersion, Queue
 from app.settings import current_settings
 
@@ -138,7 +138,9 @@ def active_model(*, session: Session, queue: Queue) -> tuple[LoadedModel | None,
 
 @dataclass(frozen=True)
 class Scores:
-    """One entry per payload: (candidates or None, model version or None, detail, source)."""
+    """One row per payload the model answered, in order: (candidates, model version, detail,
+    "model"); the payloads after the first `model_answered` were not scored, and
+    `fallback_reason` says why."""
 
     rows: list[tuple[list[dict] | None, str | None, dict | None, str]]
     model_answered: int
@@ -149,7 +151,7 @@ def score_payloads(
     *, session: Session, queue: Queue, payloads: list[dict], budget_seconds: float | None = None
 ) -> Scores:
     """The queue's model scores the payloads in chunks while the time budget lasts; the rest
-    (all of them when there is no usable model) get the queue's business-rule answer."""
+    (all of them when there is no usable model) are left to the caller's fallback."""
     if budget_seconds is None:
         budget_seconds = current_settings().scoring_budget_seconds
     started = time.perf_counter()
@@ -169,22 +171,5 @@ def score_payloads(
             log.exception("model %s failed to score queue %s", model.version, queue.name)
             reason = f"model {model.version} failed to score"
             rows = []
-    answered = len(rows)
-    if answered < len(payloads):
-        rules = (queue.policy or {}).get("rules") or []
-        for payload in payloads[answered:]:
-            answer = rule_answer(rules, payload)
-            if answer is None:
-                rows.append((None, None, {"fallback": reason}, "rule"))
-            else:
-                rule, label = answer
-                rows.append(
-                    (
-                        [{"label": label, "score": None}],
-                        "rules",
-                        {"fallback": reason, "rule": rule},
-                        "rule",
-                    )
-                )
     log.debug("scored %d items in %.3fs", len(payloads), time.perf_counter() - started)
-    return Scores(rows=rows, model_answered=answered, fallback_reason=reason)
+    return Scores(rows=rows, model_answered=len(rows), fallback_reason=reason)

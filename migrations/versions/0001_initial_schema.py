@@ -5,12 +5,12 @@ Revises:
 Create Date: 2026-11-22 19:54:24.068174
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
+from sqlalchemy.dialects import postgresql
 
 from app.models import UTCDateTime
-from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None

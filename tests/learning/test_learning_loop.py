@@ -9,12 +9,12 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.demo.claims import generate_claims
 from app.ingest.routing import route_item
+from app.ingest.rules import rule_answer, rule_fallbacks
 from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.conformal import _Probabilities
 from app.learning.features import choose_columns, table
 from app.learning.fitting import fit
-from app.learning.rules import rule_answer
 from app.learning.snapshot import (
     CONFORMAL,
     EVALUATION,
@@ -282,10 +282,18 @@ def test_past_the_time_budget_or_with_a_broken_model_the_rules_answer(make, engi
         # The budget counts from the start (loading the model too): nothing was in time.
         assert late.model_answered == 0
         assert "did not answer within 0 s" in late.fallback_reason
-        assert late.rows[-1][3] == "rule" and late.rows[-1][0] == [
-            {"label": "legit", "score": None}
-        ]
-        assert len(late.rows) == 600
+        assert late.rows == []
+        # Routing gives every unanswered item the rule's answer, with the reason.
+        fallbacks = rule_fallbacks(
+            queue.policy["rules"], payloads[late.model_answered :], late.fallback_reason
+        )
+        assert len(fallbacks) == 600
+        assert fallbacks[-1] == (
+            [{"label": "legit", "score": None}],
+            "rules",
+            {"fallback": late.fallback_reason, "rule": "any"},
+            "rule",
+        )
         # A model file that fails its checksum is never loaded: every item falls back.
         version = s.scalar(select(ModelVersion).where(ModelVersion.active))
         version.artifact_sha256 = "0" * 64

@@ -1,4 +1,8 @@
-"""A queue's business rules: the answer suggested when no model can score an item."""
+"""A queue's business rules: the answer suggested when no model can score an item.
+
+Part of routing: an item the model did not answer gets its rule answer here and goes to
+review with it (app.ingest.routing says why); rule answers are never auto-accepted.
+"""
 
 from __future__ import annotations
 
@@ -46,3 +50,24 @@ def rule_answer(rules: list[dict], payload: dict) -> tuple[str, str] | None:
         if matches(rule, payload):
             return rule["name"], rule["label"]
     return None
+
+
+def rule_fallbacks(rules: list[dict], payloads: list[dict], why: str | None) -> list[tuple]:
+    """The scoring rows of items no model answered (see app.learning.scoring.Scores): the
+    first matching rule's label as the only candidate, or no candidate at all."""
+    rows: list[tuple] = []
+    for payload in payloads:
+        answer = rule_answer(rules, payload)
+        if answer is None:
+            rows.append((None, None, {"fallback": why}, "rule"))
+        else:
+            rule, label = answer
+            rows.append(
+                (
+                    [{"label": label, "score": None}],
+                    "rules",
+                    {"fallback": why, "rule": rule},
+                    "rule",
+                )
+            )
+    return rows

@@ -39,6 +39,7 @@ import pstats
 import random
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -234,6 +235,26 @@ def raw_rows(
 # Machine
 
 
+def measured_commit() -> str:
+    """The commit the run measures, flagged when tracked files differ from it."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    if not head:
+        return "unknown"
+    return f"{head} with uncommitted changes" if dirty else head
+
+
 def machine_info() -> dict:
     cpu = "unknown"
     try:
@@ -252,6 +273,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {
+        "commit": measured_commit(),
         "platform": platform.platform(),
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -598,7 +620,7 @@ def section(results: list[dict], info: dict) -> str:
             "comparison: the same `item` rows alone (ids from the database), written last, for a "
             "third queue, in one `executemany` / `COPY item` transaction.",
             "",
-            f"- Date: {when}",
+            f"- Date: {when}; commit {info['commit']}",
             f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; "
             f"{info['memory']} RAM; "
             f"load average before the run {info['load']}",

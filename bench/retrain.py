@@ -801,7 +801,7 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
             else "**Re-scoring**: not measured in this run (`--rescore 0`)."
         ),
         "",
-        f"- Date: {when}",
+        f"- Date: {when}; commit {info['commit']}",
         f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; "
         f"{info['memory']} RAM; load average {info['load']} before the run, "
         f"{info['load_after']} after it",

@@ -634,7 +634,7 @@ def section(results: list[dict], info: dict, args) -> str:
         "(same process, so it shares the GIL with the server). No RQ worker runs, so no "
         "retraining happens during the run.",
         "",
-        f"- Date: {when}",
+        f"- Date: {when}; commit {info['commit']}",
         f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; "
         f"{info['memory']} RAM; load average {info['load']} before the run, "
         f"{info['load_after']} after it",

@@ -82,12 +82,13 @@ def _jsonl(rows: Iterator[dict]) -> Iterator[bytes]:
         yield ("\n".join(buf) + "\n").encode()
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def _cell(value):
-    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV advice),
+    also behind leading spaces, which spreadsheets skip before they look for a formula."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(_FORMULA_START):
         return "'" + value
     return value
 

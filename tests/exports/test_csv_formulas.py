@@ -1,5 +1,5 @@
 """CSV exports do not hand a spreadsheet a formula to run: a text cell that starts with =, +,
--, @, a tab or a carriage return is written with a leading apostrophe (OWASP's advice), in
+-, @, a tab or a line break, after any leading spaces, is written with a leading apostrophe (OWASP's advice), in
 every column; JSON lines and Parquet keep the values as they are."""
 
 import csv
@@ -13,8 +13,11 @@ HOSTILE = [
     "@SUM(1+1)*cmd|' /C calc'!A0",
     "\tcmd",
     "\r=1+1",
+    "\n=1+1",
+    " =1+1",
+    "   @SUM(A1:A9)",
 ]
-HARMLESS = ["plain", "a=b", "1+1", "x-@"]
+HARMLESS = ["plain", "a=b", "1+1", "x-@", "a =b", " plain"]
 
 
 def _auto_accepted(external_id: str, label: str, payload: dict) -> dict:

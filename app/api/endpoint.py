@@ -25,6 +25,7 @@ from app.api.schemas import ErrorOut
 from app.auth.service import require, user_for_token
 from app.errors import Unauthorized, ValidationFailed, pydantic_details
 from app.extensions import csrf, db_session, openapi
+from app.ingest.schemas import unstorable_values
 from app.models import User
 from app.queues.service import get_queue
 
@@ -45,16 +46,18 @@ def caller() -> User:
 
 
 def json_object() -> dict:
-    """The body as a JSON object; 422 for anything else, or for an escaped NUL, which
-    PostgreSQL cannot store in text."""
-    if b"\\u0000" in request.get_data():
-        raise ValidationFailed(
-            "NUL characters (\\u0000) are not allowed.", [{"field": "", "message": "NUL"}]
-        )
+    """The body as a JSON object; 422 for anything else, or for a NUL character or a
+    non-finite number anywhere in it, which PostgreSQL cannot store."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ValidationFailed(
             "The body must be a JSON object.", [{"field": "", "message": "not a JSON object"}]
+        )
+    unstorable = unstorable_values(body)
+    if unstorable:
+        raise ValidationFailed(
+            "The body holds values that cannot be stored.",
+            [{"field": path, "message": message} for path, message in unstorable],
         )
     return body
 

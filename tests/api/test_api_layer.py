@@ -122,8 +122,26 @@ BAD_BODIES = [
         "POST",
         "/api/v1/claims/{token}/decision",
         b'{"label": "fr\\u0000aud"}',
-        "NUL characters (\\u0000) are not allowed.",
-        [{"field": "", "message": "NUL"}],
+        "The body holds values that cannot be stored.",
+        [{"field": "label", "message": "NUL characters (\\u0000) are not allowed"}],
+    ),
+    (
+        "PATCH",
+        "/api/v1/queues/claims/policy",
+        b'{"audit_rate": NaN, "rules": [{"name": "a\\u0000"}]}',
+        "The body holds values that cannot be stored.",
+        [
+            {"field": "audit_rate", "message": "numbers must be finite (no NaN or Infinity)"},
+            {"field": "rules.0.name", "message": "NUL characters (\\u0000) are not allowed"},
+        ],
+    ),
+    (
+        "POST",
+        "/api/v1/claims/{token}/decision",
+        # An escaped backslash before "u0000" is six ordinary characters, not a NUL.
+        b'{"label": "fr\\\\u0000aud"}',
+        "'fr\\\\u0000aud' is not one of this queue's labels.",
+        [{"field": "label", "message": "choose one of legit, fraud, duplicate"}],
     ),
     (
         "POST",

@@ -1,6 +1,6 @@
 """CSV exports do not hand a spreadsheet a formula to run: a text cell that starts with =, +,
--, @, a tab or a line break, after any leading spaces, is written with a leading apostrophe (OWASP's advice), in
-every column; JSON lines and Parquet keep the values as they are."""
+-, @, a tab or a line break, after any leading spaces, is written with a leading apostrophe
+(OWASP's advice), in every column; JSON lines and Parquet keep the values as they are."""
 
 import csv
 import io

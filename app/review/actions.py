@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
-from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.models import (
     Claim,
     Item,
@@ -22,7 +22,7 @@ from app.models import (
     utcnow,
 )
 from app.queues.service import policy_of
-from app.review.service import _claim_for, _release
+from app.review.service import _claim_for, _release, check_still_held
 from app.states import ClaimState, ItemStatus
 
 UNDO_WINDOW = timedelta(minutes=2)
@@ -41,8 +41,7 @@ def _text(value, field: str, required: bool) -> str | None:
 
 def _live(session: Session, token: str, user: User, now) -> tuple[Claim, Item]:
     claim, item = _claim_for(session, token, user)
-    if claim.state != ClaimState.LIVE or item.lease_token != token or claim.expires_at <= now:
-        raise Gone("This claim has ended; the item went back to the queue.")
+    check_still_held(session=session, claim=claim, item=item, now=now)
     return claim, item
 
 

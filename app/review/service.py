@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session
 
+from app.auth.service import is_member
 from app.db import is_sqlite
 from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from app.learning.feedback import add_to_outbox
@@ -194,9 +195,26 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    if item is None or not is_member(
+        session=session, user=user, queue=session.get(Queue, item.queue_id)
+    ):
+        # Removed from the queue while holding one of its items: the claim gives no right.
+        raise Forbidden("You are no longer a member of this claim's queue.")
     # Read the claim again now that the item is ours: a decision may have just ended it.
     session.refresh(claim)
     return claim, item
+
+
+def check_still_held(*, session: Session, claim: Claim, item: Item, now) -> None:
+    """Raises Gone unless the claim still holds the item. A lapsed lease is ended here and
+    its item released, before the maintenance loop would: the caller commits that."""
+    if claim.state != ClaimState.LIVE or item.lease_token != claim.token:
+        raise Gone("This claim has ended (expired or released); the item went back to the queue.")
+    if claim.expires_at <= now:
+        claim.state = ClaimState.EXPIRED
+        _release(item)
+        session.flush()
+        raise Gone("This claim expired; the item went back to the queue.")
 
 
 def _release(item: Item) -> None:
@@ -277,13 +295,7 @@ def decide(
             "model_feedback is one of right, wrong, all_wrong.",
             [{"field": "model_feedback", "message": "unknown value"}],
         )
-    if claim.state != ClaimState.LIVE or item.lease_token != token:
-        raise Gone("This claim has ended (expired or released); the item went back to the queue.")
-    if claim.expires_at <= now:
-        claim.state = ClaimState.EXPIRED
-        _release(item)
-        session.flush()
-        raise Gone("This claim expired before the decision; the item went back to the queue.")
+    check_still_held(session=session, claim=claim, item=item, now=now)
 
     review = Review(
         item_id=item.id,

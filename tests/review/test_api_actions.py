@@ -13,6 +13,7 @@ from app.models import (
     Label,
     ModelVersion,
     Outbox,
+    QueueMember,
     Review,
     TrainingExample,
     utcnow,
@@ -197,6 +198,11 @@ def test_escalate_and_flag_on_a_lost_claim_are_gone(client, team, session, db):
         f"/api/v1/claims/{expired['token']}/escalate", json={"reason": "odd"}, **_h(alice)
     )
     _refused(r, 410, "gone")
+    # The lapsed lease ended there and then: the item is back in the queue for anyone,
+    # before the maintenance loop gets to it.
+    assert db.scalar(select(Claim.state).where(Claim.token == expired["token"])) == "expired"
+    back = db.scalar(select(Item).where(Item.external_id == expired["item"]["external_id"]))
+    assert (back.status, back.lease_token, back.lease_owner_id) == ("pending", None, None)
     # Only the skip of the released claim was recorded; no escalation, no flag.
     assert [k for (k,) in db.all(select(ItemEvent.kind))] == ["skip"]
     assert db.count(Item, Item.status == "escalated") == 0
@@ -303,6 +309,29 @@ def test_heartbeat_is_gone_once_the_claim_is_lost(client, team, session, db):
     assert db.scalar(select(Claim.expires_at).where(Claim.token == live["token"])) == (
         datetime.fromisoformat(live["expires_at"])
     )
+
+
+def test_a_reviewer_removed_from_the_queue_cannot_act_on_a_claim_held_before(
+    client, team, session, db
+):
+    alice = team["alice"]
+    claim = _claim(client, alice)
+    session.execute(QueueMember.__table__.delete().where(QueueMember.user_id == alice["id"]))
+    session.commit()
+    token = claim["token"]
+    calls = [
+        (f"/api/v1/claims/{token}/decision", {"label": "fraud"}),
+        (f"/api/v1/claims/{token}/escalate", {"reason": "odd"}),
+        (f"/api/v1/claims/{token}/flag", {"comment": "odd"}),
+        (f"/api/v1/claims/{token}/heartbeat", None),
+    ]
+    for url, body in calls:
+        r = client.post(url, json=body, **_h(alice)) if body else client.post(url, **_h(alice))
+        _refused(r, 403, "forbidden")
+        assert "no longer a member" in r.json["message"]
+    assert db.count(Review) == 0 and db.count(ItemEvent) == 0 and db.count(Label) == 0
+    # Nor can the former member claim again; the lease runs out and the item goes on.
+    _refused(client.post(CLAIMS, **_h(alice)), 404, "not_found")
 
 
 def bob_gets(client, bob, external_id):

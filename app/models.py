@@ -351,9 +351,7 @@ class AuditFrame(SQLModel, table=True):
     (app.trust.precision)."""
 
     __tablename__ = "audit_frame"
-    __table_args__ = (
-        sa.Index("ix_audit_frame_scope", "queue_id", "model_version", "band"),
-    )
+    __table_args__ = (sa.Index("ix_audit_frame_scope", "queue_id", "model_version", "band"),)
     id: int | None = Field(default=None, primary_key=True)
     queue_id: int = Field(foreign_key="review_queue.id")
     item_id: int = Field(foreign_key="item.id", unique=True)

@@ -64,9 +64,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("queue_event") as batch_op:
-        batch_op.create_index(
-            "ix_queue_event_queue_kind", ["queue_id", "kind", "id"], unique=False
-        )
+        batch_op.create_index("ix_queue_event_queue_kind", ["queue_id", "kind", "id"], unique=False)
 
 
 def downgrade() -> None:

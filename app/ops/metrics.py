@@ -73,7 +73,9 @@ def _trust_metrics(session) -> list[GaugeMetricFamily]:
         "loupe_queue_alarm", "Open alarms (1) by queue and kind", labels=["queue", "kind"]
     )
     paused = GaugeMetricFamily(
-        "loupe_auto_accept_paused", "Auto-accept paused by an alarm (1) or not (0)", ["queue"]
+        "loupe_auto_accept_paused",
+        "Auto-accept paused by an alarm (1) or not (0)",
+        labels=["queue"],
     )
     estimate = GaugeMetricFamily(
         "loupe_auto_accept_precision",
@@ -86,7 +88,9 @@ def _trust_metrics(session) -> list[GaugeMetricFamily]:
         labels=["queue"],
     )
     audits = GaugeMetricFamily(
-        "loupe_auto_accept_audits", "Audited answers behind the precision estimate", ["queue"]
+        "loupe_auto_accept_audits",
+        "Audited answers behind the precision estimate",
+        labels=["queue"],
     )
     for queue in session.scalars(select(Queue).order_by(Queue.id)):
         for open_alarm in alarms_json(session=session, queue=queue):

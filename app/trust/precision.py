@@ -151,7 +151,8 @@ def frame_rows(*, session: Session, queue: Queue) -> list[FrameRow]:
             func.sum(case((answered, 1), else_=0)),
             func.sum(case((and_(answered, Label.value == AuditFrame.answer), 1), else_=0)),
         )
-        .outerjoin(Label, Label.item_id == AuditFrame.item_id)
+        # Only items sent to a person can have a person's answer: the rest join nothing.
+        .outerjoin(Label, and_(Label.item_id == AuditFrame.item_id, AuditFrame.to_person))
         .where(AuditFrame.queue_id == queue.id)
         .group_by(
             AuditFrame.model_version, AuditFrame.answer, AuditFrame.band, AuditFrame.sample_rate

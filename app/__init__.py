@@ -84,8 +84,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.ops.routes import bp as ops_bp
     from app.queues.routes import bp as queues_bp
     from app.review.routes import bp as review_bp
+    from app.trust.routes import bp as trust_bp
 
-    for bp in (auth_bp, queues_bp, review_bp, registry_bp, api_bp, ops_bp, admin_bp):
+    for bp in (auth_bp, queues_bp, review_bp, registry_bp, api_bp, ops_bp, admin_bp, trust_bp):
         app.register_blueprint(bp)
     openapi.register(app)
 

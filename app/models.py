@@ -16,6 +16,7 @@ from app.states import (
     ItemStatus,
     LabelSource,
     OutboxKind,
+    QueueEventKind,
     RouteDecision,
     RunStatus,
     sql_in,
@@ -338,3 +339,43 @@ class ModelVersion(SQLModel, table=True):
     activated_at: datetime | None = _ts()
     # Who or what made it active that time: "training run", "promoted by ana", ...
     activated_by: str | None = Field(default=None, max_length=200)
+
+
+class AuditFrame(SQLModel, table=True):
+    """An item the model's answer would have auto-accepted, with the chance a person answers
+    it anyway: the population and the sample of the audited-precision estimate
+    (app.trust.precision)."""
+
+    __tablename__ = "audit_frame"
+    __table_args__ = (sa.Index("ix_audit_frame_scope", "queue_id", "model_version", "band"),)
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    item_id: int = Field(foreign_key="item.id", unique=True)
+    model_version: str | None = Field(default=None, max_length=120)
+    # The model's answer and its score: what a person's answer is compared with.
+    answer: str = Field(max_length=200)
+    score: float
+    # The confidence band of the score (the stratum) and the chance, fixed when the item
+    # was routed, that a person answers it: the audit rate, or 1 while auto-accept is paused.
+    band: str = Field(max_length=20)
+    sample_rate: float
+    to_person: bool
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class QueueEvent(SQLModel, table=True):
+    """What happened to a queue's automation, by whom (None: Loupe itself), when and why."""
+
+    __tablename__ = "queue_event"
+    __table_args__ = (
+        sa.Index("ix_queue_event_queue_kind", "queue_id", "kind", "id"),
+        sa.CheckConstraint(sql_in("kind", QueueEventKind), name="ck_queue_event_kind"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    kind: QueueEventKind = _state(QueueEventKind, length=40)
+    # The alarm concerned ("precision_below_target", ...), for alarm events.
+    alarm: str | None = Field(default=None, max_length=60)
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    reason: str = Field(max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

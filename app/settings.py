@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, alias="LOUPE_MAX_BODY_BYTES")
     max_batch_items: int = Field(default=50_000, alias="LOUPE_MAX_BATCH_ITEMS")
     maintenance_interval: float = Field(default=5.0, alias="LOUPE_MAINTENANCE_INTERVAL")
+    # The alarm checks of every queue run at most this often, whichever worker runs them.
+    alarm_check_interval: float = Field(default=60.0, ge=0, alias="LOUPE_ALARM_CHECK_INTERVAL")
     scoring_budget_seconds: float = Field(default=2.0, alias="LOUPE_SCORING_BUDGET")
     # How many proxies in front of Loupe set X-Forwarded-For and -Proto (1 behind the compose
     # file's TLS proxy); 0 trusts no such header, as a server reached directly must.

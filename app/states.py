@@ -68,3 +68,13 @@ def sql_in(column: str, enum: type[StrEnum]) -> str:
     """A CHECK constraint's text: the column holds one of the enum's values."""
     values = ", ".join(f"'{member}'" for member in enum)
     return f"{column} IN ({values})"
+
+
+class QueueEventKind(StrEnum):
+    """What happened to a queue's automation: an alarm raised or cleared, auto-accept paused
+    or resumed (see app.trust.alarms)."""
+
+    ALARM_RAISED = "alarm_raised"
+    ALARM_CLEARED = "alarm_cleared"
+    AUTO_ACCEPT_PAUSED = "auto_accept_paused"
+    AUTO_ACCEPT_RESUMED = "auto_accept_resumed"

@@ -35,7 +35,7 @@ class LoupeWorker(Worker):
         self._loupe_last = time.monotonic()
         try:
             done = run_maintenance()
-            if done["relayed"] or done["expired"]:
+            if done["relayed"] or done["expired"] or done["alarms"]:
                 log.info("maintenance: %s", done)
         except Exception:  # noqa: BLE001 - Redis or the database away: try again next tick
             log.warning("maintenance failed; will retry", exc_info=True)

@@ -57,3 +57,12 @@ class RetrainOut(BaseModel):
 class LabelsQuery(BaseModel):
     format: str = Field("jsonl", pattern="^(jsonl|csv|parquet)$")
     since: str | None = None
+
+
+class ResumeIn(BaseModel):
+    """Why a lead resumes auto-accept after an alarm paused it (kept with the event)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    noun: ClassVar[str] = "resume request"  # "The resume request is not valid."
+
+    reason: str = Field(min_length=1, max_length=2000)

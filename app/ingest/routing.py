@@ -109,3 +109,13 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
         f"the only answer in the {coverage:.0%} candidate set, "
         f"calibrated confidence {top:.2f} ≥ {policy.auto_accept_threshold:.2f}",
     )
+
+
+def hold_when_paused(route: Route, paused: str | None) -> Route:
+    """While an alarm holds auto-accept paused, an item it would accept goes to a person."""
+    if paused is None or route.decision != RouteDecision.AUTO_ACCEPT:
+        return route
+    return Route(
+        RouteDecision.REVIEW,
+        f"auto-accept paused: {paused}; a lead must resume it ({route.reason})"[:500],
+    )

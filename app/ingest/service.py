@@ -15,13 +15,15 @@ from sqlmodel import Session
 from app.bulk import insert_rows
 from app.errors import ValidationFailed, pydantic_details
 from app.ingest.bulk import insert_items
-from app.ingest.routing import route_item
+from app.ingest.routing import hold_when_paused, route_item
 from app.ingest.rules import rule_fallbacks
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
-from app.models import Label, Prediction, Queue, utcnow
+from app.models import AuditFrame, Label, Prediction, Queue, utcnow
 from app.queues.service import policy_of
 from app.states import ItemStatus, LabelSource, RouteDecision
+from app.trust.alarms import paused_reason
+from app.trust.precision import frame_row
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)
@@ -256,7 +258,7 @@ def ingest_items(
         if candidates[i] is None:
             candidates[i], versions[i], details[i], sources[i] = scores[item["external_id"]]
 
-    routes = [
+    planned = [
         route_item(
             policy=policy,
             candidates=c,
@@ -266,6 +268,8 @@ def ingest_items(
         )
         for it, c, d in zip(batch, candidates, details, strict=True)
     ]
+    paused = paused_reason(session=session, queue=queue)
+    routes = [hold_when_paused(r, paused) for r in planned]
     rows = [
         {
             "external_id": it["external_id"],
@@ -279,11 +283,11 @@ def ingest_items(
     ]
     created = insert_items(session=session, queue_id=queue.id, rows=rows, now=now)
 
-    prediction_rows, label_rows = [], []
+    prediction_rows, label_rows, frame_rows = [], [], []
     # API.md's count keys: the route, but auto-accepted items count under their status.
     routed = {RouteDecision.REVIEW: 0, ItemStatus.AUTO_ACCEPTED: 0, RouteDecision.AUDIT: 0}
-    for it, cands, version, source, detail, r in zip(
-        batch, candidates, versions, sources, details, routes, strict=True
+    for it, cands, version, source, detail, r, plan in zip(
+        batch, candidates, versions, sources, details, routes, planned, strict=True
     ):
         item_id = created.get(it["external_id"])
         if item_id is None:
@@ -300,6 +304,19 @@ def ingest_items(
                     "detail": detail,
                     "created_at": now,
                 }
+            )
+        if plan.decision in (RouteDecision.AUTO_ACCEPT, RouteDecision.AUDIT):
+            frame_rows.append(
+                frame_row(
+                    queue_id=queue.id,
+                    item_id=item_id,
+                    candidates=cands,
+                    model_version=version,
+                    audited=plan.decision == RouteDecision.AUDIT,
+                    paused=paused is not None,
+                    audit_rate=policy.audit_rate,
+                    now=now,
+                )
             )
         if auto:
             label_rows.append(
@@ -324,6 +341,7 @@ def ingest_items(
     insert_rows(
         session=session, table=Label.__table__, rows=label_rows, json_columns=("reviewers",)
     )
+    insert_rows(session=session, table=AuditFrame.__table__, rows=frame_rows)
     return {
         "received": len(items),
         "created": len(created),

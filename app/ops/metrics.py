@@ -7,6 +7,9 @@ from sqlalchemy import func, select
 
 from app.db import new_session
 from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
+from app.trust.alarms import alarms_json
+from app.trust.events import pause_state
+from app.trust.precision import headline
 
 
 class QueueCollector:
@@ -59,4 +62,43 @@ class QueueCollector:
                 select(ModelVersion.queue_id, func.count()).group_by(ModelVersion.queue_id)
             ):
                 versions.add_metric([names.get(qid, str(qid))], n)
-        yield from (items, examples, backlog, parked, versions)
+            trust = _trust_metrics(s)
+        yield from (items, examples, backlog, parked, versions, *trust)
+
+
+def _trust_metrics(session) -> list[GaugeMetricFamily]:
+    """Per queue: open alarms by kind, auto-accept paused, and the audited precision of the
+    active model's auto-accepted answers (estimate, one-sided lower bound, answers)."""
+    alarm = GaugeMetricFamily(
+        "loupe_queue_alarm", "Open alarms (1) by queue and kind", labels=["queue", "kind"]
+    )
+    paused = GaugeMetricFamily(
+        "loupe_auto_accept_paused",
+        "Auto-accept paused by an alarm (1) or not (0)",
+        labels=["queue"],
+    )
+    estimate = GaugeMetricFamily(
+        "loupe_auto_accept_precision",
+        "Audited precision of auto-accepted answers (stratified estimate)",
+        labels=["queue"],
+    )
+    lower = GaugeMetricFamily(
+        "loupe_auto_accept_precision_lower",
+        "One-sided lower bound of the audited precision, at the queue's confidence",
+        labels=["queue"],
+    )
+    audits = GaugeMetricFamily(
+        "loupe_auto_accept_audits",
+        "Audited answers behind the precision estimate",
+        labels=["queue"],
+    )
+    for queue in session.scalars(select(Queue).order_by(Queue.id)):
+        for open_alarm in alarms_json(session=session, queue=queue):
+            alarm.add_metric([queue.name, open_alarm["kind"]], 1)
+        paused.add_metric([queue.name], int(pause_state(session=session, queue=queue) is not None))
+        now = headline(session=session, queue=queue)
+        audits.add_metric([queue.name], now["n"])
+        if now["estimate"] is not None:
+            estimate.add_metric([queue.name], now["estimate"])
+            lower.add_metric([queue.name], now["lower"])
+    return [alarm, paused, estimate, lower, audits]

@@ -75,6 +75,14 @@ class Policy(BaseModel):
     features: list[FeatureSpec] | None = Field(None, max_length=500)
     # Answers suggested when no model can score an item in time.
     rules: list[Rule] = Field(default_factory=list, max_length=100)
+    # The precision auto-accepted answers must keep (None: the auto-accept threshold is the
+    # implied target), and how sure the audited lower bound must be.
+    target_precision: float | None = Field(None, ge=0.5, le=0.999)
+    confidence: float = Field(0.9, ge=0.5, le=0.999)
+    # An alarm (audited precision below target, ...) stops auto-accepting until a lead resumes.
+    pause_on_alarm: bool = True
+    # Audited answers needed before the precision alarm may fire: a handful proves nothing.
+    alarm_min_audits: int = Field(30, ge=1, le=1_000_000)
 
 
 class FieldDisplay(BaseModel):

@@ -16,6 +16,7 @@ from app.learning.feedback import add_to_outbox
 from app.models import Claim, Item, Label, Prediction, Queue, Review, User, UTCDateTime, utcnow
 from app.queues.service import policy_of
 from app.states import ClaimState, ItemStatus, LabelSource, RouteDecision
+from app.trust.alarms import after_answer
 
 MAX_COMMENT = 5000
 
@@ -366,6 +367,7 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     session.add(final)
     item.status = ItemStatus.DONE
     session.flush()
+    after_answer(session=session, queue=queue, item_id=item.id, value=final.value)
     outbox = add_to_outbox(session=session, label=final)
     return Decision(item=item, label=final, review=review, outbox_id=outbox.id if outbox else None)
 

@@ -72,6 +72,7 @@ PAGES = {
     "my work": "/me/reviews",
     "models": "/queues/claims/models",
     "model card": "/queues/claims/models/claims-v1",
+    "quality": "/queues/claims/quality",
     "error": "/queues/" + LONG_WORD.replace("/", "-") + "/review",
 }
 

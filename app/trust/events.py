@@ -1,0 +1,81 @@
+"""A queue's automation events (alarms raised and cleared, auto-accept paused and resumed)
+and the state they add up to: the newest event of each pair decides."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.models import Queue, QueueEvent, User, utcnow
+from app.states import QueueEventKind
+
+PAUSE_KINDS = (QueueEventKind.AUTO_ACCEPT_PAUSED, QueueEventKind.AUTO_ACCEPT_RESUMED)
+ALARM_KINDS = (QueueEventKind.ALARM_RAISED, QueueEventKind.ALARM_CLEARED)
+
+
+def record(
+    *,
+    session: Session,
+    queue: Queue,
+    kind: QueueEventKind,
+    reason: str,
+    alarm: str | None = None,
+    user: User | None = None,
+) -> QueueEvent:
+    event = QueueEvent(
+        queue_id=queue.id,
+        kind=kind,
+        alarm=alarm,
+        user_id=user.id if user is not None else None,
+        reason=reason[:2000],
+        created_at=utcnow(),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def pause_state(*, session: Session, queue: Queue) -> dict | None:
+    """{"since", "reason", "alarm"} while auto-accept is paused, else None: one index probe."""
+    last = session.scalar(
+        select(QueueEvent)
+        .where(QueueEvent.queue_id == queue.id, QueueEvent.kind.in_(PAUSE_KINDS))
+        .order_by(QueueEvent.id.desc())
+        .limit(1)
+    )
+    if last is None or last.kind != QueueEventKind.AUTO_ACCEPT_PAUSED:
+        return None
+    return {"since": last.created_at.isoformat(), "reason": last.reason, "alarm": last.alarm}
+
+
+def open_alarms(*, session: Session, queue: Queue) -> dict[str, QueueEvent]:
+    """The raising event of each alarm still open, by kind."""
+    newest: dict[str, QueueEvent] = {}
+    for event in session.scalars(
+        select(QueueEvent)
+        .where(QueueEvent.queue_id == queue.id, QueueEvent.kind.in_(ALARM_KINDS))
+        .order_by(QueueEvent.id)
+    ):
+        newest[event.alarm or ""] = event
+    return {kind: e for kind, e in newest.items() if e.kind == QueueEventKind.ALARM_RAISED and kind}
+
+
+def history(*, session: Session, queue: Queue, limit: int = 50) -> list[dict]:
+    """The newest events first, with who (None: Loupe itself)."""
+    rows = session.execute(
+        select(QueueEvent, User.name)
+        .outerjoin(User, User.id == QueueEvent.user_id)
+        .where(QueueEvent.queue_id == queue.id)
+        .order_by(QueueEvent.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "kind": e.kind,
+            "alarm": e.alarm,
+            "by": name,
+            "at": e.created_at.isoformat(),
+            "reason": e.reason,
+        }
+        for e, name in rows
+    ]

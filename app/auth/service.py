@@ -7,7 +7,7 @@ import re
 import secrets
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -48,7 +48,7 @@ def create_user(*, session: Session, name: str, role: str, password: str | None)
             f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.",
             [{"field": "role", "message": "unknown role"}],
         )
-    if session.scalar(select(User.id).where(User.name == name)) is not None:
+    if session.scalar(select(col(User.id)).where(col(User.name) == name)) is not None:
         raise Conflict(f"A user named {name!r} already exists.")
     user = User(
         name=name, role=role, password_hash=generate_password_hash(password) if password else None
@@ -60,7 +60,7 @@ def create_user(*, session: Session, name: str, role: str, password: str | None)
 
 def authenticate(*, session: Session, name: str, password: str) -> User | None:
     """The user with that name and password, or None."""
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(select(User).where(col(User.name) == name))
     if user is None or not user.password_hash:
         # One hash check either way, so timing does not reveal which names exist.
         check_password_hash(_DUMMY_HASH, password)
@@ -82,14 +82,14 @@ def user_for_token(*, session: Session, token: str) -> User | None:
         return None
     row = session.execute(
         select(User, ApiToken)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token))
+        .join(ApiToken, col(ApiToken.user_id) == col(User.id))
+        .where(col(ApiToken.token_hash) == hash_token(token))
     ).first()
     return row[0] if row else None
 
 
 def get_user(*, session: Session, name: str) -> User:
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(select(User).where(col(User.name) == name))
     if user is None:
         raise NotFound(f"No user named {name!r}.")
     return user

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from werkzeug.security import generate_password_hash
 
 from app.auth.service import add_membership, create_token, create_user
@@ -38,14 +38,14 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
     producer a fresh API token (only their hashes are stored, so neither can be shown again)."""
     password = secrets.token_urlsafe(9)
     with session_scope(engine) as s:
-        queue = s.scalar(select(Queue).where(Queue.name == QUEUE))
-        reviewer = s.scalar(select(User).where(User.name == "reviewer"))
+        queue = s.scalar(select(Queue).where(col(Queue.name) == QUEUE))
+        reviewer = s.scalar(select(User).where(col(User.name) == "reviewer"))
         seeded = queue is None or reviewer is None
         if seeded:
             reviewer = _build(s, password=password, history=history, incoming=incoming)
         else:
             reviewer.password_hash = generate_password_hash(password)
-        producer = s.scalar(select(User).where(User.name == "producer"))
+        producer = s.scalar(select(User).where(col(User.name) == "producer"))
         # Earlier starts' tokens stay valid: they are as local as this one (the same database
         # file on this machine), a script still holding yesterday's token keeps working, and
         # nothing marks which of the producer's tokens the demo made rather than a person
@@ -117,7 +117,7 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
     while (claim := claim_next(session=s, queue=queue, user=archivist)) is not None:
         external_id = s.get(Item, claim.item_id).external_id
         decide(session=s, token=claim.token, user=archivist, label=truth[external_id])
-    for outbox_id in s.scalars(select(Outbox.id).where(Outbox.queue_id == queue.id)):
+    for outbox_id in s.scalars(select(col(Outbox.id)).where(col(Outbox.queue_id) == queue.id)):
         make_training_example(session=s, outbox_id=outbox_id)
     train_model_version(db=s, queue_id=queue.id, seed=0)
     # Today's claims arrive without a prediction: the baseline scores and routes them.

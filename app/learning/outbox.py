@@ -14,6 +14,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from sqlalchemy import update
+from sqlmodel import col
 
 from app.db import session_scope
 from app.learning import feedback
@@ -68,8 +69,8 @@ def hand_over_outbox(engine, conn: Redis, outbox_id: int | None) -> None:
         with session_scope(engine) as s:
             s.execute(
                 update(Outbox)
-                .where(Outbox.id == outbox_id)
-                .values(enqueued_at=None, attempts=Outbox.attempts - 1)
+                .where(col(Outbox.id) == outbox_id)
+                .values(enqueued_at=None, attempts=col(Outbox.attempts) - 1)
             )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.learning import artifacts
 from app.learning.conformal import Conformal
@@ -98,10 +98,10 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
 
 
 def _loaded(session: Session, queue: Queue, version: str | None = None) -> LoadedModel | None:
-    cond = ModelVersion.active if version is None else ModelVersion.version == version
+    cond = col(ModelVersion.active) if version is None else col(ModelVersion.version) == version
     row = session.execute(
-        select(ModelVersion.id, ModelVersion.artifact_sha256).where(
-            ModelVersion.queue_id == queue.id, cond
+        select(col(ModelVersion.id), col(ModelVersion.artifact_sha256)).where(
+            col(ModelVersion.queue_id) == queue.id, cond
         )
     ).first()
     if row is None:

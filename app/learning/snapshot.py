@@ -16,7 +16,7 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import Label, TrainingExample
 from app.queues.service import HUMAN_SOURCES
@@ -70,17 +70,17 @@ def take_snapshot(*, session: Session, queue_id: int, include_auto: bool = False
     sources = (*HUMAN_SOURCES, LabelSource.AUTO) if include_auto else HUMAN_SOURCES
     result = session.execute(
         select(
-            TrainingExample.id,
-            TrainingExample.features,
-            TrainingExample.target,
-            TrainingExample.source,
-            TrainingExample.decided_at,
-            Label.model_label,
-            Label.model_feedback,
+            col(TrainingExample.id),
+            col(TrainingExample.features),
+            col(TrainingExample.target),
+            col(TrainingExample.source),
+            col(TrainingExample.decided_at),
+            col(Label.model_label),
+            col(Label.model_feedback),
         )
-        .join(Label, Label.id == TrainingExample.label_id)
-        .where(TrainingExample.queue_id == queue_id, TrainingExample.source.in_(sources))
-        .order_by(TrainingExample.decided_at, TrainingExample.id)
+        .join(Label, col(Label.id) == col(TrainingExample.label_id))
+        .where(col(TrainingExample.queue_id) == queue_id, col(TrainingExample.source).in_(sources))
+        .order_by(col(TrainingExample.decided_at), col(TrainingExample.id))
     )
     rows, shaping = [], {"human_labels": 0, "corrected_model": 0, "feedback": {}}
     for r in result:

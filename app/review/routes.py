@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, user_logged_out
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.auth.service import require
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
@@ -273,7 +274,9 @@ def heartbeat_view(name: str, token: str):
         s.commit()
         # "decided": answered in another tab, nothing was lost; else the lease ran out.
         ended = s.scalar(
-            select(Claim.state).where(Claim.token == token, Claim.user_id == current_user.id)
+            select(col(Claim.state)).where(
+                col(Claim.token) == token, col(Claim.user_id) == current_user.id
+            )
         )
         body = {"error": "gone", "message": "This item is no longer yours.", "state": ended}
         return jsonify(body), 410

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, select, text, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import is_sqlite
 from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
@@ -40,19 +40,19 @@ class Decision:
 def expire_leases(*, session: Session, queue_id: int | None = None, now=None) -> int:
     """Returns items whose lease ran out to the queue; returns how many."""
     now = now or utcnow()
-    cond = [Item.status == ItemStatus.IN_REVIEW, Item.lease_expires_at < now]
+    cond = [col(Item.status) == ItemStatus.IN_REVIEW, col(Item.lease_expires_at) < now]
     if queue_id is not None:
-        cond.insert(0, Item.queue_id == queue_id)
+        cond.insert(0, col(Item.queue_id) == queue_id)
     # Items first, then their claims: the same lock order as a decision, so the two cannot
     # deadlock on PostgreSQL; rows another transaction holds are left for the next sweep.
     expired = session.execute(
-        select(Item.id, Item.lease_token).where(*cond).with_for_update(skip_locked=True)
+        select(col(Item.id), col(Item.lease_token)).where(*cond).with_for_update(skip_locked=True)
     ).all()
     if not expired:
         return 0
     session.execute(
         update(Item)
-        .where(Item.id.in_([r.id for r in expired]))
+        .where(col(Item.id).in_([r.id for r in expired]))
         .values(
             status=ItemStatus.PENDING, lease_owner_id=None, lease_token=None, lease_expires_at=None
         )
@@ -60,8 +60,8 @@ def expire_leases(*, session: Session, queue_id: int | None = None, now=None) ->
     session.execute(
         update(Claim)
         .where(
-            Claim.token.in_([r.lease_token for r in expired]),
-            Claim.state.in_((ClaimState.LIVE, ClaimState.AHEAD)),
+            col(Claim.token).in_([r.lease_token for r in expired]),
+            col(Claim.state).in_((ClaimState.LIVE, ClaimState.AHEAD)),
         )
         .values(state=ClaimState.EXPIRED)
     )
@@ -98,15 +98,15 @@ def live_claim(
     now = now or utcnow()
     return session.scalar(
         select(Claim)
-        .join(Item, Item.id == Claim.item_id)
+        .join(Item, col(Item.id) == col(Claim.item_id))
         .where(
-            Item.queue_id == queue.id,
-            Claim.user_id == user.id,
-            Claim.state == state,
-            Claim.expires_at > now,
-            Item.lease_token == Claim.token,
+            col(Item.queue_id) == queue.id,
+            col(Claim.user_id) == user.id,
+            col(Claim.state) == state,
+            col(Claim.expires_at) > now,
+            col(Item.lease_token) == col(Claim.token),
         )
-        .order_by(Claim.id.desc())
+        .order_by(col(Claim.id).desc())
         .limit(1)
     )
 
@@ -178,7 +178,7 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
     # populate_existing: the claim statement is raw SQL, so cached objects may be stale.
     claim = (
         session.scalar(
-            select(Claim).where(Claim.token == token).execution_options(populate_existing=True)
+            select(Claim).where(col(Claim.token) == token).execution_options(populate_existing=True)
         )
         if token
         else None
@@ -190,7 +190,7 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
     # Lock the item so a concurrent decision on the same claim waits for this one.
     item = session.scalar(
         select(Item)
-        .where(Item.id == claim.item_id)
+        .where(col(Item.id) == claim.item_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -236,8 +236,8 @@ def typed_label(queue: Queue, text: str) -> str:
 def current_prediction(*, session: Session, item_id: int) -> Prediction | None:
     return session.scalar(
         select(Prediction)
-        .where(Prediction.item_id == item_id)
-        .order_by(Prediction.id.desc())
+        .where(col(Prediction.item_id) == item_id)
+        .order_by(col(Prediction.id).desc())
         .limit(1)
     )
 
@@ -260,10 +260,10 @@ def decide(
             "A comment is text of at most 5000 characters.",
             [{"field": "comment", "message": "invalid comment"}],
         )
-    previous = session.scalar(select(Review).where(Review.claim_id == claim.id))
+    previous = session.scalar(select(Review).where(col(Review.claim_id) == claim.id))
     if previous is not None:
         if previous.label == label:
-            final = session.scalar(select(Label).where(Label.item_id == item.id))
+            final = session.scalar(select(Label).where(col(Label.item_id) == item.id))
             return Decision(item=item, label=final, review=previous, outbox_id=None, repeated=True)
         raise AlreadyDecided(
             f"This claim was already decided as {previous.label!r}; a different answer needs a "
@@ -317,10 +317,10 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     policy = policy_of(queue)
     reviews = list(
         session.execute(
-            select(Review.label, User.name)
-            .join(User, User.id == Review.user_id)
-            .where(Review.item_id == item.id)
-            .order_by(Review.id)
+            select(col(Review.label), col(User.name))
+            .join(User, col(User.id) == col(Review.user_id))
+            .where(col(Review.item_id) == item.id)
+            .order_by(col(Review.id))
         )
     )
     item.lease_owner_id = None
@@ -375,12 +375,12 @@ def item_json(*, session: Session, item: Item) -> dict:
     """The API's view of one item, per API.md."""
     prediction = current_prediction(session=session, item_id=item.id)
     reviews = session.execute(
-        select(Review, User.name)
-        .join(User, User.id == Review.user_id)
-        .where(Review.item_id == item.id)
-        .order_by(Review.id)
+        select(Review, col(User.name))
+        .join(User, col(User.id) == col(Review.user_id))
+        .where(col(Review.item_id) == item.id)
+        .order_by(col(Review.id))
     ).all()
-    final = session.scalar(select(Label).where(Label.item_id == item.id))
+    final = session.scalar(select(Label).where(col(Label.item_id) == item.id))
     return {
         "external_id": item.external_id,
         "status": item.status,
@@ -422,7 +422,7 @@ def item_json(*, session: Session, item: Item) -> dict:
 
 def get_item(*, session: Session, queue: Queue, external_id: str) -> Item:
     item = session.scalar(
-        select(Item).where(Item.queue_id == queue.id, Item.external_id == external_id)
+        select(Item).where(col(Item.queue_id) == queue.id, col(Item.external_id) == external_id)
     )
     if item is None:
         raise NotFound(f"No item {external_id!r} in queue {queue.name!r}.")

@@ -19,7 +19,7 @@ from app.learning.registry import (
     version_json,
     versions_of,
 )
-from app.models import Queue, User
+from app.models import Queue, User, id_of
 
 bp = Blueprint("registry", __name__)
 
@@ -31,7 +31,7 @@ def models_view(queue: Queue):
     failed run failed)."""
     session = db_session()
     versions = versions_of(session=session, queue=queue)
-    names = {v.id: v.version for v in versions}
+    names = {id_of(v): v.version for v in versions}
     listed = []
     for v in versions:
         entry = version_json(v)

@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from app.models import ROLES, ApiToken, Queue, QueueMember, User
+from app.models import ROLES, ApiToken, Queue, QueueMember, User, id_of
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,79}$")
 
@@ -71,7 +71,7 @@ def authenticate(*, session: Session, name: str, password: str) -> User | None:
 def create_token(*, session: Session, user: User) -> str:
     """Makes a new API token for the user and returns it; only its hash is kept."""
     token = "lp_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
+    session.add(ApiToken(user_id=id_of(user), token_hash=hash_token(token)))
     session.flush()
     return token
 
@@ -98,7 +98,7 @@ def get_user(*, session: Session, name: str) -> User:
 def add_membership(*, session: Session, user: User, queue: Queue) -> None:
     """Makes the user a member of the queue (idempotent)."""
     if session.get(QueueMember, (queue.id, user.id)) is None:
-        session.add(QueueMember(queue_id=queue.id, user_id=user.id))
+        session.add(QueueMember(queue_id=id_of(queue), user_id=id_of(user)))
         session.flush()
 
 

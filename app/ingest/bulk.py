@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 
 from app.bulk import executemany, is_postgres
 from app.db import dumps_json
-from app.models import Item
+from app.models import Item, table_of
 
 ITEM_COLUMNS = ("external_id", "payload", "status", "priority", "route_decision", "route_reason")
 _CHUNK = 500
@@ -86,7 +86,7 @@ def _insert_items_sqlite(session, queue_id, rows, now) -> dict:
         return {}
     before = session.scalar(select(func.coalesce(func.max(col(Item.id)), 0)))
     # ON CONFLICT only as a guard: under BEGIN IMMEDIATE nobody else can insert meanwhile.
-    stmt = sqlite.insert(Item.__table__).on_conflict_do_nothing(
+    stmt = sqlite.insert(table_of(Item)).on_conflict_do_nothing(
         index_elements=["queue_id", "external_id"]
     )
     executemany(session, stmt, fresh, ["queue_id", "created_at", *ITEM_COLUMNS])

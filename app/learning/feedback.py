@@ -8,7 +8,7 @@ from sqlalchemy import exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from app.models import Item, Label, Outbox, TrainingExample, utcnow
+from app.models import Item, Label, Outbox, TrainingExample, table_of, utcnow
 from app.queues.service import TRAINABLE_SOURCES, policy_of
 from app.states import LabelSource, OutboxKind
 
@@ -77,10 +77,10 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
     label = session.get(Label, row.label_id) if row.label_id is not None else None
     if label is None:
         raise LookupError(f"outbox row {outbox_id} has no label to make a training example of")
-    item = session.get(Item, label.item_id)
+    item = session.get_one(Item, label.item_id)
     dialect = session.get_bind().dialect.name
     new_example = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        TrainingExample.__table__
+        table_of(TrainingExample)
     )
     result = session.execute(
         new_example.values(
@@ -95,7 +95,7 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["label_id"])
-        .returning(TrainingExample.__table__.c.id)
+        .returning(table_of(TrainingExample).c.id)
     )
     created = result.first() is not None
     row.processed_at = utcnow()
@@ -136,7 +136,7 @@ def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
             col(Label.value),
             literal(LabelSource.AUTO.value),
             col(Label.decided_at),
-            literal(utcnow(), type_=TrainingExample.__table__.c.created_at.type),
+            literal(utcnow(), type_=table_of(TrainingExample).c.created_at.type),
         )
         .join(Item, col(Item.id) == col(Label.item_id))
         .where(col(Label.queue_id) == queue_id, col(Label.source) == LabelSource.AUTO, missing)

@@ -35,7 +35,7 @@ def make_training_example(outbox_id: int) -> bool:
         queue_id = feedback.make_training_example(session=session, outbox_id=outbox_id)
         queue = session.get(Queue, queue_id) if queue_id else None
         due = queue is not None and feedback.retrain_due(session=session, queue=queue)
-    if due:
+    if due and queue_id is not None:
         conn = job_redis()
         if not conn.exists(retrain_backoff_key(queue_id)):
             enqueue_retrain(conn, queue_id, reason="enough new labels")

@@ -26,6 +26,7 @@ from app.models import (
     TrainingExample,
     TrainingRun,
     TrainingSnapshot,
+    id_of,
     utcnow,
 )
 from app.queues.service import TRAINABLE_SOURCES
@@ -46,13 +47,13 @@ def active_for_comparison(session: Session, queue_id: int) -> Active | None:
     try:
         loaded = load_version(session, current)
     except artifacts.ArtifactError as exc:
-        return Active(current.id, None, None, str(exc))
+        return Active(id_of(current), None, None, str(exc))
     trained_on = None
     if current.snapshot_id is not None:
-        snap = session.get(TrainingSnapshot, current.snapshot_id)
+        snap = session.get_one(TrainingSnapshot, current.snapshot_id)
         ids = unpack_ids(snap.example_ids, np.int64)
         trained_on = frozenset(ids[unpack_ids(snap.roles, np.uint8) == TRAIN].tolist())
-    return Active(current.id, loaded, trained_on)
+    return Active(id_of(current), loaded, trained_on)
 
 
 def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot, settings: str) -> bool:
@@ -79,7 +80,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     """
     snap = fitted.snapshot
     settings = settings_hash(fitted.card["settings"])
-    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap, settings=settings):
+    if not snapshot_is_new(session=session, queue_id=id_of(queue), snap=snap, settings=settings):
         return None
     data, sha = fitted.artifact
     # The same rows trained again with other settings share their snapshot.
@@ -91,7 +92,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     )
     if snapshot is None:
         snapshot = TrainingSnapshot(
-            queue_id=queue.id,
+            queue_id=id_of(queue),
             content_hash=snap.content_hash,
             n_rows=len(snap.rows),
             example_ids=pack_ids(snap.ids, np.int64),
@@ -104,7 +105,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         select(func.count()).select_from(ModelVersion).where(col(ModelVersion.queue_id) == queue.id)
     )
     version = ModelVersion(
-        queue_id=queue.id,
+        queue_id=id_of(queue),
         version=f"{queue.name}-v{(n_versions or 0) + 1}",
         active=False,
         created_at=utcnow(),
@@ -129,14 +130,14 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
             .where(member, col(TrainingExample.used_by_version_id).is_(None))
             .values(used_by_version_id=version.id)
         )
-        still_there += session.scalar(
+        still_there += session.scalars(
             select(func.count()).select_from(TrainingExample).where(member)
-        )
+        ).one()
     if still_there != len(ids):
         raise TrainingFailed(
             f"{len(ids) - still_there} labels were reopened during training; run again"
         )
-    current = active_version(session, queue.id)
+    current = active_version(session, id_of(queue))
     compared = fitted.metrics.get("compared_with_version_id")
     if fitted.metrics["promoted"] and (current.id if current else None) != compared:
         # A person promoted or rolled back while this trained: theirs is the last word.
@@ -178,7 +179,7 @@ def activate(*, session: Session, version: ModelVersion, by: str) -> int:
     )
     session.add(rescore)
     session.flush()
-    return rescore.id
+    return id_of(rescore)
 
 
 def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
@@ -186,7 +187,8 @@ def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
     return list(
         session.scalars(
             select(ModelVersion)
-            .options(defer(col(ModelVersion.artifact)))
+            # SQLModel types ModelVersion.artifact as bytes: it is the attribute defer() takes.
+            .options(defer(ModelVersion.artifact))  # type: ignore[arg-type]
             .where(col(ModelVersion.queue_id) == queue.id)
             .order_by(col(ModelVersion.id).desc())
         )
@@ -353,7 +355,7 @@ def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None
 
 def stream_snapshot(*, session: Session, snapshot_id: int, chunk: int = 2000):
     """The snapshot's rows as JSON lines, in snapshot order, each with its part in the run."""
-    snap = session.get(TrainingSnapshot, snapshot_id)
+    snap = session.get_one(TrainingSnapshot, snapshot_id)
     ids = unpack_ids(snap.example_ids, np.int64).tolist()
     roles = unpack_ids(snap.roles, np.uint8).tolist()
     for start in range(0, len(ids), chunk):

@@ -20,7 +20,7 @@ from app.db import session_scope
 from app.learning.feedback import mark_enqueued
 from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
-from app.models import Item, ModelVersion, Outbox, Prediction, utcnow
+from app.models import Item, ModelVersion, Outbox, Prediction, table_of, utcnow
 from app.states import ItemStatus, OutboxKind
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         ]
         insert_rows(
             session=session,
-            table=Prediction.__table__,
+            table=table_of(Prediction),
             rows=rows,
             json_columns=("candidates", "detail"),
         )

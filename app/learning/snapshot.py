@@ -13,6 +13,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -82,7 +83,8 @@ def take_snapshot(*, session: Session, queue_id: int, include_auto: bool = False
         .where(col(TrainingExample.queue_id) == queue_id, col(TrainingExample.source).in_(sources))
         .order_by(col(TrainingExample.decided_at), col(TrainingExample.id))
     )
-    rows, shaping = [], {"human_labels": 0, "corrected_model": 0, "feedback": {}}
+    rows: list[Row] = []
+    shaping: dict[str, Any] = {"human_labels": 0, "corrected_model": 0, "feedback": {}}
     for r in result:
         rows.append(Row(r[0], r[1], r[2], r[3], r[4]))
         if r[3] in HUMAN_SOURCES:

@@ -203,7 +203,7 @@ def queues_for(*, session: Session, user: User) -> list[Queue]:
 
 def item_counts(*, session: Session, queue_ids: list[int]) -> dict[int, dict[str, int]]:
     """Items per status for each queue, in one grouped query."""
-    counts = {qid: dict.fromkeys(ITEM_STATUSES, 0) for qid in queue_ids}
+    counts: dict[int, dict[str, int]] = {qid: dict.fromkeys(ITEM_STATUSES, 0) for qid in queue_ids}
     if not queue_ids:
         return counts
     rows = session.execute(

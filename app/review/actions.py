@@ -19,6 +19,7 @@ from app.models import (
     Review,
     TrainingExample,
     User,
+    id_of,
     utcnow,
 )
 from app.queues.service import policy_of
@@ -49,7 +50,11 @@ def _live(session: Session, token: str, user: User, now) -> tuple[Claim, Item]:
 def record(session: Session, *, item_id: int, user: User, kind: str, comment=None, now=None):
     session.add(
         ItemEvent(
-            item_id=item_id, user_id=user.id, kind=kind, comment=comment, created_at=now or utcnow()
+            item_id=item_id,
+            user_id=id_of(user),
+            kind=kind,
+            comment=comment,
+            created_at=now or utcnow(),
         )
     )
 
@@ -62,7 +67,7 @@ def escalate(*, session: Session, token: str, user: User, reason, now=None) -> I
     claim.state = ClaimState.ESCALATED
     _release(item)
     item.status = ItemStatus.ESCALATED
-    record(session, item_id=item.id, user=user, kind="escalate", comment=reason, now=now)
+    record(session, item_id=id_of(item), user=user, kind="escalate", comment=reason, now=now)
     session.flush()
     return item
 
@@ -72,7 +77,7 @@ def flag(*, session: Session, token: str, user: User, comment, now=None) -> Item
     now = now or utcnow()
     comment = _text(comment, "comment", required=True)
     _claim, item = _live(session, token, user, now)
-    record(session, item_id=item.id, user=user, kind="flag", comment=comment, now=now)
+    record(session, item_id=id_of(item), user=user, kind="flag", comment=comment, now=now)
     session.flush()
     return item
 
@@ -91,7 +96,7 @@ def heartbeat(*, session: Session, token: str, user: User, now=None) -> datetime
     """Extends a live lease by the queue's lease length; returns the new expiry."""
     now = now or utcnow()
     claim, item = _live(session, token, user, now)
-    queue = session.get(Queue, item.queue_id)
+    queue = session.get_one(Queue, item.queue_id)
     claim.expires_at = now + timedelta(seconds=policy_of(queue).lease_seconds)
     item.lease_expires_at = claim.expires_at
     session.flush()
@@ -107,27 +112,27 @@ class Reopened:
 
 def _used_for_training(session: Session, item_id: int) -> bool:
     return (
-        session.scalar(
+        session.scalars(
             select(func.count())
             .select_from(TrainingExample)
             .where(
                 col(TrainingExample.item_id) == item_id,
                 col(TrainingExample.used_by_version_id).is_not(None),
             )
-        )
+        ).one()
         > 0
     )
 
 
 def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Reopened:
     """Takes a decision back and hands the item to the reviewer again, under a new claim."""
-    item = session.scalar(
+    item = session.scalars(
         select(Item)
         .where(col(Item.id) == review.item_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
-    if _used_for_training(session, item.id):
+    ).one()
+    if _used_for_training(session, id_of(item)):
         raise Conflict("This label has already been used to train a model; it cannot be reopened.")
     if item.status == ItemStatus.IN_REVIEW:
         raise Conflict("Someone is reviewing this item right now; try again later.")
@@ -148,11 +153,11 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
     previous = review.label
     session.delete(review)
     session.flush()
-    queue = session.get(Queue, item.queue_id)
+    queue = session.get_one(Queue, item.queue_id)
     claim = Claim(
         token=_new_token(),
-        item_id=item.id,
-        user_id=user.id,
+        item_id=id_of(item),
+        user_id=id_of(user),
         created_at=now,
         expires_at=now + timedelta(seconds=policy_of(queue).lease_seconds),
     )
@@ -161,7 +166,7 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
     item.lease_owner_id = user.id
     item.lease_token = claim.token
     item.lease_expires_at = claim.expires_at
-    record(session, item_id=item.id, user=user, kind=kind, comment=f"was {previous!r}", now=now)
+    record(session, item_id=id_of(item), user=user, kind=kind, comment=f"was {previous!r}", now=now)
     session.flush()
     return Reopened(item=item, claim=claim, previous_label=previous)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, literal, select, update
 from sqlmodel import Session, col
 
-from app.models import Claim, Item, Queue, User, UTCDateTime, utcnow
+from app.models import Claim, Item, Queue, User, UTCDateTime, table_of, utcnow
 from app.queues.service import policy_of
 from app.states import ClaimState, ItemStatus
 
@@ -70,13 +70,13 @@ def _bound_leases(session: Session, user: User, now: datetime, until: datetime, 
     is never overwritten with an older expiry."""
     for table, expiry, held in (
         (
-            Item.__table__,
-            Item.__table__.c.lease_expires_at,
+            table_of(Item),
+            table_of(Item).c.lease_expires_at,
             (col(Item.lease_owner_id) == user.id, col(Item.status) == ItemStatus.IN_REVIEW),
         ),
         (
-            Claim.__table__,
-            Claim.__table__.c.expires_at,
+            table_of(Claim),
+            table_of(Claim).c.expires_at,
             (col(Claim.user_id) == user.id, col(Claim.state).in_(HELD)),
         ),
     ):

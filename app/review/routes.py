@@ -60,7 +60,7 @@ def _render(
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
     shown = (
-        present_for_review(session=s, queue=queue, item=s.get(Item, claim.item_id))
+        present_for_review(session=s, queue=queue, item=s.get_one(Item, claim.item_id))
         if claim
         else None
     )
@@ -69,7 +69,9 @@ def _render(
         if ahead is _UNKNOWN:
             ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
         if ahead is not None:
-            ahead_shown = present_preview(session=s, queue=queue, item=s.get(Item, ahead.item_id))
+            ahead_shown = present_preview(
+                session=s, queue=queue, item=s.get_one(Item, ahead.item_id)
+            )
     context = {
         "queue": queue,
         "claim": claim,
@@ -283,7 +285,7 @@ def heartbeat_view(name: str, token: str):
     ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
     if ahead is not None:
         ahead.expires_at = expires
-        s.get(Item, ahead.item_id).lease_expires_at = expires
+        s.get_one(Item, ahead.item_id).lease_expires_at = expires
     s.commit()
     return jsonify({"expires_at": expires.isoformat()})
 
@@ -385,4 +387,4 @@ def reopen_view(review_id: int):
 
 
 def get_queue_name(queue_id: int) -> str:
-    return db_session().get(Queue, queue_id).name
+    return db_session().get_one(Queue, queue_id).name

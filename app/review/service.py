@@ -12,7 +12,18 @@ from sqlmodel import Session, col
 from app.db import is_sqlite
 from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from app.learning.feedback import add_to_outbox
-from app.models import Claim, Item, Label, Prediction, Queue, Review, User, UTCDateTime, utcnow
+from app.models import (
+    Claim,
+    Item,
+    Label,
+    Prediction,
+    Queue,
+    Review,
+    User,
+    UTCDateTime,
+    id_of,
+    utcnow,
+)
 from app.queues.service import policy_of
 from app.states import ClaimState, ItemStatus, LabelSource, RouteDecision
 
@@ -142,7 +153,7 @@ def claim_next(
     claim = Claim(
         token=token,
         item_id=item_id,
-        user_id=user.id,
+        user_id=id_of(user),
         created_at=now,
         expires_at=expires_at,
         state=state,
@@ -188,12 +199,12 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
     if claim.user_id != user.id:
         raise Forbidden("This claim belongs to someone else.")
     # Lock the item so a concurrent decision on the same claim waits for this one.
-    item = session.scalar(
+    item = session.scalars(
         select(Item)
         .where(col(Item.id) == claim.item_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
+    ).one()
     # Read the claim again now that the item is ours: a decision may have just ended it.
     session.refresh(claim)
     return claim, item
@@ -254,7 +265,7 @@ def decide(
     """
     now = now or utcnow()
     claim, item = _claim_for(session, token, user)
-    queue = session.get(Queue, item.queue_id)
+    queue = session.get_one(Queue, item.queue_id)
     if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
         raise ValidationFailed(
             "A comment is text of at most 5000 characters.",
@@ -286,12 +297,12 @@ def decide(
         raise Gone("This claim expired before the decision; the item went back to the queue.")
 
     review = Review(
-        item_id=item.id,
-        claim_id=claim.id,
-        user_id=user.id,
+        item_id=id_of(item),
+        claim_id=id_of(claim),
+        user_id=id_of(user),
         label=label,
         comment=comment or None,
-        model_feedback=model_feedback or _implied_feedback(session, item.id, label),
+        model_feedback=model_feedback or _implied_feedback(session, id_of(item), label),
         created_at=now,
     )
     session.add(review)
@@ -336,11 +347,11 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
         session.flush()
         return Decision(item=item, label=None, review=review, outbox_id=None)
 
-    prediction = current_prediction(session=session, item_id=item.id)
+    prediction = current_prediction(session=session, item_id=id_of(item))
     top = prediction.candidates[0] if prediction and prediction.candidates else None
     audited = item.route_decision == RouteDecision.AUDIT
     final = Label(
-        item_id=item.id,
+        item_id=id_of(item),
         queue_id=item.queue_id,
         value=review.label,
         source=LabelSource.AUDIT if audited else LabelSource.HUMAN,
@@ -373,7 +384,7 @@ def release(*, session: Session, token: str, user: User) -> Claim | None:
 
 def item_json(*, session: Session, item: Item) -> dict:
     """The API's view of one item, per API.md."""
-    prediction = current_prediction(session=session, item_id=item.id)
+    prediction = current_prediction(session=session, item_id=id_of(item))
     reviews = session.execute(
         select(Review, col(User.name))
         .join(User, col(User.id) == col(Review.user_id))

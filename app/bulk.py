@@ -32,6 +32,14 @@ def _processor(type_, dialect):
     return memoised
 
 
+def _driver_cursor(session: Session):
+    """A cursor on the driver's own connection, inside the session's transaction."""
+    driver = session.connection().connection.driver_connection
+    if driver is None:  # the pool invalidated the connection under the session
+        raise RuntimeError("The database connection was lost during a bulk insert.")
+    return driver.cursor()
+
+
 def executemany(session: Session, stmt, rows: list[dict], columns: list[str]) -> None:
     """Runs one compiled statement over all rows through the driver's executemany.
 
@@ -43,7 +51,7 @@ def executemany(session: Session, stmt, rows: list[dict], columns: list[str]) ->
     table = stmt.table
     order = [compiled.binds[name].key for name in compiled.positiontup]
     procs = [_processor(table.c[key].type, dialect) for key in order]
-    cursor = session.connection().connection.driver_connection.cursor()
+    cursor = _driver_cursor(session)
     try:
         cursor.executemany(
             compiled.string,
@@ -64,7 +72,7 @@ def insert_rows(*, session: Session, table, rows: list[dict], json_columns=()) -
     if not is_postgres(session):
         executemany(session, insert(table), rows, columns)
         return
-    cur = session.connection().connection.driver_connection.cursor()
+    cur = _driver_cursor(session)
     with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for r in rows:
             copy.write_row(

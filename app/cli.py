@@ -199,6 +199,7 @@ def import_items(file: Path, queue_name: str) -> None:
 def export(queue_name: str, fmt: str, output: Path | None, since: str | None) -> None:
     """Stream the queue's final labels with provenance."""
     from app.exports.service import parse_since, stream_labels
+    from app.models import id_of
     from app.queues.service import get_queue
 
     if fmt == "parquet" and output is None:
@@ -206,7 +207,7 @@ def export(queue_name: str, fmt: str, output: Path | None, since: str | None) ->
     try:
         with new_session(_engine()) as s:
             q = get_queue(session=s, name=queue_name)
-            chunks = stream_labels(session=s, queue_id=q.id, fmt=fmt, since=parse_since(since))
+            chunks = stream_labels(session=s, queue_id=id_of(q), fmt=fmt, since=parse_since(since))
             out = output.open("wb") if output else sys.stdout.buffer
             try:
                 for chunk in chunks:

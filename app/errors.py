@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -50,7 +51,7 @@ class TooLarge(LoupeError):
     code = "too_large"
 
 
-def pydantic_details(errors: list[dict[str, Any]], index: int | None = None) -> list[dict]:
+def pydantic_details(errors: Iterable[Mapping[str, Any]], index: int | None = None) -> list[dict]:
     """Turns pydantic's error list into API.md's `{"index", "field", "message"}` rows."""
     rows = []
     for err in errors:

@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 from redis import Redis
 from spectree import SecurityScheme, SpecTree
 from spectree.models import SecureType, SecuritySchemeData
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.db import new_session
@@ -32,10 +33,15 @@ openapi = SpecTree(
 )
 
 
+def db_engine() -> Engine:
+    """The app's engine, for a session that outlives the request's (a streamed answer)."""
+    return current_app.extensions["loupe.engine"]
+
+
 def db_session() -> Session:
     """The request's session, opened on first use, reading until `write_session()`."""
     if "db_session" not in g:
-        g.db_session = new_session(current_app.extensions["loupe.engine"])
+        g.db_session = new_session(db_engine())
     return g.db_session
 
 

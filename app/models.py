@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -92,6 +92,24 @@ def _check(table: str, column: str, enum: type[StrEnum]) -> sa.CheckConstraint:
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class _Row(Protocol):
+    id: int | None
+
+
+def id_of(row: _Row) -> int:
+    """The row's id. A row read from the database has one, a new row once it is flushed: a
+    row without one here is a bug (a missing flush), said as such rather than passed on."""
+    if row.id is None:
+        raise RuntimeError(f"This {type(row).__name__} has no id yet: it was never flushed.")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The model's Core table, for SQL that bypasses the ORM's per-row bookkeeping (bulk
+    inserts, UPDATEs computed from each row's own values)."""
+    return model.__table__  # type: ignore[attr-defined]  # SQLModel's stubs omit __table__
 
 
 class User(UserMixin, SQLModel, table=True):

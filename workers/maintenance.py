@@ -9,7 +9,7 @@ from app.learning.job_queues import job_engine, job_redis
 from app.learning.outbox import relay_outbox
 from app.learning.registry import fail_abandoned_runs, schedule_due
 from app.learning.retraining import enqueue_retrain, retrain_lock_key
-from app.models import Queue
+from app.models import Queue, id_of
 from app.queues.service import policy_of
 from app.review.service import expire_leases
 from app.settings import current_settings
@@ -34,7 +34,7 @@ def run_maintenance() -> dict:
         for queue in session.scalars(select(Queue)):
             every = policy_of(queue).retrain_every_hours
             if schedule_due(session=session, queue=queue, every_hours=every):
-                scheduled.append(queue.id)
+                scheduled.append(id_of(queue))
     for queue_id in scheduled:
         enqueue_retrain(conn, queue_id, reason="schedule")
     return {

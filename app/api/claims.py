@@ -10,7 +10,7 @@ from app.api.schemas import DecisionIn, EscalateIn, FlagIn, HeartbeatOut
 from app.errors import Gone
 from app.extensions import redis_conn, write_session
 from app.learning.outbox import hand_over_outbox
-from app.models import Item, Queue, User
+from app.models import Item, Queue, User, id_of
 from app.review import actions
 from app.review.service import decide, item_json
 from app.review.workflow import next_for_reviewer, skip
@@ -144,7 +144,7 @@ def reopen_view(user: User, queue: Queue, external_id: str):
     trained on its label or while someone is reviewing it."""
     session = write_session()
     review = actions.latest_review(session=session, queue=queue, user=user, external_id=external_id)
-    back = actions.reopen(session=session, review_id=review.id, user=user)
+    back = actions.reopen(session=session, review_id=id_of(review), user=user)
     body = _reopened_json(session, back)
     session.commit()
     return jsonify(body)

@@ -9,8 +9,8 @@ from app.api.schemas import LabelsQuery
 from app.db import new_session
 from app.errors import ValidationFailed
 from app.exports.service import FORMATS, parse_since, stream_labels
-from app.extensions import db_session
-from app.models import Queue
+from app.extensions import db_engine
+from app.models import Queue, id_of
 
 bp = Blueprint("labels", __name__)
 
@@ -26,8 +26,8 @@ def labels_view(queue: Queue):
             [{"field": "format", "message": "unknown format"}],
         )
     since = parse_since(request.args.get("since"))
-    engine = db_session().get_bind()
-    queue_id = queue.id
+    engine = db_engine()
+    queue_id = id_of(queue)
 
     def body():
         # Its own session: the request's one is closed before streaming starts.

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from app.api.endpoint import endpoint, json_object
 from app.errors import Conflict
 from app.extensions import db_session, write_session
-from app.models import Queue, User
+from app.models import Queue, User, id_of
 from app.queues.service import (
     Policy,
     QueueIn,
@@ -38,7 +38,8 @@ def create_queue_view(user: User, body: QueueIn):
         # Two requests raced for the same name: the database's unique index decided.
         session.rollback()
         raise Conflict(f"A queue named {body.name!r} already exists.") from None
-    answer = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
+    queue_id = id_of(queue)
+    answer = queue_json(queue, item_counts(session=session, queue_ids=[queue_id])[queue_id])
     return jsonify({**answer, "policy": policy_of(queue).model_dump()}), 201
 
 
@@ -61,8 +62,8 @@ def list_queues_view(user: User):
     """The queues the caller belongs to, with item counts."""
     session = db_session()
     queues = queues_for(session=session, user=user)
-    counts = item_counts(session=session, queue_ids=[q.id for q in queues])
-    return jsonify({"queues": [queue_json(q, counts[q.id]) for q in queues]})
+    counts = item_counts(session=session, queue_ids=[id_of(q) for q in queues])
+    return jsonify({"queues": [queue_json(q, counts[id_of(q)]) for q in queues]})
 
 
 @bp.get("/queues/<name>")
@@ -70,7 +71,8 @@ def list_queues_view(user: User):
 def get_queue_view(queue: Queue):
     """One queue with its policy, counts and training backlog."""
     session = db_session()
-    body = queue_json(queue, item_counts(session=session, queue_ids=[queue.id])[queue.id])
+    queue_id = id_of(queue)
+    body = queue_json(queue, item_counts(session=session, queue_ids=[queue_id])[queue_id])
     body["policy"] = policy_of(queue).model_dump()
     body["training"] = training_counts(session=session, queue=queue)
     return jsonify(body)

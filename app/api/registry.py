@@ -9,7 +9,7 @@ from app.api.endpoint import endpoint
 from app.api.schemas import RetrainOut
 from app.db import new_session
 from app.errors import NotFound
-from app.extensions import db_session, redis_conn, write_session
+from app.extensions import db_engine, db_session, redis_conn, write_session
 from app.learning.activation import promote_and_rescore, request_retrain, roll_back_and_rescore
 from app.learning.registry import (
     get_version,
@@ -19,7 +19,7 @@ from app.learning.registry import (
     version_json,
     versions_of,
 )
-from app.models import Queue, User
+from app.models import Queue, User, id_of
 
 bp = Blueprint("registry", __name__)
 
@@ -31,7 +31,7 @@ def models_view(queue: Queue):
     failed run failed)."""
     session = db_session()
     versions = versions_of(session=session, queue=queue)
-    names = {v.id: v.version for v in versions}
+    names = {id_of(v): v.version for v in versions}
     listed = []
     for v in versions:
         entry = version_json(v)
@@ -90,7 +90,7 @@ def snapshot_view(queue: Queue, version: str):
     snapshot_id = row.snapshot_id
 
     def body():
-        with new_session(session.get_bind(), write=False) as s:
+        with new_session(db_engine(), write=False) as s:
             yield from stream_snapshot(session=s, snapshot_id=snapshot_id)
 
     return Response(stream_with_context(body()), mimetype="application/x-ndjson")

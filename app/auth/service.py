@@ -7,11 +7,11 @@ import re
 import secrets
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from app.models import ROLES, ApiToken, Queue, QueueMember, User
+from app.models import ROLES, ApiToken, Queue, QueueMember, User, id_of
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,79}$")
 
@@ -48,7 +48,7 @@ def create_user(*, session: Session, name: str, role: str, password: str | None)
             f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.",
             [{"field": "role", "message": "unknown role"}],
         )
-    if session.scalar(select(User.id).where(User.name == name)) is not None:
+    if session.scalar(select(col(User.id)).where(col(User.name) == name)) is not None:
         raise Conflict(f"A user named {name!r} already exists.")
     user = User(
         name=name, role=role, password_hash=generate_password_hash(password) if password else None
@@ -60,7 +60,7 @@ def create_user(*, session: Session, name: str, role: str, password: str | None)
 
 def authenticate(*, session: Session, name: str, password: str) -> User | None:
     """The user with that name and password, or None."""
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(select(User).where(col(User.name) == name))
     if user is None or not user.password_hash:
         # One hash check either way, so timing does not reveal which names exist.
         check_password_hash(_DUMMY_HASH, password)
@@ -71,7 +71,7 @@ def authenticate(*, session: Session, name: str, password: str) -> User | None:
 def create_token(*, session: Session, user: User) -> str:
     """Makes a new API token for the user and returns it; only its hash is kept."""
     token = "lp_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
+    session.add(ApiToken(user_id=id_of(user), token_hash=hash_token(token)))
     session.flush()
     return token
 
@@ -82,14 +82,14 @@ def user_for_token(*, session: Session, token: str) -> User | None:
         return None
     row = session.execute(
         select(User, ApiToken)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token))
+        .join(ApiToken, col(ApiToken.user_id) == col(User.id))
+        .where(col(ApiToken.token_hash) == hash_token(token))
     ).first()
     return row[0] if row else None
 
 
 def get_user(*, session: Session, name: str) -> User:
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(select(User).where(col(User.name) == name))
     if user is None:
         raise NotFound(f"No user named {name!r}.")
     return user
@@ -98,7 +98,7 @@ def get_user(*, session: Session, name: str) -> User:
 def add_membership(*, session: Session, user: User, queue: Queue) -> None:
     """Makes the user a member of the queue (idempotent)."""
     if session.get(QueueMember, (queue.id, user.id)) is None:
-        session.add(QueueMember(queue_id=queue.id, user_id=user.id))
+        session.add(QueueMember(queue_id=id_of(queue), user_id=id_of(user)))
         session.flush()
 
 

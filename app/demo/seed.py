@@ -6,16 +6,17 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from werkzeug.security import generate_password_hash
 
 from app.auth.service import add_membership, create_token, create_user
 from app.db import session_scope
 from app.demo.claims import FIELDS, LABELS, generate_claims
+from app.errors import Conflict
 from app.ingest.service import ingest_items, parse_rows
 from app.learning.feedback import make_training_example
 from app.learning.training import train_model_version
-from app.models import Item, Outbox, Queue, User
+from app.models import Item, Outbox, Queue, User, id_of
 from app.queues.service import create_queue
 from app.review.service import claim_next, decide
 
@@ -38,14 +39,19 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
     producer a fresh API token (only their hashes are stored, so neither can be shown again)."""
     password = secrets.token_urlsafe(9)
     with session_scope(engine) as s:
-        queue = s.scalar(select(Queue).where(Queue.name == QUEUE))
-        reviewer = s.scalar(select(User).where(User.name == "reviewer"))
+        queue = s.scalar(select(Queue).where(col(Queue.name) == QUEUE))
+        reviewer = s.scalar(select(User).where(col(User.name) == "reviewer"))
         seeded = queue is None or reviewer is None
-        if seeded:
+        if queue is None or reviewer is None:
             reviewer = _build(s, password=password, history=history, incoming=incoming)
         else:
             reviewer.password_hash = generate_password_hash(password)
-        producer = s.scalar(select(User).where(User.name == "producer"))
+        producer = s.scalar(select(User).where(col(User.name) == "producer"))
+        if producer is None:
+            raise Conflict(
+                f"This database has a queue {QUEUE!r} and a user 'reviewer' but no user "
+                "'producer': it was not made by the demo. Run the demo on a database of its own."
+            )
         # Earlier starts' tokens stay valid: they are as local as this one (the same database
         # file on this machine), a script still holding yesterday's token keeps working, and
         # nothing marks which of the producer's tokens the demo made rather than a person
@@ -115,11 +121,11 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
     )
     truth = {c["external_id"]: c["label"] for c in past}
     while (claim := claim_next(session=s, queue=queue, user=archivist)) is not None:
-        external_id = s.get(Item, claim.item_id).external_id
+        external_id = s.get_one(Item, claim.item_id).external_id
         decide(session=s, token=claim.token, user=archivist, label=truth[external_id])
-    for outbox_id in s.scalars(select(Outbox.id).where(Outbox.queue_id == queue.id)):
-        make_training_example(session=s, outbox_id=outbox_id)
-    train_model_version(db=s, queue_id=queue.id, seed=0)
+    for outbox in s.scalars(select(Outbox).where(col(Outbox.queue_id) == queue.id)):
+        make_training_example(session=s, outbox_id=id_of(outbox))
+    train_model_version(db=s, queue_id=id_of(queue), seed=0)
     # Today's claims arrive without a prediction: the baseline scores and routes them.
     ingest_items(
         session=s,

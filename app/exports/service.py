@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.errors import ValidationFailed
 from app.models import Item, Label
@@ -38,24 +38,24 @@ def label_rows(*, session: Session, queue_id: int, since: datetime | None = None
     """Every final label of the queue, oldest first, fetched in chunks."""
     stmt = (
         select(
-            Item.external_id,
-            Label.value,
-            Label.source,
-            Label.reviewers,
-            Label.decided_at,
-            Label.model_version,
-            Label.model_label,
-            Label.model_score,
-            Label.model_feedback,
-            Item.payload,
+            col(Item.external_id),
+            col(Label.value),
+            col(Label.source),
+            col(Label.reviewers),
+            col(Label.decided_at),
+            col(Label.model_version),
+            col(Label.model_label),
+            col(Label.model_score),
+            col(Label.model_feedback),
+            col(Item.payload),
         )
-        .join(Item, Item.id == Label.item_id)
-        .where(Label.queue_id == queue_id)
-        .order_by(Label.decided_at, Label.id)
+        .join(Item, col(Item.id) == col(Label.item_id))
+        .where(col(Label.queue_id) == queue_id)
+        .order_by(col(Label.decided_at), col(Label.id))
         .execution_options(yield_per=CHUNK_ROWS)
     )
     if since is not None:
-        stmt = stmt.where(Label.decided_at >= since)
+        stmt = stmt.where(col(Label.decided_at) >= since)
     for row in session.execute(stmt):
         yield {
             "external_id": row[0],

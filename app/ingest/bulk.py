@@ -13,11 +13,11 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.bulk import executemany, is_postgres
 from app.db import dumps_json
-from app.models import Item
+from app.models import Item, table_of
 
 ITEM_COLUMNS = ("external_id", "payload", "status", "priority", "route_decision", "route_reason")
 _CHUNK = 500
@@ -71,8 +71,9 @@ def _insert_items_sqlite(session, queue_id, rows, now) -> dict:
     for start in range(0, len(ids), _CHUNK):
         existing.update(
             session.scalars(
-                select(Item.external_id).where(
-                    Item.queue_id == queue_id, Item.external_id.in_(ids[start : start + _CHUNK])
+                select(col(Item.external_id)).where(
+                    col(Item.queue_id) == queue_id,
+                    col(Item.external_id).in_(ids[start : start + _CHUNK]),
                 )
             )
         )
@@ -83,14 +84,16 @@ def _insert_items_sqlite(session, queue_id, rows, now) -> dict:
     ]
     if not fresh:
         return {}
-    before = session.scalar(select(func.coalesce(func.max(Item.id), 0)))
+    before = session.scalar(select(func.coalesce(func.max(col(Item.id)), 0)))
     # ON CONFLICT only as a guard: under BEGIN IMMEDIATE nobody else can insert meanwhile.
-    stmt = sqlite.insert(Item.__table__).on_conflict_do_nothing(
+    stmt = sqlite.insert(table_of(Item)).on_conflict_do_nothing(
         index_elements=["queue_id", "external_id"]
     )
     executemany(session, stmt, fresh, ["queue_id", "created_at", *ITEM_COLUMNS])
     return dict(
         session.execute(
-            select(Item.external_id, Item.id).where(Item.id > before, Item.queue_id == queue_id)
+            select(col(Item.external_id), col(Item.id)).where(
+                col(Item.id) > before, col(Item.queue_id) == queue_id
+            )
         ).all()
     )

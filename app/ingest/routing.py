@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.queues.service import Policy
 from app.states import RouteDecision
@@ -24,7 +26,7 @@ def audit_draw(queue_name: str, external_id: str) -> float:
 def route_item(
     *,
     policy: Policy,
-    candidates: list[dict] | None,
+    candidates: Sequence[Mapping[str, Any]] | None,
     queue_name: str,
     external_id: str,
     detail: dict | None = None,

@@ -37,7 +37,7 @@ def matches(rule: dict, payload: dict) -> bool:
     if op == "contains":
         return isinstance(value, str) and str(want).casefold() in value.casefold()
     if op == "in":
-        return value in want or str(value) in [str(w) for w in want]
+        return isinstance(want, list) and (value in want or str(value) in [str(w) for w in want])
     equal = value == want or (
         _number(value) is not None and _number(want) is not None and _number(value) == _number(want)
     )

@@ -7,7 +7,8 @@ the bulk insert needs, without building and dumping an object per item and candi
 from __future__ import annotations
 
 import math
-from typing import Annotated, NotRequired
+from collections.abc import Mapping
+from typing import Annotated, Any, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from typing_extensions import TypedDict
@@ -44,7 +45,7 @@ class BatchIn(BaseModel):
     items: list[ItemIn]
 
 
-def unstorable_values(item: dict) -> list[tuple[str, str]]:
+def unstorable_values(item: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(dotted path, problem) for NUL characters and non-finite numbers in an item."""
     found: list[tuple[str, str]] = []
 

@@ -6,8 +6,9 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
@@ -19,7 +20,7 @@ from app.ingest.routing import hold_when_paused, route_item
 from app.ingest.rules import rule_fallbacks
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
-from app.models import AuditFrame, Label, Prediction, Queue, utcnow
+from app.models import AuditFrame, Label, Prediction, Queue, id_of, table_of, utcnow
 from app.queues.service import policy_of
 from app.states import ItemStatus, LabelSource, RouteDecision
 from app.trust.alarms import paused_reason
@@ -237,7 +238,7 @@ def ingest_items(
         unique.setdefault(item["external_id"], item)
     batch = list(unique.values())
 
-    candidates: list[list[dict] | None] = []
+    candidates: list[Sequence[Mapping[str, Any]] | None] = []
     versions: list[str | None] = []
     sources: list[str] = []
     details: list[dict | None] = []
@@ -281,7 +282,7 @@ def ingest_items(
         }
         for it, r in zip(batch, routes, strict=True)
     ]
-    created = insert_items(session=session, queue_id=queue.id, rows=rows, now=now)
+    created = insert_items(session=session, queue_id=id_of(queue), rows=rows, now=now)
 
     prediction_rows, label_rows, frame_rows = [], [], []
     # API.md's count keys: the route, but auto-accepted items count under their status.
@@ -334,14 +335,14 @@ def ingest_items(
             )
     insert_rows(
         session=session,
-        table=Prediction.__table__,
+        table=table_of(Prediction),
         rows=prediction_rows,
         json_columns=("candidates", "detail"),
     )
     insert_rows(
-        session=session, table=Label.__table__, rows=label_rows, json_columns=("reviewers",)
+        session=session, table=table_of(Label), rows=label_rows, json_columns=("reviewers",)
     )
-    insert_rows(session=session, table=AuditFrame.__table__, rows=frame_rows)
+    insert_rows(session=session, table=table_of(AuditFrame), rows=frame_rows)
     return {
         "received": len(items),
         "created": len(created),

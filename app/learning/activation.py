@@ -12,7 +12,7 @@ from app.errors import ServiceUnavailable
 from app.learning.outbox import relay_outbox
 from app.learning.registry import promote, rollback
 from app.learning.retraining import enqueue_retrain
-from app.models import ModelVersion, Queue, User
+from app.models import ModelVersion, Queue, User, id_of
 
 
 def promote_and_rescore(
@@ -49,7 +49,9 @@ def request_retrain(*, redis: Redis, queue: Queue, user: User) -> str:
     Raises ServiceUnavailable when Redis does not answer.
     """
     try:
-        return enqueue_retrain(redis, queue.id, reason=f"requested by {user.name}", follow_up=True)
+        return enqueue_retrain(
+            redis, id_of(queue), reason=f"requested by {user.name}", follow_up=True
+        )
     except RedisError:
         raise ServiceUnavailable(
             "The job queue (Redis) is not answering; retraining could not be started. "

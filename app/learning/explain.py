@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.learning.pipeline import base_pipeline
 from app.models import Item, TrainingExample
@@ -130,14 +131,14 @@ def similar_items(
     if cached is None:
         rows = session.execute(
             select(
-                TrainingExample.item_id,
-                Item.external_id,
-                TrainingExample.target,
-                TrainingExample.features,
+                col(TrainingExample.item_id),
+                col(Item.external_id),
+                col(TrainingExample.target),
+                col(TrainingExample.features),
             )
-            .join(Item, Item.id == TrainingExample.item_id)
-            .where(TrainingExample.queue_id == queue_id)
-            .order_by(TrainingExample.id.desc())
+            .join(Item, col(Item.id) == col(TrainingExample.item_id))
+            .where(col(TrainingExample.queue_id) == queue_id)
+            .order_by(col(TrainingExample.id).desc())
             .limit(_NEIGHBOURS)
         ).all()
         if not rows:

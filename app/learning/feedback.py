@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from app.models import Item, Label, Outbox, TrainingExample, utcnow
+from app.models import Item, Label, Outbox, TrainingExample, table_of, utcnow
 from app.queues.service import TRAINABLE_SOURCES, policy_of
 from app.states import LabelSource, OutboxKind
 
@@ -43,13 +43,15 @@ def outbox_due(*, session: Session, now=None, limit: int = 500) -> list[tuple]:
     now = now or utcnow()
     return list(
         session.execute(
-            select(Outbox.id, Outbox.kind, Outbox.queue_id, Outbox.model_version_id)
-            .where(
-                Outbox.processed_at.is_(None),
-                Outbox.parked_at.is_(None),
-                or_(Outbox.enqueued_at.is_(None), Outbox.enqueued_at < now - STALE_AFTER),
+            select(
+                col(Outbox.id), col(Outbox.kind), col(Outbox.queue_id), col(Outbox.model_version_id)
             )
-            .order_by(Outbox.id)
+            .where(
+                col(Outbox.processed_at).is_(None),
+                col(Outbox.parked_at).is_(None),
+                or_(col(Outbox.enqueued_at).is_(None), col(Outbox.enqueued_at) < now - STALE_AFTER),
+            )
+            .order_by(col(Outbox.id))
             .limit(limit)
         )
     )
@@ -59,8 +61,8 @@ def mark_enqueued(*, session: Session, outbox_ids: list[int], now=None) -> None:
     if outbox_ids:
         session.execute(
             update(Outbox)
-            .where(Outbox.id.in_(outbox_ids))
-            .values(enqueued_at=now or utcnow(), attempts=Outbox.attempts + 1)
+            .where(col(Outbox.id).in_(outbox_ids))
+            .values(enqueued_at=now or utcnow(), attempts=col(Outbox.attempts) + 1)
         )
 
 
@@ -75,10 +77,10 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
     label = session.get(Label, row.label_id) if row.label_id is not None else None
     if label is None:
         raise LookupError(f"outbox row {outbox_id} has no label to make a training example of")
-    item = session.get(Item, label.item_id)
+    item = session.get_one(Item, label.item_id)
     dialect = session.get_bind().dialect.name
     new_example = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        TrainingExample.__table__
+        table_of(TrainingExample)
     )
     result = session.execute(
         new_example.values(
@@ -93,7 +95,7 @@ def make_training_example(*, session: Session, outbox_id: int) -> int | None:
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["label_id"])
-        .returning(TrainingExample.__table__.c.id)
+        .returning(table_of(TrainingExample).c.id)
     )
     created = result.first() is not None
     row.processed_at = utcnow()
@@ -111,9 +113,9 @@ def retrain_due(*, session: Session, queue) -> bool:
             select(func.count())
             .select_from(TrainingExample)
             .where(
-                TrainingExample.queue_id == queue.id,
-                TrainingExample.used_by_version_id.is_(None),
-                TrainingExample.source.in_(TRAINABLE_SOURCES),
+                col(TrainingExample.queue_id) == queue.id,
+                col(TrainingExample.used_by_version_id).is_(None),
+                col(TrainingExample.source).in_(TRAINABLE_SOURCES),
             )
         )
         or 0
@@ -124,20 +126,20 @@ def retrain_due(*, session: Session, queue) -> bool:
 def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
     """Turns auto-accepted labels into training examples (source "auto"), for queues that
     chose to train on them; each label once. Returns how many were added."""
-    missing = ~exists().where(TrainingExample.label_id == Label.id)
+    missing = ~exists().where(col(TrainingExample.label_id) == col(Label.id))
     source = (
         select(
-            Label.queue_id,
-            Label.id,
-            Label.item_id,
-            Item.payload,
-            Label.value,
+            col(Label.queue_id),
+            col(Label.id),
+            col(Label.item_id),
+            col(Item.payload),
+            col(Label.value),
             literal(LabelSource.AUTO.value),
-            Label.decided_at,
-            literal(utcnow(), type_=TrainingExample.__table__.c.created_at.type),
+            col(Label.decided_at),
+            literal(utcnow(), type_=table_of(TrainingExample).c.created_at.type),
         )
-        .join(Item, Item.id == Label.item_id)
-        .where(Label.queue_id == queue_id, Label.source == LabelSource.AUTO, missing)
+        .join(Item, col(Item.id) == col(Label.item_id))
+        .where(col(Label.queue_id) == queue_id, col(Label.source) == LabelSource.AUTO, missing)
     )
     rows = session.execute(
         insert(TrainingExample)
@@ -154,6 +156,6 @@ def materialize_auto_examples(*, session: Session, queue_id: int) -> int:
             ],
             source,
         )
-        .returning(TrainingExample.id)
+        .returning(col(TrainingExample.id))
     ).all()
     return len(rows)

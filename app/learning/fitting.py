@@ -75,7 +75,7 @@ def settings_hash(settings: dict) -> str:
 
 
 def library_versions() -> dict:
-    out = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("loupe", "scikit-learn", "numpy", "scipy", "mapie", "skops"):
         try:
             out[name] = version(name)

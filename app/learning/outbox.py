@@ -14,6 +14,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from sqlalchemy import update
+from sqlmodel import col
 
 from app.db import session_scope
 from app.learning import feedback
@@ -34,7 +35,7 @@ def make_training_example(outbox_id: int) -> bool:
         queue_id = feedback.make_training_example(session=session, outbox_id=outbox_id)
         queue = session.get(Queue, queue_id) if queue_id else None
         due = queue is not None and feedback.retrain_due(session=session, queue=queue)
-    if due:
+    if due and queue_id is not None:
         conn = job_redis()
         if not conn.exists(retrain_backoff_key(queue_id)):
             enqueue_retrain(conn, queue_id, reason="enough new labels")
@@ -68,8 +69,8 @@ def hand_over_outbox(engine, conn: Redis, outbox_id: int | None) -> None:
         with session_scope(engine) as s:
             s.execute(
                 update(Outbox)
-                .where(Outbox.id == outbox_id)
-                .values(enqueued_at=None, attempts=Outbox.attempts - 1)
+                .where(col(Outbox.id) == outbox_id)
+                .values(enqueued_at=None, attempts=col(Outbox.attempts) - 1)
             )
 
 

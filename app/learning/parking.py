@@ -17,7 +17,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import session_scope
 from app.errors import Conflict, NotFound
@@ -73,8 +73,8 @@ def sort_out(
     with session_scope(engine, write=False) as session:
         handed: dict[int, int] = dict(
             session.execute(
-                select(Outbox.id, Outbox.attempts).where(
-                    Outbox.id.in_([r[0] for r in rows]), Outbox.enqueued_at.is_not(None)
+                select(col(Outbox.id), col(Outbox.attempts)).where(
+                    col(Outbox.id).in_([r[0] for r in rows]), col(Outbox.enqueued_at).is_not(None)
                 )
             ).all()
         )
@@ -100,18 +100,20 @@ def sort_out(
     park = {i for i in errors if handed[i] >= (max_attempts or 1)}
     with session_scope(engine) as session:
         if waiting:
-            session.execute(update(Outbox).where(Outbox.id.in_(waiting)).values(enqueued_at=now))
+            session.execute(
+                update(Outbox).where(col(Outbox.id).in_(waiting)).values(enqueued_at=now)
+            )
         for outbox_id, error in errors.items():
             values: dict = {}
             if error is not None:
                 values["last_error"] = error
             if outbox_id in park:
                 values["parked_at"] = now
-                values["last_error"] = func.coalesce(error, Outbox.last_error, LOST)
+                values["last_error"] = func.coalesce(error, col(Outbox.last_error), LOST)
             if values:
                 session.execute(
                     update(Outbox)
-                    .where(Outbox.id == outbox_id, Outbox.processed_at.is_(None))
+                    .where(col(Outbox.id) == outbox_id, col(Outbox.processed_at).is_(None))
                     .values(**values)
                 )
     for outbox_id in park:
@@ -124,11 +126,11 @@ def _with_context():
     """Outbox rows with their queue and what they were for: the labelled item's external id
     (training examples) or the version to re-score with."""
     return (
-        select(Outbox, Queue.name, Item.external_id, ModelVersion.version)
-        .join(Queue, Queue.id == Outbox.queue_id)
-        .outerjoin(Label, Label.id == Outbox.label_id)
-        .outerjoin(Item, Item.id == Label.item_id)
-        .outerjoin(ModelVersion, ModelVersion.id == Outbox.model_version_id)
+        select(Outbox, col(Queue.name), col(Item.external_id), col(ModelVersion.version))
+        .join(Queue, col(Queue.id) == col(Outbox.queue_id))
+        .outerjoin(Label, col(Label.id) == col(Outbox.label_id))
+        .outerjoin(Item, col(Item.id) == col(Label.item_id))
+        .outerjoin(ModelVersion, col(ModelVersion.id) == col(Outbox.model_version_id))
     )
 
 
@@ -136,8 +138,8 @@ def parked_rows(*, session: Session, limit: int = 500) -> list[dict]:
     """The parked outbox rows, newest first, with what each was for and its error."""
     stmt = (
         _with_context()
-        .where(Outbox.parked_at.is_not(None))
-        .order_by(Outbox.parked_at.desc(), Outbox.id.desc())
+        .where(col(Outbox.parked_at).is_not(None))
+        .order_by(col(Outbox.parked_at).desc(), col(Outbox.id).desc())
         .limit(limit)
     )
     return [_row(*r) for r in session.execute(stmt)]
@@ -145,14 +147,14 @@ def parked_rows(*, session: Session, limit: int = 500) -> list[dict]:
 
 def outbox_row(*, session: Session, outbox_id: int) -> dict:
     """One outbox row as parked_rows shows it, parked or not (the page follows a retry)."""
-    found = session.execute(_with_context().where(Outbox.id == outbox_id)).first()
+    found = session.execute(_with_context().where(col(Outbox.id) == outbox_id)).first()
     if found is None:
         raise NotFound(f"No outbox row {outbox_id}.")
     return _row(*found)
 
 
 def parked_count(*, session: Session) -> int:
-    return session.scalar(select(func.count()).where(Outbox.parked_at.is_not(None))) or 0
+    return session.scalar(select(func.count()).where(col(Outbox.parked_at).is_not(None))) or 0
 
 
 def error_line(error: str | None) -> str | None:
@@ -188,7 +190,7 @@ def _row(row: Outbox, queue: str, external_id: str | None, version: str | None) 
 def retry_parked(*, session: Session, outbox_id: int) -> Outbox:
     """Takes a parked row out of the park with a fresh count of attempts, due for the relay
     at once; the caller commits and relays (or leaves that to the workers' relay)."""
-    row = session.scalar(select(Outbox).where(Outbox.id == outbox_id).with_for_update())
+    row = session.scalar(select(Outbox).where(col(Outbox.id) == outbox_id).with_for_update())
     if row is None:
         raise NotFound(f"No outbox row {outbox_id}.")
     if row.parked_at is None:

@@ -9,6 +9,7 @@ brought it to about 0.01.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -27,7 +28,7 @@ def build_pipeline(columns: list[dict], seed: int) -> Pipeline:
     """One transformer per kind of column; the input is features.table()'s object array."""
     numeric = [i for i, c in enumerate(columns) if c["kind"] == "numeric"]
     categorical = [i for i, c in enumerate(columns) if c["kind"] == "categorical"]
-    parts = []
+    parts: list[tuple[str, Any, list[int] | int]] = []
     if numeric:
         parts.append(
             (
@@ -127,7 +128,7 @@ def describe_pipeline(model) -> dict:
 
 
 def _plain(estimator) -> dict:
-    params = {"class": type(estimator).__name__}
+    params: dict[str, Any] = {"class": type(estimator).__name__}
     for key, value in estimator.get_params(deep=False).items():
         if isinstance(value, float) and value != value:
             params[key] = "nan"  # JSON has no NaN

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.orm import defer
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import dumps_json
 from app.errors import Conflict, NotFound
@@ -26,6 +26,7 @@ from app.models import (
     TrainingExample,
     TrainingRun,
     TrainingSnapshot,
+    id_of,
     utcnow,
 )
 from app.queues.service import TRAINABLE_SOURCES
@@ -34,7 +35,7 @@ from app.states import OutboxKind, RunStatus
 
 def active_version(session: Session, queue_id: int) -> ModelVersion | None:
     return session.scalar(
-        select(ModelVersion).where(ModelVersion.queue_id == queue_id, ModelVersion.active)
+        select(ModelVersion).where(col(ModelVersion.queue_id) == queue_id, col(ModelVersion.active))
     )
 
 
@@ -46,13 +47,13 @@ def active_for_comparison(session: Session, queue_id: int) -> Active | None:
     try:
         loaded = load_version(session, current)
     except artifacts.ArtifactError as exc:
-        return Active(current.id, None, None, str(exc))
+        return Active(id_of(current), None, None, str(exc))
     trained_on = None
     if current.snapshot_id is not None:
-        snap = session.get(TrainingSnapshot, current.snapshot_id)
+        snap = session.get_one(TrainingSnapshot, current.snapshot_id)
         ids = unpack_ids(snap.example_ids, np.int64)
         trained_on = frozenset(ids[unpack_ids(snap.roles, np.uint8) == TRAIN].tolist())
-    return Active(current.id, loaded, trained_on)
+    return Active(id_of(current), loaded, trained_on)
 
 
 def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot, settings: str) -> bool:
@@ -60,10 +61,10 @@ def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot, settings
     settings hash): training it again would make the same model."""
     return (
         session.scalar(
-            select(ModelVersion.id).where(
-                ModelVersion.queue_id == queue_id,
-                ModelVersion.snapshot == snap.content_hash,
-                ModelVersion.settings_hash == settings,
+            select(col(ModelVersion.id)).where(
+                col(ModelVersion.queue_id) == queue_id,
+                col(ModelVersion.snapshot) == snap.content_hash,
+                col(ModelVersion.settings_hash) == settings,
             )
         )
         is None
@@ -79,19 +80,19 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
     """
     snap = fitted.snapshot
     settings = settings_hash(fitted.card["settings"])
-    if not snapshot_is_new(session=session, queue_id=queue.id, snap=snap, settings=settings):
+    if not snapshot_is_new(session=session, queue_id=id_of(queue), snap=snap, settings=settings):
         return None
     data, sha = fitted.artifact
     # The same rows trained again with other settings share their snapshot.
     snapshot = session.scalar(
         select(TrainingSnapshot).where(
-            TrainingSnapshot.queue_id == queue.id,
-            TrainingSnapshot.content_hash == snap.content_hash,
+            col(TrainingSnapshot.queue_id) == queue.id,
+            col(TrainingSnapshot.content_hash) == snap.content_hash,
         )
     )
     if snapshot is None:
         snapshot = TrainingSnapshot(
-            queue_id=queue.id,
+            queue_id=id_of(queue),
             content_hash=snap.content_hash,
             example_ids=pack_ids(snap.ids, np.int64),
             roles=pack_ids(fitted.roles, np.uint8),
@@ -99,10 +100,10 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         session.add(snapshot)
         session.flush()
     n_versions = session.scalar(
-        select(func.count()).select_from(ModelVersion).where(ModelVersion.queue_id == queue.id)
+        select(func.count()).select_from(ModelVersion).where(col(ModelVersion.queue_id) == queue.id)
     )
     version = ModelVersion(
-        queue_id=queue.id,
+        queue_id=id_of(queue),
         version=f"{queue.name}-v{(n_versions or 0) + 1}",
         active=False,
         created_at=utcnow(),
@@ -124,17 +125,17 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         member = _id_in(session, ids[start : start + 10_000])
         session.execute(
             update(TrainingExample)
-            .where(member, TrainingExample.used_by_version_id.is_(None))
+            .where(member, col(TrainingExample.used_by_version_id).is_(None))
             .values(used_by_version_id=version.id)
         )
-        still_there += session.scalar(
+        still_there += session.scalars(
             select(func.count()).select_from(TrainingExample).where(member)
-        )
+        ).one()
     if still_there != len(ids):
         raise TrainingFailed(
             f"{len(ids) - still_there} labels were reopened during training; run again"
         )
-    current = active_version(session, queue.id)
+    current = active_version(session, id_of(queue))
     compared = fitted.metrics.get("compared_with_version_id")
     if fitted.metrics["promoted"] and (current.id if current else None) != compared:
         # A person promoted or rolled back while this trained: theirs is the last word.
@@ -153,8 +154,8 @@ def _id_in(session: Session, ids: list[int]):
     """`training_example.id IN ids`; one array parameter on PostgreSQL, where ten thousand
     bound values cost seconds to build and send."""
     if session.get_bind().dialect.name == "postgresql":
-        return TrainingExample.id == any_(bindparam("ids", value=ids, type_=ARRAY(BIGINT)))
-    return TrainingExample.id.in_(ids)
+        return col(TrainingExample.id) == any_(bindparam("ids", value=ids, type_=ARRAY(BIGINT)))
+    return col(TrainingExample.id).in_(ids)
 
 
 def activate(*, session: Session, version: ModelVersion, by: str) -> int:
@@ -165,7 +166,7 @@ def activate(*, session: Session, version: ModelVersion, by: str) -> int:
     """
     session.execute(
         update(ModelVersion)
-        .where(ModelVersion.queue_id == version.queue_id, ModelVersion.id != version.id)
+        .where(col(ModelVersion.queue_id) == version.queue_id, col(ModelVersion.id) != version.id)
         .values(active=False)
     )
     version.active = True
@@ -176,7 +177,7 @@ def activate(*, session: Session, version: ModelVersion, by: str) -> int:
     )
     session.add(rescore)
     session.flush()
-    return rescore.id
+    return id_of(rescore)
 
 
 def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
@@ -184,9 +185,10 @@ def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
     return list(
         session.scalars(
             select(ModelVersion)
-            .options(defer(ModelVersion.artifact))
-            .where(ModelVersion.queue_id == queue.id)
-            .order_by(ModelVersion.id.desc())
+            # SQLModel types ModelVersion.artifact as bytes: it is the attribute defer() takes.
+            .options(defer(ModelVersion.artifact))  # type: ignore[arg-type]
+            .where(col(ModelVersion.queue_id) == queue.id)
+            .order_by(col(ModelVersion.id).desc())
         )
     )
 
@@ -194,7 +196,7 @@ def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
 def get_version(*, session: Session, queue: Queue, version: str) -> ModelVersion:
     row = session.scalar(
         select(ModelVersion).where(
-            ModelVersion.queue_id == queue.id, ModelVersion.version == version
+            col(ModelVersion.queue_id) == queue.id, col(ModelVersion.version) == version
         )
     )
     if row is None:
@@ -243,11 +245,11 @@ def previous_active(*, session: Session, queue: Queue) -> ModelVersion | None:
     return session.scalar(
         select(ModelVersion)
         .where(
-            ModelVersion.queue_id == queue.id,
-            ModelVersion.activated_at.is_not(None),
-            ModelVersion.active.is_(False),
+            col(ModelVersion.queue_id) == queue.id,
+            col(ModelVersion.activated_at).is_not(None),
+            col(ModelVersion.active).is_(False),
         )
-        .order_by(ModelVersion.activated_at.desc())
+        .order_by(col(ModelVersion.activated_at).desc())
         .limit(1)
     )
 
@@ -274,7 +276,7 @@ def finish_run(
 ) -> None:
     session.execute(
         update(TrainingRun)
-        .where(TrainingRun.id == run_id)
+        .where(col(TrainingRun.id) == run_id)
         .values(
             status=status,
             message=(message or "")[:2000] or None,
@@ -288,8 +290,8 @@ def runs_of(*, session: Session, queue: Queue, limit: int = 20) -> list[Training
     return list(
         session.scalars(
             select(TrainingRun)
-            .where(TrainingRun.queue_id == queue.id)
-            .order_by(TrainingRun.started_at.desc(), TrainingRun.id.desc())
+            .where(col(TrainingRun.queue_id) == queue.id)
+            .order_by(col(TrainingRun.started_at).desc(), col(TrainingRun.id).desc())
             .limit(limit)
         )
     )
@@ -313,7 +315,7 @@ def fail_abandoned_runs(*, session: Session, alive, now=None) -> int:
     """
     now = now or utcnow()
     stale = session.scalars(
-        select(TrainingRun).where(TrainingRun.status == RunStatus.RUNNING)
+        select(TrainingRun).where(col(TrainingRun.status) == RunStatus.RUNNING)
     ).all()
     n = 0
     for run in stale:
@@ -333,16 +335,16 @@ def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None
         return False
     now = now or utcnow()
     last_run = session.scalar(
-        select(func.max(TrainingRun.started_at)).where(TrainingRun.queue_id == queue.id)
+        select(func.max(col(TrainingRun.started_at))).where(col(TrainingRun.queue_id) == queue.id)
     )
     if last_run is not None and now - last_run < timedelta(hours=every_hours):
         return False
     unseen = session.scalar(
-        select(TrainingExample.id)
+        select(col(TrainingExample.id))
         .where(
-            TrainingExample.queue_id == queue.id,
-            TrainingExample.used_by_version_id.is_(None),
-            TrainingExample.source.in_(TRAINABLE_SOURCES),
+            col(TrainingExample.queue_id) == queue.id,
+            col(TrainingExample.used_by_version_id).is_(None),
+            col(TrainingExample.source).in_(TRAINABLE_SOURCES),
         )
         .limit(1)
     )
@@ -351,7 +353,7 @@ def schedule_due(*, session: Session, queue: Queue, every_hours: float, now=None
 
 def stream_snapshot(*, session: Session, snapshot_id: int, chunk: int = 2000):
     """The snapshot's rows as JSON lines, in snapshot order, each with its part in the run."""
-    snap = session.get(TrainingSnapshot, snapshot_id)
+    snap = session.get_one(TrainingSnapshot, snapshot_id)
     ids = unpack_ids(snap.example_ids, np.int64).tolist()
     roles = unpack_ids(snap.roles, np.uint8).tolist()
     for start in range(0, len(ids), chunk):
@@ -360,15 +362,15 @@ def stream_snapshot(*, session: Session, snapshot_id: int, chunk: int = 2000):
             r.id: r
             for r in session.execute(
                 select(
-                    TrainingExample.id,
-                    Item.external_id,
-                    TrainingExample.target,
-                    TrainingExample.source,
-                    TrainingExample.decided_at,
-                    TrainingExample.label_id,
+                    col(TrainingExample.id),
+                    col(Item.external_id),
+                    col(TrainingExample.target),
+                    col(TrainingExample.source),
+                    col(TrainingExample.decided_at),
+                    col(TrainingExample.label_id),
                 )
-                .join(Item, Item.id == TrainingExample.item_id)
-                .where(TrainingExample.id.in_(part))
+                .join(Item, col(Item.id) == col(TrainingExample.item_id))
+                .where(col(TrainingExample.id).in_(part))
             )
         }
         lines = []

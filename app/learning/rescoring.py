@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.bulk import insert_rows
 from app.db import session_scope
 from app.learning.feedback import mark_enqueued
 from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
-from app.models import Item, ModelVersion, Outbox, Prediction, utcnow
+from app.models import Item, ModelVersion, Outbox, Prediction, table_of, utcnow
 from app.states import ItemStatus, OutboxKind
 
 log = logging.getLogger(__name__)
@@ -37,18 +37,22 @@ class Progress:
 
 def _waiting_batch(session: Session, queue_id: int, after_id: int, size: int):
     items = session.execute(
-        select(Item.id, Item.payload)
-        .where(Item.queue_id == queue_id, Item.status == ItemStatus.PENDING, Item.id > after_id)
-        .order_by(Item.id)
+        select(col(Item.id), col(Item.payload))
+        .where(
+            col(Item.queue_id) == queue_id,
+            col(Item.status) == ItemStatus.PENDING,
+            col(Item.id) > after_id,
+        )
+        .order_by(col(Item.id))
         .limit(size)
     ).all()
     if not items:
         return [], None
     latest: dict[int, tuple[str, str | None]] = {}
     for item_id, source, version in session.execute(
-        select(Prediction.item_id, Prediction.source, Prediction.model_version)
-        .where(Prediction.item_id.in_([i.id for i in items]))
-        .order_by(Prediction.item_id, Prediction.id)
+        select(col(Prediction.item_id), col(Prediction.source), col(Prediction.model_version))
+        .where(col(Prediction.item_id).in_([i.id for i in items]))
+        .order_by(col(Prediction.item_id), col(Prediction.id))
     ):
         latest[item_id] = (source, version)
     return items, latest
@@ -76,7 +80,9 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         session.connection(execution_options={"sqlite_immediate": True})
         # Replaced while this batch was scored (a roll-back, a newer version): stop here,
         # so a retired model never has the last word.
-        if not session.scalar(select(ModelVersion.active).where(ModelVersion.id == version_id)):
+        if not session.scalar(
+            select(col(ModelVersion.active)).where(col(ModelVersion.id) == version_id)
+        ):
             return Progress(0, None)
         still = _still_waiting(session, [i.id for i in todo])
         rows = [
@@ -93,7 +99,7 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         ]
         insert_rows(
             session=session,
-            table=Prediction.__table__,
+            table=table_of(Prediction),
             rows=rows,
             json_columns=("candidates", "detail"),
         )
@@ -113,12 +119,12 @@ def _note_rescored(session: Session, rows: list[dict]) -> None:
     session.execute(
         update(Item)
         .where(
-            Item.id.in_([r["item_id"] for r in rows]),
-            or_(Item.route_reason.is_(None), ~Item.route_reason.contains(RESCORED_NOTE)),
+            col(Item.id).in_([r["item_id"] for r in rows]),
+            or_(col(Item.route_reason).is_(None), ~col(Item.route_reason).contains(RESCORED_NOTE)),
         )
         .values(
             route_reason=func.substr(
-                func.coalesce(Item.route_reason + "; ", "") + RESCORED_NOTE, 1, 500
+                func.coalesce(col(Item.route_reason) + "; ", "") + RESCORED_NOTE, 1, 500
             )
         )
     )
@@ -129,7 +135,7 @@ def _still_waiting(session: Session, ids: list[int]) -> set[int]:
     claim cannot slip in between (it skips them for that moment instead)."""
     if not ids:
         return set()
-    stmt = select(Item.id).where(Item.id.in_(ids), Item.status == ItemStatus.PENDING)
+    stmt = select(col(Item.id)).where(col(Item.id).in_(ids), col(Item.status) == ItemStatus.PENDING)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return set(session.scalars(stmt))
@@ -154,7 +160,7 @@ def rescore(queue_id: int, version_id: int, outbox_id: int | None = None) -> int
     if outbox_id is not None:
         with session_scope(engine) as session:
             session.execute(
-                update(Outbox).where(Outbox.id == outbox_id).values(processed_at=utcnow())
+                update(Outbox).where(col(Outbox.id) == outbox_id).values(processed_at=utcnow())
             )
     return n
 
@@ -179,11 +185,11 @@ def hand_over_rescoring(engine, conn: Redis, *, version_id: int) -> None:
     commit that promised it; while Redis is away the outbox relay sends it later."""
     with session_scope(engine, write=False) as session:
         promised = session.execute(
-            select(Outbox.id, Outbox.queue_id).where(
-                Outbox.kind == OutboxKind.RESCORE,
-                Outbox.model_version_id == version_id,
-                Outbox.processed_at.is_(None),
-                Outbox.enqueued_at.is_(None),
+            select(col(Outbox.id), col(Outbox.queue_id)).where(
+                col(Outbox.kind) == OutboxKind.RESCORE,
+                col(Outbox.model_version_id) == version_id,
+                col(Outbox.processed_at).is_(None),
+                col(Outbox.enqueued_at).is_(None),
             )
         ).all()
     if not promised:

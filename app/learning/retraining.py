@@ -18,7 +18,7 @@ from app.learning.job_queues import LONG_JOB_TIMEOUT, enqueue_once, job_engine, 
 from app.learning.registry import finish_run, start_run
 from app.learning.rescoring import hand_over_rescoring
 from app.learning.training import train_model_version
-from app.models import Queue
+from app.models import Queue, id_of
 from app.settings import current_settings
 from app.states import RunStatus
 
@@ -84,7 +84,7 @@ def retrain(queue_id: int, reason: str = "requested", seed: int = 0) -> dict:
         with session_scope(engine) as session:
             if session.get(Queue, queue_id) is None:
                 return {"status": RunStatus.SKIPPED, "why": "queue no longer exists"}
-            run_id = start_run(session=session, queue_id=queue_id, trigger=reason).id
+            run_id = id_of(start_run(session=session, queue_id=queue_id, trigger=reason))
         try:
             outcome = train_model_version(db=engine, queue_id=queue_id, seed=seed)
         except Exception as exc:

@@ -9,15 +9,16 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.features import table
-from app.models import ModelVersion, Queue
+from app.models import ModelVersion, Queue, id_of
 from app.settings import current_settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class LoadedModel:
 
     version_id: int
     version: str
-    model: object
+    model: Any  # a fitted scikit-learn classifier (no type hints)
     columns: list[dict]  # the payload fields it reads, as features.table() lays them out
     conformal: Conformal | None
 
@@ -58,6 +59,7 @@ class LoadedModel:
         """
         classes = self.classes
         sets = self.conformal.sets(proba) if self.conformal else None
+        coverage = self.conformal.coverage if self.conformal else None
         out = []
         for n, row in enumerate(proba):
             order = row.argsort()[::-1]
@@ -67,7 +69,7 @@ class LoadedModel:
             else:
                 members = [i for i in order if sets[n, i]]
                 keep = (members or order[:1])[:MAX_SET_STORED]
-                detail = {"coverage": self.conformal.coverage, "set_size": len(members)}
+                detail = {"coverage": coverage, "set_size": len(members)}
             out.append(
                 ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
             )
@@ -76,7 +78,8 @@ class LoadedModel:
 
 def load_version(session: Session, version: ModelVersion) -> LoadedModel:
     """The version's model, loaded once per process (keyed by id and checksum)."""
-    key = (version.id, version.artifact_sha256)
+    version_id = id_of(version)
+    key = (version_id, version.artifact_sha256)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -84,7 +87,7 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
     model = artifacts.load(version.artifact, version.artifact_sha256)
     card = version.card or {}
     loaded = LoadedModel(
-        version_id=version.id,
+        version_id=version_id,
         version=version.version,
         model=model,
         columns=card["columns"],
@@ -98,10 +101,10 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
 
 
 def _loaded(session: Session, queue: Queue, version: str | None = None) -> LoadedModel | None:
-    cond = ModelVersion.active if version is None else ModelVersion.version == version
+    cond = col(ModelVersion.active) if version is None else col(ModelVersion.version) == version
     row = session.execute(
-        select(ModelVersion.id, ModelVersion.artifact_sha256).where(
-            ModelVersion.queue_id == queue.id, cond
+        select(col(ModelVersion.id), col(ModelVersion.artifact_sha256)).where(
+            col(ModelVersion.queue_id) == queue.id, cond
         )
     ).first()
     if row is None:
@@ -110,7 +113,7 @@ def _loaded(session: Session, queue: Queue, version: str | None = None) -> Loade
         hit = _cache.get((row.id, row.artifact_sha256))
     if hit is not None:
         return hit
-    return load_version(session, session.get(ModelVersion, row.id))
+    return load_version(session, session.get_one(ModelVersion, row.id))
 
 
 def pipeline_for_version(*, session: Session, queue: Queue, version: str | None):

@@ -13,10 +13,11 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import Label, TrainingExample
 from app.queues.service import HUMAN_SOURCES
@@ -70,19 +71,20 @@ def take_snapshot(*, session: Session, queue_id: int, include_auto: bool = False
     sources = (*HUMAN_SOURCES, LabelSource.AUTO) if include_auto else HUMAN_SOURCES
     result = session.execute(
         select(
-            TrainingExample.id,
-            TrainingExample.features,
-            TrainingExample.target,
-            TrainingExample.source,
-            TrainingExample.decided_at,
-            Label.model_label,
-            Label.model_feedback,
+            col(TrainingExample.id),
+            col(TrainingExample.features),
+            col(TrainingExample.target),
+            col(TrainingExample.source),
+            col(TrainingExample.decided_at),
+            col(Label.model_label),
+            col(Label.model_feedback),
         )
-        .join(Label, Label.id == TrainingExample.label_id)
-        .where(TrainingExample.queue_id == queue_id, TrainingExample.source.in_(sources))
-        .order_by(TrainingExample.decided_at, TrainingExample.id)
+        .join(Label, col(Label.id) == col(TrainingExample.label_id))
+        .where(col(TrainingExample.queue_id) == queue_id, col(TrainingExample.source).in_(sources))
+        .order_by(col(TrainingExample.decided_at), col(TrainingExample.id))
     )
-    rows, shaping = [], {"human_labels": 0, "corrected_model": 0, "feedback": {}}
+    rows: list[Row] = []
+    shaping: dict[str, Any] = {"human_labels": 0, "corrected_model": 0, "feedback": {}}
     for r in result:
         rows.append(Row(r[0], r[1], r[2], r[3], r[4]))
         if r[3] in HUMAN_SOURCES:

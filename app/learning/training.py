@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlmodel import Session
 
 from app.db import session_scope
 from app.learning.feedback import materialize_auto_examples
-from app.learning.fitting import fit, settings_hash, training_settings
+from app.learning.fitting import TrainingFailed, fit, settings_hash, training_settings
 from app.learning.registry import active_for_comparison, snapshot_is_new, store
 from app.learning.snapshot import take_snapshot
 from app.models import ModelVersion, Queue
@@ -67,6 +67,13 @@ def _step(db: Engine | Session, *, write: bool) -> Iterator[Session]:
         yield session
 
 
+def _queue(session: Session, queue_id: int) -> Queue:
+    queue = session.get(Queue, queue_id)
+    if queue is None:
+        raise TrainingFailed(f"There is no queue with id {queue_id}.")
+    return queue
+
+
 def train_model_version(*, db: Engine | Session, queue_id: int, seed: int = 0) -> TrainingOutcome:
     """Trains the queue's next model version and makes it active if it beats the active one.
 
@@ -78,12 +85,12 @@ def train_model_version(*, db: Engine | Session, queue_id: int, seed: int = 0) -
     """
     started = time.perf_counter()
     with _step(db, write=False) as session:
-        train_on_auto = policy_of(session.get(Queue, queue_id)).train_on_auto
+        train_on_auto = policy_of(_queue(session, queue_id)).train_on_auto
     if train_on_auto:  # the model's own answers become examples first, each label once
         with _step(db, write=True) as session:
             materialize_auto_examples(session=session, queue_id=queue_id)
     with _step(db, write=False) as session:
-        queue = session.get(Queue, queue_id)
+        queue = _queue(session, queue_id)
         snap = take_snapshot(
             session=session, queue_id=queue_id, include_auto=policy_of(queue).train_on_auto
         )
@@ -97,7 +104,7 @@ def train_model_version(*, db: Engine | Session, queue_id: int, seed: int = 0) -
     fitted = fit(snap, queue=queue, seed=seed, active=active)
     fit_done = time.perf_counter()
     with _step(db, write=True) as session:
-        version = store(session=session, queue=session.get(Queue, queue_id), fitted=fitted)
+        version = store(session=session, queue=_queue(session, queue_id), fitted=fitted)
     seconds = {
         "snapshot": snapshot_done - started,
         "fit": fit_done - snapshot_done,

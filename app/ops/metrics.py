@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from app.db import new_session
 from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
@@ -35,31 +36,35 @@ class QueueCollector:
         )
         versions = GaugeMetricFamily("loupe_model_versions", "Model versions", labels=["queue"])
         with new_session(self.engine) as s:
-            names = dict(s.execute(select(Queue.id, Queue.name)).all())
+            names = dict(s.execute(select(col(Queue.id), col(Queue.name))).all())
             for qid, status, n in s.execute(
-                select(Item.queue_id, Item.status, func.count()).group_by(
-                    Item.queue_id, Item.status
+                select(col(Item.queue_id), col(Item.status), func.count()).group_by(
+                    col(Item.queue_id), col(Item.status)
                 )
             ):
                 items.add_metric([names.get(qid, str(qid)), status], n)
             for qid, n in s.execute(
-                select(TrainingExample.queue_id, func.count()).group_by(TrainingExample.queue_id)
+                select(col(TrainingExample.queue_id), func.count()).group_by(
+                    col(TrainingExample.queue_id)
+                )
             ):
                 examples.add_metric([names.get(qid, str(qid))], n)
             for qid, n in s.execute(
-                select(Outbox.queue_id, func.count())
-                .where(Outbox.processed_at.is_(None))
-                .group_by(Outbox.queue_id)
+                select(col(Outbox.queue_id), func.count())
+                .where(col(Outbox.processed_at).is_(None))
+                .group_by(col(Outbox.queue_id))
             ):
                 backlog.add_metric([names.get(qid, str(qid))], n)
             for qid, n in s.execute(
-                select(Outbox.queue_id, func.count())
-                .where(Outbox.parked_at.is_not(None))
-                .group_by(Outbox.queue_id)
+                select(col(Outbox.queue_id), func.count())
+                .where(col(Outbox.parked_at).is_not(None))
+                .group_by(col(Outbox.queue_id))
             ):
                 parked.add_metric([names.get(qid, str(qid))], n)
             for qid, n in s.execute(
-                select(ModelVersion.queue_id, func.count()).group_by(ModelVersion.queue_id)
+                select(col(ModelVersion.queue_id), func.count()).group_by(
+                    col(ModelVersion.queue_id)
+                )
             ):
                 versions.add_metric([names.get(qid, str(qid))], n)
             trust = _trust_metrics(s)

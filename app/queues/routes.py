@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from app.extensions import db_session
+from app.models import id_of
 from app.queues.service import age_words, item_counts, queue_home_stats, queues_for
 
 bp = Blueprint("queues", __name__)
@@ -21,7 +22,7 @@ def home():
 def index():
     session = db_session()
     queues = queues_for(session=session, user=current_user)
-    counts = item_counts(session=session, queue_ids=[q.id for q in queues])
+    counts = item_counts(session=session, queue_ids=[id_of(q) for q in queues])
     stats = queue_home_stats(session=session, queues=queues, user=current_user)
     return render_template(
         "queues/index.html", queues=queues, counts=counts, stats=stats, age_words=age_words

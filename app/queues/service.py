@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.auth.service import add_membership, is_member
 from app.errors import Conflict, NotFound, ValidationFailed, pydantic_details
@@ -173,7 +173,7 @@ def create_queue(*, session: Session, data: dict, creator: User | None = None) -
                 or [{"field": "labels", "message": "duplicate labels"}],
             )
         _check_rule_labels(spec.policy, spec.labels)
-    if session.scalar(select(Queue.id).where(Queue.name == spec.name)) is not None:
+    if session.scalar(select(col(Queue.id)).where(col(Queue.name) == spec.name)) is not None:
         raise Conflict(f"A queue named {spec.name!r} already exists.")
     queue = Queue(
         name=spec.name,
@@ -191,7 +191,7 @@ def create_queue(*, session: Session, data: dict, creator: User | None = None) -
 
 def get_queue(*, session: Session, name: str, user: User | None = None) -> Queue:
     """The named queue; 404 when it does not exist or the user is not a member."""
-    queue = session.scalar(select(Queue).where(Queue.name == name))
+    queue = session.scalar(select(Queue).where(col(Queue.name) == name))
     if queue is None or (
         user is not None and not is_member(session=session, user=user, queue=queue)
     ):
@@ -201,23 +201,23 @@ def get_queue(*, session: Session, name: str, user: User | None = None) -> Queue
 
 def queues_for(*, session: Session, user: User) -> list[Queue]:
     """The queues a user belongs to (all of them for an admin), by name."""
-    stmt = select(Queue).order_by(Queue.name)
+    stmt = select(Queue).order_by(col(Queue.name))
     if user.role != "admin":
-        stmt = stmt.join(QueueMember, QueueMember.queue_id == Queue.id).where(
-            QueueMember.user_id == user.id
+        stmt = stmt.join(QueueMember, col(QueueMember.queue_id) == col(Queue.id)).where(
+            col(QueueMember.user_id) == user.id
         )
     return list(session.scalars(stmt))
 
 
 def item_counts(*, session: Session, queue_ids: list[int]) -> dict[int, dict[str, int]]:
     """Items per status for each queue, in one grouped query."""
-    counts = {qid: dict.fromkeys(ITEM_STATUSES, 0) for qid in queue_ids}
+    counts: dict[int, dict[str, int]] = {qid: dict.fromkeys(ITEM_STATUSES, 0) for qid in queue_ids}
     if not queue_ids:
         return counts
     rows = session.execute(
-        select(Item.queue_id, Item.status, func.count())
-        .where(Item.queue_id.in_(queue_ids))
-        .group_by(Item.queue_id, Item.status)
+        select(col(Item.queue_id), col(Item.status), func.count())
+        .where(col(Item.queue_id).in_(queue_ids))
+        .group_by(col(Item.queue_id), col(Item.status))
     )
     for qid, status, n in rows:
         counts[qid][status] = n
@@ -250,12 +250,12 @@ def training_counts(*, session: Session, queue: Queue) -> dict[str, int]:
     examples = session.scalar(
         select(func.count())
         .select_from(TrainingExample)
-        .where(TrainingExample.queue_id == queue.id)
+        .where(col(TrainingExample.queue_id) == queue.id)
     )
     eligible = session.scalar(
         select(func.count())
         .select_from(Label)
-        .where(Label.queue_id == queue.id, Label.source.in_(TRAINABLE_SOURCES))
+        .where(col(Label.queue_id) == queue.id, col(Label.source).in_(TRAINABLE_SOURCES))
     )
     return {"examples": examples or 0, "awaiting": max((eligible or 0) - (examples or 0), 0)}
 
@@ -289,17 +289,17 @@ def queue_home_stats(*, session: Session, queues: list[Queue], user: User, now=N
     if not ids:
         return stats
     for qid, oldest in session.execute(
-        select(Item.queue_id, func.min(Item.created_at))
-        .where(Item.queue_id.in_(ids), Item.status == ItemStatus.PENDING)
-        .group_by(Item.queue_id)
+        select(col(Item.queue_id), func.min(col(Item.created_at)))
+        .where(col(Item.queue_id).in_(ids), col(Item.status) == ItemStatus.PENDING)
+        .group_by(col(Item.queue_id))
     ):
         if oldest is not None:
             stats[qid]["oldest"] = now - oldest
     for qid, reviewer, n in session.execute(
-        select(Item.queue_id, Review.user_id, func.count())
-        .join(Item, Item.id == Review.item_id)
-        .where(Item.queue_id.in_(ids), Review.created_at >= midnight)
-        .group_by(Item.queue_id, Review.user_id)
+        select(col(Item.queue_id), col(Review.user_id), func.count())
+        .join(Item, col(Item.id) == col(Review.item_id))
+        .where(col(Item.queue_id).in_(ids), col(Review.created_at) >= midnight)
+        .group_by(col(Item.queue_id), col(Review.user_id))
     ):
         stats[qid]["team_today"] += n
         if reviewer == user.id:

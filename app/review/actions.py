@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.models import (
@@ -19,6 +19,7 @@ from app.models import (
     Review,
     TrainingExample,
     User,
+    id_of,
     utcnow,
 )
 from app.queues.service import policy_of
@@ -48,7 +49,11 @@ def _live(session: Session, token: str, user: User, now) -> tuple[Claim, Item]:
 def record(session: Session, *, item_id: int, user: User, kind: str, comment=None, now=None):
     session.add(
         ItemEvent(
-            item_id=item_id, user_id=user.id, kind=kind, comment=comment, created_at=now or utcnow()
+            item_id=item_id,
+            user_id=id_of(user),
+            kind=kind,
+            comment=comment,
+            created_at=now or utcnow(),
         )
     )
 
@@ -61,7 +66,7 @@ def escalate(*, session: Session, token: str, user: User, reason, now=None) -> I
     claim.state = ClaimState.ESCALATED
     _release(item)
     item.status = ItemStatus.ESCALATED
-    record(session, item_id=item.id, user=user, kind="escalate", comment=reason, now=now)
+    record(session, item_id=id_of(item), user=user, kind="escalate", comment=reason, now=now)
     session.flush()
     return item
 
@@ -71,7 +76,7 @@ def flag(*, session: Session, token: str, user: User, comment, now=None) -> Item
     now = now or utcnow()
     comment = _text(comment, "comment", required=True)
     _claim, item = _live(session, token, user, now)
-    record(session, item_id=item.id, user=user, kind="flag", comment=comment, now=now)
+    record(session, item_id=id_of(item), user=user, kind="flag", comment=comment, now=now)
     session.flush()
     return item
 
@@ -79,9 +84,9 @@ def flag(*, session: Session, token: str, user: User, comment, now=None) -> Item
 def flags_of(*, session: Session, item_id: int) -> list[str]:
     return list(
         session.scalars(
-            select(ItemEvent.comment)
-            .where(ItemEvent.item_id == item_id, ItemEvent.kind == "flag")
-            .order_by(ItemEvent.id)
+            select(col(ItemEvent.comment))
+            .where(col(ItemEvent.item_id) == item_id, col(ItemEvent.kind) == "flag")
+            .order_by(col(ItemEvent.id))
         )
     )
 
@@ -90,7 +95,7 @@ def heartbeat(*, session: Session, token: str, user: User, now=None) -> datetime
     """Extends a live lease by the queue's lease length; returns the new expiry."""
     now = now or utcnow()
     claim, item = _live(session, token, user, now)
-    queue = session.get(Queue, item.queue_id)
+    queue = session.get_one(Queue, item.queue_id)
     claim.expires_at = now + timedelta(seconds=policy_of(queue).lease_seconds)
     item.lease_expires_at = claim.expires_at
     session.flush()
@@ -106,51 +111,52 @@ class Reopened:
 
 def _used_for_training(session: Session, item_id: int) -> bool:
     return (
-        session.scalar(
+        session.scalars(
             select(func.count())
             .select_from(TrainingExample)
             .where(
-                TrainingExample.item_id == item_id, TrainingExample.used_by_version_id.is_not(None)
+                col(TrainingExample.item_id) == item_id,
+                col(TrainingExample.used_by_version_id).is_not(None),
             )
-        )
+        ).one()
         > 0
     )
 
 
 def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Reopened:
     """Takes a decision back and hands the item to the reviewer again, under a new claim."""
-    item = session.scalar(
+    item = session.scalars(
         select(Item)
-        .where(Item.id == review.item_id)
+        .where(col(Item.id) == review.item_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
-    if _used_for_training(session, item.id):
+    ).one()
+    if _used_for_training(session, id_of(item)):
         raise Conflict("This label has already been used to train a model; it cannot be reopened.")
     if item.status == ItemStatus.IN_REVIEW:
         raise Conflict("Someone is reviewing this item right now; try again later.")
-    label = session.scalar(select(Label).where(Label.item_id == item.id))
+    label = session.scalar(select(Label).where(col(Label.item_id) == item.id))
     if label is not None:
         # Lock the example first: a training run may be marking it used right now
         # (PostgreSQL); once it commits, the label is final and the reopen is refused.
         example = session.execute(
-            select(TrainingExample.id, TrainingExample.used_by_version_id)
-            .where(TrainingExample.label_id == label.id)
+            select(col(TrainingExample.id), col(TrainingExample.used_by_version_id))
+            .where(col(TrainingExample.label_id) == label.id)
             .with_for_update()
         ).first()
         if example is not None and example.used_by_version_id is not None:
             raise Conflict("This label has just been used to train a model; it cannot be reopened.")
-        session.execute(delete(TrainingExample).where(TrainingExample.label_id == label.id))
-        session.execute(delete(Outbox).where(Outbox.label_id == label.id))
+        session.execute(delete(TrainingExample).where(col(TrainingExample.label_id) == label.id))
+        session.execute(delete(Outbox).where(col(Outbox.label_id) == label.id))
         session.delete(label)
     previous = review.label
     session.delete(review)
     session.flush()
-    queue = session.get(Queue, item.queue_id)
+    queue = session.get_one(Queue, item.queue_id)
     claim = Claim(
         token=_new_token(),
-        item_id=item.id,
-        user_id=user.id,
+        item_id=id_of(item),
+        user_id=id_of(user),
         created_at=now,
         expires_at=now + timedelta(seconds=policy_of(queue).lease_seconds),
     )
@@ -159,7 +165,7 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
     item.lease_owner_id = user.id
     item.lease_token = claim.token
     item.lease_expires_at = claim.expires_at
-    record(session, item_id=item.id, user=user, kind=kind, comment=f"was {previous!r}", now=now)
+    record(session, item_id=id_of(item), user=user, kind=kind, comment=f"was {previous!r}", now=now)
     session.flush()
     return Reopened(item=item, claim=claim, previous_label=previous)
 
@@ -175,9 +181,9 @@ def undo_last(*, session: Session, queue: Queue, user: User, now=None) -> Reopen
     now = now or utcnow()
     review = session.scalar(
         select(Review)
-        .join(Item, Item.id == Review.item_id)
-        .where(Review.user_id == user.id, Item.queue_id == queue.id)
-        .order_by(Review.id.desc())
+        .join(Item, col(Item.id) == col(Review.item_id))
+        .where(col(Review.user_id) == user.id, col(Item.queue_id) == queue.id)
+        .order_by(col(Review.id).desc())
         .limit(1)
     )
     if review is None or review.created_at < now - UNDO_WINDOW:
@@ -203,13 +209,13 @@ def latest_review(*, session: Session, queue: Queue, user: User, external_id: st
     NotFound when they have none, so other people's decisions stay out of sight."""
     review = session.scalar(
         select(Review)
-        .join(Item, Item.id == Review.item_id)
+        .join(Item, col(Item.id) == col(Review.item_id))
         .where(
-            Item.queue_id == queue.id,
-            Item.external_id == external_id,
-            Review.user_id == user.id,
+            col(Item.queue_id) == queue.id,
+            col(Item.external_id) == external_id,
+            col(Review.user_id) == user.id,
         )
-        .order_by(Review.id.desc())
+        .order_by(col(Review.id).desc())
         .limit(1)
     )
     if review is None:
@@ -228,26 +234,26 @@ def history(
 ) -> list[dict]:
     """The reviewer's own decisions, newest first, with whether each can still be reopened."""
     stmt = (
-        select(Review, Item.external_id, Item.status, Queue.name)
-        .join(Item, Item.id == Review.item_id)
-        .join(Queue, Queue.id == Item.queue_id)
-        .where(Review.user_id == user.id)
-        .order_by(Review.id.desc())
+        select(Review, col(Item.external_id), col(Item.status), col(Queue.name))
+        .join(Item, col(Item.id) == col(Review.item_id))
+        .join(Queue, col(Queue.id) == col(Item.queue_id))
+        .where(col(Review.user_id) == user.id)
+        .order_by(col(Review.id).desc())
         .limit(limit)
     )
     if queue_id is not None:
-        stmt = stmt.where(Item.queue_id == queue_id)
+        stmt = stmt.where(col(Item.queue_id) == queue_id)
     if label:
-        stmt = stmt.where(Review.label == label)
+        stmt = stmt.where(col(Review.label) == label)
     if since is not None:
-        stmt = stmt.where(Review.created_at >= since)
+        stmt = stmt.where(col(Review.created_at) >= since)
     rows = session.execute(stmt).all()
     used = (
         set(
             session.scalars(
-                select(TrainingExample.item_id).where(
-                    TrainingExample.item_id.in_([r[0].item_id for r in rows]),
-                    TrainingExample.used_by_version_id.is_not(None),
+                select(col(TrainingExample.item_id)).where(
+                    col(TrainingExample.item_id).in_([r[0].item_id for r in rows]),
+                    col(TrainingExample.used_by_version_id).is_not(None),
                 )
             )
         )
@@ -274,15 +280,15 @@ def recently_skipped(*, session: Session, queue: Queue, user: User, now=None) ->
     since = (now or utcnow()) - SKIP_MEMORY
     return list(
         session.scalars(
-            select(ItemEvent.item_id)
-            .join(Item, Item.id == ItemEvent.item_id)
+            select(col(ItemEvent.item_id))
+            .join(Item, col(Item.id) == col(ItemEvent.item_id))
             .where(
-                ItemEvent.user_id == user.id,
-                ItemEvent.kind == "skip",
-                ItemEvent.created_at >= since,
-                Item.queue_id == queue.id,
+                col(ItemEvent.user_id) == user.id,
+                col(ItemEvent.kind) == "skip",
+                col(ItemEvent.created_at) >= since,
+                col(Item.queue_id) == queue.id,
             )
-            .order_by(ItemEvent.id.desc())
+            .order_by(col(ItemEvent.id).desc())
             .limit(200)
         )
     )

@@ -122,6 +122,7 @@ _NOTES = {
 def why_you_see_this(route_reason: str | None, decision: str | None) -> str | None:
     """The reason the item came to a person, then any notes added later (a re-score, a
     disagreement), each as a plain sentence."""
+    first: str | None
     if decision == RouteDecision.AUDIT:
         first, notes = AUDIT, (route_reason or "").split("; ")[1:]
     elif route_reason:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, literal, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from app.models import Claim, Item, Queue, User, UTCDateTime, utcnow
+from app.models import Claim, Item, Queue, User, UTCDateTime, table_of, utcnow
 from app.queues.service import policy_of
 from app.states import ClaimState, ItemStatus
 
@@ -26,14 +26,14 @@ def _held(session: Session, user: User, now: datetime):
     """(claim, item) pairs the user holds right now, locked like a decision locks them."""
     stmt = (
         select(Claim, Item)
-        .join(Item, Item.id == Claim.item_id)
+        .join(Item, col(Item.id) == col(Claim.item_id))
         .where(
-            Claim.user_id == user.id,
-            Claim.state.in_(HELD),
-            Claim.expires_at > now,
-            Item.lease_token == Claim.token,
+            col(Claim.user_id) == user.id,
+            col(Claim.state).in_(HELD),
+            col(Claim.expires_at) > now,
+            col(Item.lease_token) == col(Claim.token),
         )
-        .order_by(Item.id)
+        .order_by(col(Item.id))
         .with_for_update(of=Item)
         .execution_options(populate_existing=True)
     )
@@ -46,8 +46,12 @@ def holds_any(*, session: Session, user: User, now=None) -> bool:
     now = now or utcnow()
     return (
         session.scalar(
-            select(Claim.id)
-            .where(Claim.user_id == user.id, Claim.state.in_(HELD), Claim.expires_at > now)
+            select(col(Claim.id))
+            .where(
+                col(Claim.user_id) == user.id,
+                col(Claim.state).in_(HELD),
+                col(Claim.expires_at) > now,
+            )
             .limit(1)
         )
         is not None
@@ -66,14 +70,14 @@ def _bound_leases(session: Session, user: User, now: datetime, until: datetime, 
     is never overwritten with an older expiry."""
     for table, expiry, held in (
         (
-            Item.__table__,
-            Item.__table__.c.lease_expires_at,
-            (Item.lease_owner_id == user.id, Item.status == ItemStatus.IN_REVIEW),
+            table_of(Item),
+            table_of(Item).c.lease_expires_at,
+            (col(Item.lease_owner_id) == user.id, col(Item.status) == ItemStatus.IN_REVIEW),
         ),
         (
-            Claim.__table__,
-            Claim.__table__.c.expires_at,
-            (Claim.user_id == user.id, Claim.state.in_(HELD)),
+            table_of(Claim),
+            table_of(Claim).c.expires_at,
+            (col(Claim.user_id) == user.id, col(Claim.state).in_(HELD)),
         ),
     ):
         moves = expiry > until if cap else expiry < until

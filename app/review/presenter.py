@@ -10,7 +10,7 @@ from datetime import date, datetime
 from urllib.parse import urlsplit
 
 from app.learning.explain import contributions
-from app.models import Item, Prediction, Queue
+from app.models import Item, Prediction, Queue, id_of
 from app.review import plain_words
 
 SAFE_URL_SCHEMES = {"http", "https"}
@@ -244,14 +244,14 @@ def present_for_review(*, session, queue: Queue, item: Item) -> ItemView:
     from app.review.actions import flags_of
     from app.review.service import current_prediction
 
-    prediction = current_prediction(session=session, item_id=item.id)
+    prediction = current_prediction(session=session, item_id=id_of(item))
     version_id, pipeline = pipeline_for_version(
         session=session, queue=queue, version=prediction.model_version if prediction else None
     )
     similar = (
         similar_items(
             session=session,
-            queue_id=queue.id,
+            queue_id=id_of(queue),
             version_id=version_id,
             pipeline=pipeline,
             payload=item.payload,
@@ -265,7 +265,7 @@ def present_for_review(*, session, queue: Queue, item: Item) -> ItemView:
         prediction,
         queue=queue,
         pipeline=pipeline,
-        flags=flags_of(session=session, item_id=item.id),
+        flags=flags_of(session=session, item_id=id_of(item)),
         similar=similar,
     )
 
@@ -274,4 +274,4 @@ def present_preview(*, session, queue: Queue, item: Item) -> ItemView:
     """A light view of the item leased ahead: fields and candidates, no model work."""
     from app.review.service import current_prediction
 
-    return present_item(item, current_prediction(session=session, item_id=item.id), queue=queue)
+    return present_item(item, current_prediction(session=session, item_id=id_of(item)), queue=queue)

@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, user_logged_out
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.auth.service import require
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
@@ -59,7 +60,7 @@ def _render(
     """The item fragment for htmx, else the full page that includes it."""
     s = db_session()
     shown = (
-        present_for_review(session=s, queue=queue, item=s.get(Item, claim.item_id))
+        present_for_review(session=s, queue=queue, item=s.get_one(Item, claim.item_id))
         if claim
         else None
     )
@@ -68,7 +69,9 @@ def _render(
         if ahead is _UNKNOWN:
             ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
         if ahead is not None:
-            ahead_shown = present_preview(session=s, queue=queue, item=s.get(Item, ahead.item_id))
+            ahead_shown = present_preview(
+                session=s, queue=queue, item=s.get_one(Item, ahead.item_id)
+            )
     context = {
         "queue": queue,
         "claim": claim,
@@ -273,14 +276,16 @@ def heartbeat_view(name: str, token: str):
         s.commit()
         # "decided": answered in another tab, nothing was lost; else the lease ran out.
         ended = s.scalar(
-            select(Claim.state).where(Claim.token == token, Claim.user_id == current_user.id)
+            select(col(Claim.state)).where(
+                col(Claim.token) == token, col(Claim.user_id) == current_user.id
+            )
         )
         body = {"error": "gone", "message": "This item is no longer yours.", "state": ended}
         return jsonify(body), 410
     ahead = live_claim(session=s, queue=queue, user=current_user, state=ClaimState.AHEAD)
     if ahead is not None:
         ahead.expires_at = expires
-        s.get(Item, ahead.item_id).lease_expires_at = expires
+        s.get_one(Item, ahead.item_id).lease_expires_at = expires
     s.commit()
     return jsonify({"expires_at": expires.isoformat()})
 
@@ -382,4 +387,4 @@ def reopen_view(review_id: int):
 
 
 def get_queue_name(queue_id: int) -> str:
-    return db_session().get(Queue, queue_id).name
+    return db_session().get_one(Queue, queue_id).name

@@ -7,13 +7,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, select, text, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.auth.service import is_member
 from app.db import is_sqlite
 from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from app.learning.feedback import add_to_outbox
-from app.models import Claim, Item, Label, Prediction, Queue, Review, User, UTCDateTime, utcnow
+from app.models import (
+    Claim,
+    Item,
+    Label,
+    Prediction,
+    Queue,
+    Review,
+    User,
+    UTCDateTime,
+    id_of,
+    utcnow,
+)
 from app.queues.service import policy_of
 from app.states import ClaimState, ItemStatus, LabelSource, RouteDecision
 from app.trust.alarms import after_answer
@@ -42,19 +53,19 @@ class Decision:
 def expire_leases(*, session: Session, queue_id: int | None = None, now=None) -> int:
     """Returns items whose lease ran out to the queue; returns how many."""
     now = now or utcnow()
-    cond = [Item.status == ItemStatus.IN_REVIEW, Item.lease_expires_at < now]
+    cond = [col(Item.status) == ItemStatus.IN_REVIEW, col(Item.lease_expires_at) < now]
     if queue_id is not None:
-        cond.insert(0, Item.queue_id == queue_id)
+        cond.insert(0, col(Item.queue_id) == queue_id)
     # Items first, then their claims: the same lock order as a decision, so the two cannot
     # deadlock on PostgreSQL; rows another transaction holds are left for the next sweep.
     expired = session.execute(
-        select(Item.id, Item.lease_token).where(*cond).with_for_update(skip_locked=True)
+        select(col(Item.id), col(Item.lease_token)).where(*cond).with_for_update(skip_locked=True)
     ).all()
     if not expired:
         return 0
     session.execute(
         update(Item)
-        .where(Item.id.in_([r.id for r in expired]))
+        .where(col(Item.id).in_([r.id for r in expired]))
         .values(
             status=ItemStatus.PENDING, lease_owner_id=None, lease_token=None, lease_expires_at=None
         )
@@ -62,8 +73,8 @@ def expire_leases(*, session: Session, queue_id: int | None = None, now=None) ->
     session.execute(
         update(Claim)
         .where(
-            Claim.token.in_([r.lease_token for r in expired]),
-            Claim.state.in_((ClaimState.LIVE, ClaimState.AHEAD)),
+            col(Claim.token).in_([r.lease_token for r in expired]),
+            col(Claim.state).in_((ClaimState.LIVE, ClaimState.AHEAD)),
         )
         .values(state=ClaimState.EXPIRED)
     )
@@ -100,15 +111,15 @@ def live_claim(
     now = now or utcnow()
     return session.scalar(
         select(Claim)
-        .join(Item, Item.id == Claim.item_id)
+        .join(Item, col(Item.id) == col(Claim.item_id))
         .where(
-            Item.queue_id == queue.id,
-            Claim.user_id == user.id,
-            Claim.state == state,
-            Claim.expires_at > now,
-            Item.lease_token == Claim.token,
+            col(Item.queue_id) == queue.id,
+            col(Claim.user_id) == user.id,
+            col(Claim.state) == state,
+            col(Claim.expires_at) > now,
+            col(Item.lease_token) == col(Claim.token),
         )
-        .order_by(Claim.id.desc())
+        .order_by(col(Claim.id).desc())
         .limit(1)
     )
 
@@ -144,7 +155,7 @@ def claim_next(
     claim = Claim(
         token=token,
         item_id=item_id,
-        user_id=user.id,
+        user_id=id_of(user),
         created_at=now,
         expires_at=expires_at,
         state=state,
@@ -180,7 +191,7 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
     # populate_existing: the claim statement is raw SQL, so cached objects may be stale.
     claim = (
         session.scalar(
-            select(Claim).where(Claim.token == token).execution_options(populate_existing=True)
+            select(Claim).where(col(Claim.token) == token).execution_options(populate_existing=True)
         )
         if token
         else None
@@ -190,15 +201,13 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
     if claim.user_id != user.id:
         raise Forbidden("This claim belongs to someone else.")
     # Lock the item so a concurrent decision on the same claim waits for this one.
-    item = session.scalar(
+    item = session.scalars(
         select(Item)
-        .where(Item.id == claim.item_id)
+        .where(col(Item.id) == claim.item_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
-    if item is None or not is_member(
-        session=session, user=user, queue=session.get(Queue, item.queue_id)
-    ):
+    ).one()
+    if not is_member(session=session, user=user, queue=session.get_one(Queue, item.queue_id)):
         # Removed from the queue while holding one of its items: the claim gives no right.
         raise Forbidden("You are no longer a member of this claim's queue.")
     # Read the claim again now that the item is ours: a decision may have just ended it.
@@ -255,8 +264,8 @@ def typed_label(queue: Queue, text: str) -> str:
 def current_prediction(*, session: Session, item_id: int) -> Prediction | None:
     return session.scalar(
         select(Prediction)
-        .where(Prediction.item_id == item_id)
-        .order_by(Prediction.id.desc())
+        .where(col(Prediction.item_id) == item_id)
+        .order_by(col(Prediction.id).desc())
         .limit(1)
     )
 
@@ -273,16 +282,16 @@ def decide(
     """
     now = now or utcnow()
     claim, item = _claim_for(session, token, user)
-    queue = session.get(Queue, item.queue_id)
+    queue = session.get_one(Queue, item.queue_id)
     if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
         raise ValidationFailed(
             "A comment is text of at most 5000 characters.",
             [{"field": "comment", "message": "invalid comment"}],
         )
-    previous = session.scalar(select(Review).where(Review.claim_id == claim.id))
+    previous = session.scalar(select(Review).where(col(Review.claim_id) == claim.id))
     if previous is not None:
         if previous.label == label:
-            final = session.scalar(select(Label).where(Label.item_id == item.id))
+            final = session.scalar(select(Label).where(col(Label.item_id) == item.id))
             return Decision(item=item, label=final, review=previous, outbox_id=None, repeated=True)
         raise AlreadyDecided(
             f"This claim was already decided as {previous.label!r}; a different answer needs a "
@@ -299,12 +308,12 @@ def decide(
     check_still_held(session=session, claim=claim, item=item, now=now)
 
     review = Review(
-        item_id=item.id,
-        claim_id=claim.id,
-        user_id=user.id,
+        item_id=id_of(item),
+        claim_id=id_of(claim),
+        user_id=id_of(user),
         label=label,
         comment=comment or None,
-        model_feedback=model_feedback or _implied_feedback(session, item.id, label),
+        model_feedback=model_feedback or _implied_feedback(session, id_of(item), label),
         created_at=now,
     )
     session.add(review)
@@ -330,10 +339,10 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     policy = policy_of(queue)
     reviews = list(
         session.execute(
-            select(Review.label, User.name)
-            .join(User, User.id == Review.user_id)
-            .where(Review.item_id == item.id)
-            .order_by(Review.id)
+            select(col(Review.label), col(User.name))
+            .join(User, col(User.id) == col(Review.user_id))
+            .where(col(Review.item_id) == item.id)
+            .order_by(col(Review.id))
         )
     )
     item.lease_owner_id = None
@@ -349,11 +358,11 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
         session.flush()
         return Decision(item=item, label=None, review=review, outbox_id=None)
 
-    prediction = current_prediction(session=session, item_id=item.id)
+    prediction = current_prediction(session=session, item_id=id_of(item))
     top = prediction.candidates[0] if prediction and prediction.candidates else None
     audited = item.route_decision == RouteDecision.AUDIT
     final = Label(
-        item_id=item.id,
+        item_id=id_of(item),
         queue_id=item.queue_id,
         value=review.label,
         source=LabelSource.AUDIT if audited else LabelSource.HUMAN,
@@ -387,14 +396,14 @@ def release(*, session: Session, token: str, user: User) -> Claim | None:
 
 def item_json(*, session: Session, item: Item) -> dict:
     """The API's view of one item, per API.md."""
-    prediction = current_prediction(session=session, item_id=item.id)
+    prediction = current_prediction(session=session, item_id=id_of(item))
     reviews = session.execute(
-        select(Review, User.name)
-        .join(User, User.id == Review.user_id)
-        .where(Review.item_id == item.id)
-        .order_by(Review.id)
+        select(Review, col(User.name))
+        .join(User, col(User.id) == col(Review.user_id))
+        .where(col(Review.item_id) == item.id)
+        .order_by(col(Review.id))
     ).all()
-    final = session.scalar(select(Label).where(Label.item_id == item.id))
+    final = session.scalar(select(Label).where(col(Label.item_id) == item.id))
     return {
         "external_id": item.external_id,
         "status": item.status,
@@ -436,7 +445,7 @@ def item_json(*, session: Session, item: Item) -> dict:
 
 def get_item(*, session: Session, queue: Queue, external_id: str) -> Item:
     item = session.scalar(
-        select(Item).where(Item.queue_id == queue.id, Item.external_id == external_id)
+        select(Item).where(col(Item.queue_id) == queue.id, col(Item.external_id) == external_id)
     )
     if item is None:
         raise NotFound(f"No item {external_id!r} in queue {queue.name!r}.")

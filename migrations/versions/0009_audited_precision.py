@@ -7,7 +7,7 @@ audited-precision estimate. `queue_event` records alarms raised and cleared, aut
 paused and resumed, with who, when and why.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 19:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from app.models import UTCDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

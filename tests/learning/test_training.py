@@ -88,6 +88,19 @@ def test_too_few_or_single_label_examples_fail_without_a_version(make, engine, d
     assert db.count(ModelVersion) == 0
 
 
+def test_training_a_queue_that_does_not_exist_fails_and_stores_nothing(make, engine, db):
+    make.queue()
+    missing = db.scalar(select(Queue.id)) + 1000
+    # Given an engine (the job, the benchmark) or a session (the demo, tests): the same error,
+    # not an AttributeError from deep inside the run.
+    with pytest.raises(TrainingFailed, match=f"no queue with id {missing}"):
+        train_model_version(db=engine, queue_id=missing)
+    with pytest.raises(TrainingFailed, match=f"no queue with id {missing}"):
+        with session_scope(engine) as s:
+            train_model_version(db=s, queue_id=missing)
+    assert db.count(ModelVersion) == 0
+
+
 def test_tampered_model_file_is_refused():
     from sklearn.linear_model import LogisticRegression
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.db import session_scope
 from app.learning.job_queues import job_engine, job_redis
@@ -53,7 +54,7 @@ def _check_alarms(engine, conn) -> int:
     if every > 0 and not conn.set(ALARM_CHECK_KEY, 1, nx=True, px=int(every * 1000)):
         return 0
     with session_scope(engine, write=False) as session:
-        queue_ids = list(session.scalars(select(Queue.id)))
+        queue_ids = list(session.scalars(select(col(Queue.id))))
     changes = 0
     for queue_id in queue_ids:
         # One short transaction per queue: a slow queue holds no lock on the others.

@@ -309,7 +309,7 @@ def ingest_items(
         if plan.decision in (RouteDecision.AUTO_ACCEPT, RouteDecision.AUDIT):
             frame_rows.append(
                 frame_row(
-                    queue_id=queue.id,
+                    queue_id=id_of(queue),
                     item_id=item_id,
                     candidates=cands,
                     model_version=version,

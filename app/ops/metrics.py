@@ -97,7 +97,7 @@ def _trust_metrics(session) -> list[GaugeMetricFamily]:
         "Audited answers behind the precision estimate",
         labels=["queue"],
     )
-    for queue in session.scalars(select(Queue).order_by(Queue.id)):
+    for queue in session.scalars(select(Queue).order_by(col(Queue.id))):
         for open_alarm in alarms_json(session=session, queue=queue):
             alarm.add_metric([queue.name, open_alarm["kind"]], 1)
         paused.add_metric([queue.name], int(pause_state(session=session, queue=queue) is not None))

@@ -376,7 +376,7 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     session.add(final)
     item.status = ItemStatus.DONE
     session.flush()
-    after_answer(session=session, queue=queue, item_id=item.id, value=final.value)
+    after_answer(session=session, queue=queue, item_id=id_of(item), value=final.value)
     outbox = add_to_outbox(session=session, label=final)
     return Decision(item=item, label=final, review=review, outbox_id=outbox.id if outbox else None)
 

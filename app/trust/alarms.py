@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.errors import Conflict
 from app.models import AuditFrame, Queue, User
@@ -55,7 +55,7 @@ def register(kind: str, check: AlarmCheck) -> None:
 
 def _lock(session: Session, queue: Queue) -> None:
     """Serialises alarm changes of one queue (PostgreSQL; SQLite has one writer anyway)."""
-    session.execute(select(Queue.id).where(Queue.id == queue.id).with_for_update())
+    session.execute(select(col(Queue.id)).where(col(Queue.id) == queue.id).with_for_update())
 
 
 def check_queue(
@@ -109,7 +109,7 @@ def after_answer(*, session: Session, queue: Queue, item_id: int, value: str) ->
     """A person answered an item: when auto-accept was eligible for it and the answer
     differs from the model's, the precision check runs (agreeing answers cannot raise it;
     the periodic maintenance catches the rest)."""
-    frame = session.scalar(select(AuditFrame).where(AuditFrame.item_id == item_id))
+    frame = session.scalar(select(AuditFrame).where(col(AuditFrame.item_id) == item_id))
     if frame is not None and frame.to_person and frame.answer != value:
         check_queue(session=session, queue=queue, kinds=[PRECISION_BELOW_TARGET])
 

@@ -4,9 +4,9 @@ and the state they add up to: the newest event of each pair decides."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from app.models import Queue, QueueEvent, User, utcnow
+from app.models import Queue, QueueEvent, User, id_of, utcnow
 from app.states import QueueEventKind
 
 PAUSE_KINDS = (QueueEventKind.AUTO_ACCEPT_PAUSED, QueueEventKind.AUTO_ACCEPT_RESUMED)
@@ -23,10 +23,10 @@ def record(
     user: User | None = None,
 ) -> QueueEvent:
     event = QueueEvent(
-        queue_id=queue.id,
+        queue_id=id_of(queue),
         kind=kind,
         alarm=alarm,
-        user_id=user.id if user is not None else None,
+        user_id=id_of(user) if user is not None else None,
         reason=reason[:2000],
         created_at=utcnow(),
     )
@@ -39,8 +39,8 @@ def pause_state(*, session: Session, queue: Queue) -> dict | None:
     """{"since", "reason", "alarm"} while auto-accept is paused, else None: one index probe."""
     last = session.scalar(
         select(QueueEvent)
-        .where(QueueEvent.queue_id == queue.id, QueueEvent.kind.in_(PAUSE_KINDS))
-        .order_by(QueueEvent.id.desc())
+        .where(col(QueueEvent.queue_id) == queue.id, col(QueueEvent.kind).in_(PAUSE_KINDS))
+        .order_by(col(QueueEvent.id).desc())
         .limit(1)
     )
     if last is None or last.kind != QueueEventKind.AUTO_ACCEPT_PAUSED:
@@ -53,8 +53,8 @@ def open_alarms(*, session: Session, queue: Queue) -> dict[str, QueueEvent]:
     newest: dict[str, QueueEvent] = {}
     for event in session.scalars(
         select(QueueEvent)
-        .where(QueueEvent.queue_id == queue.id, QueueEvent.kind.in_(ALARM_KINDS))
-        .order_by(QueueEvent.id)
+        .where(col(QueueEvent.queue_id) == queue.id, col(QueueEvent.kind).in_(ALARM_KINDS))
+        .order_by(col(QueueEvent.id))
     ):
         newest[event.alarm or ""] = event
     return {kind: e for kind, e in newest.items() if e.kind == QueueEventKind.ALARM_RAISED and kind}
@@ -63,10 +63,10 @@ def open_alarms(*, session: Session, queue: Queue) -> dict[str, QueueEvent]:
 def history(*, session: Session, queue: Queue, limit: int = 50) -> list[dict]:
     """The newest events first, with who (None: Loupe itself)."""
     rows = session.execute(
-        select(QueueEvent, User.name)
-        .outerjoin(User, User.id == QueueEvent.user_id)
-        .where(QueueEvent.queue_id == queue.id)
-        .order_by(QueueEvent.id.desc())
+        select(QueueEvent, col(User.name))
+        .outerjoin(User, col(User.id) == QueueEvent.user_id)
+        .where(col(QueueEvent.queue_id) == queue.id)
+        .order_by(col(QueueEvent.id).desc())
         .limit(limit)
     ).all()
     return [

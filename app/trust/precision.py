@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, case, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from statsmodels.stats.proportion import proportion_confint
 
 from app.models import AuditFrame, Label, ModelVersion, Queue, utcnow
@@ -140,22 +140,25 @@ class FrameRow:
 
 def frame_rows(*, session: Session, queue: Queue) -> list[FrameRow]:
     """The queue's audit frame, grouped: one grouped query over its index."""
-    answered = and_(AuditFrame.to_person, Label.source.in_(HUMAN_SOURCES))
+    answered = and_(col(AuditFrame.to_person), col(Label.source).in_(HUMAN_SOURCES))
     rows = session.execute(
         select(
-            AuditFrame.model_version,
-            AuditFrame.answer,
-            AuditFrame.band,
-            AuditFrame.sample_rate,
+            col(AuditFrame.model_version),
+            col(AuditFrame.answer),
+            col(AuditFrame.band),
+            col(AuditFrame.sample_rate),
             func.count(),
             func.sum(case((answered, 1), else_=0)),
-            func.sum(case((and_(answered, Label.value == AuditFrame.answer), 1), else_=0)),
+            func.sum(case((and_(answered, col(Label.value) == AuditFrame.answer), 1), else_=0)),
         )
         # Only items sent to a person can have a person's answer: the rest join nothing.
-        .outerjoin(Label, and_(Label.item_id == AuditFrame.item_id, AuditFrame.to_person))
-        .where(AuditFrame.queue_id == queue.id)
+        .outerjoin(Label, and_(col(Label.item_id) == AuditFrame.item_id, col(AuditFrame.to_person)))
+        .where(col(AuditFrame.queue_id) == queue.id)
         .group_by(
-            AuditFrame.model_version, AuditFrame.answer, AuditFrame.band, AuditFrame.sample_rate
+            col(AuditFrame.model_version),
+            col(AuditFrame.answer),
+            col(AuditFrame.band),
+            col(AuditFrame.sample_rate),
         )
     ).all()
     return [
@@ -166,7 +169,7 @@ def frame_rows(*, session: Session, queue: Queue) -> list[FrameRow]:
 
 def active_version(session: Session, queue: Queue) -> ModelVersion | None:
     return session.scalar(
-        select(ModelVersion).where(ModelVersion.queue_id == queue.id, ModelVersion.active)
+        select(ModelVersion).where(col(ModelVersion.queue_id) == queue.id, col(ModelVersion.active))
     )
 
 
@@ -192,7 +195,7 @@ def _budget(session: Session, queue: Queue, policy: Policy, estimate: float | No
     recent = session.scalar(
         select(func.count())
         .select_from(AuditFrame)
-        .where(AuditFrame.queue_id == queue.id, AuditFrame.created_at >= since)
+        .where(col(AuditFrame.queue_id) == queue.id, col(AuditFrame.created_at) >= since)
     )
     weekly = (recent or 0) / 4
     audits = weekly * policy.audit_rate

@@ -150,8 +150,14 @@ def _enqueue_retrain_job(conn, queue_id, reason, job_id, follow_up) -> str:
         kwargs={"reason": reason},
         is_live=lambda job: _is_live(conn, job, queue_id),
     )
-    if follow_up and job is not None and job.get_status() == "started":
-        # It waits for the running one's lock, then snapshots afresh.
+    # Collapsed into a run that has already taken its snapshot (it is under way, or it ended
+    # since it was found live): the person's request gets a run of its own after it, which
+    # waits for the running one's lock, then snapshots afresh.
+    if (
+        follow_up
+        and job is not None
+        and job.get_status() not in ("queued", "deferred", "scheduled")
+    ):
         if not job_id.endswith("-next"):
             return _enqueue_retrain_job(conn, queue_id, reason, f"{job_id}-next", False)
     return job_id

@@ -12,16 +12,19 @@ from app.settings import PROJECT_ROOT
 from tests.test_states import ROWS, STATE_COLUMNS
 
 
+CLAIM_INDEXES = ("ix_item_claim_order", "ix_item_claim_uncertainty")
+
+
 def _schema_diff(conn):
-    """Differences between the database and the models, except the claim index, whose
+    """Differences between the database and the models, except the claim indexes, whose
     `priority DESC` expression SQLite's reflection cannot compare (checked by name instead)."""
     diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     diff = [
         d
         for d in diff
-        if not (d[0] in ("add_index", "remove_index") and d[1].name == "ix_item_claim_order")
+        if not (d[0] in ("add_index", "remove_index") and d[1].name in CLAIM_INDEXES)
     ]
-    assert "ix_item_claim_order" in {ix["name"] for ix in inspect(conn).get_indexes("item")}
+    assert set(CLAIM_INDEXES) <= {ix["name"] for ix in inspect(conn).get_indexes("item")}
     return diff
 
 
@@ -60,10 +63,11 @@ def test_sqlite_tables_rebuilt_with_rows_pointing_at_them_keep_rows_and_indexes(
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
         for table in ("item", "claim", "final_label", "outbox", "training_example"):
             assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == 1
-        index = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'ix_item_claim_order'"
-        ).scalar()
-        assert "priority DESC" in index
+        for name in CLAIM_INDEXES:
+            index = conn.exec_driver_sql(
+                f"SELECT sql FROM sqlite_master WHERE name = '{name}'"
+            ).scalar()
+            assert "priority DESC" in index
         assert _schema_diff(conn) == []
 
 

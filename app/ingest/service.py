@@ -20,6 +20,7 @@ from app.ingest.rules import rule_fallbacks
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
 from app.models import Label, Prediction, Queue, utcnow
+from app.queues.order import rank_of
 from app.queues.service import policy_of
 from app.states import ItemStatus, LabelSource, RouteDecision
 
@@ -274,8 +275,9 @@ def ingest_items(
             "priority": it.get("priority", 0),
             "route_decision": r.decision,
             "route_reason": r.reason,
+            "uncertainty_rank": rank_of(c, d, it["external_id"]),
         }
-        for it, r in zip(batch, routes, strict=True)
+        for it, r, c, d in zip(batch, routes, candidates, details, strict=True)
     ]
     created = insert_items(session=session, queue_id=queue.id, rows=rows, now=now)
 

@@ -75,6 +75,9 @@ class Policy(BaseModel):
     features: list[FeatureSpec] | None = Field(None, max_length=500)
     # Answers suggested when no model can score an item in time.
     rules: list[Rule] = Field(default_factory=list, max_length=100)
+    # The order claims take, after priority: "arrival" (oldest first) or "uncertainty" (the
+    # least sure model answers first, spread out: app.queues.order).
+    order: Literal["arrival", "uncertainty"] = "arrival"
 
 
 class FieldDisplay(BaseModel):

@@ -109,9 +109,21 @@ def random_curve(x_pool, y_pool, x_test, y_test, *, seed) -> dict[int, float]:
     }
 
 
-def uncertainty_curve(ids, x_pool, y_pool, x_test, y_test, *, batch, max_labels, seed, goal):
-    """Macro F1 on the test set after each batch, {labels: f1}, in uncertainty order; stops
-    once it reaches `goal` (nothing after that point is reported)."""
+def loupe_order(row, external_id: str) -> int:
+    """Loupe's claim order (app.queues.order), exactly as the item's stored rank."""
+    return uncertainty_rank(margin_of_probabilities(row), external_id)
+
+
+def exact_margin(row, external_id: str) -> float:
+    """For comparison only: least margin first with no spread."""
+    return margin_of_probabilities(row)
+
+
+def uncertainty_curve(
+    ids, x_pool, y_pool, x_test, y_test, *, batch, max_labels, seed, goal, key=loupe_order
+):
+    """Macro F1 on the test set after each batch, {labels: f1}, in uncertainty order (`key`,
+    then arrival); stops once it reaches `goal` (nothing after that point is reported)."""
     n = len(ids)
     labelled: list[int] = list(range(min(batch, n)))  # the first batch: arrival order
     curve = {}
@@ -123,10 +135,7 @@ def uncertainty_curve(ids, x_pool, y_pool, x_test, y_test, *, batch, max_labels,
         taken = set(labelled)
         rest = [i for i in range(n) if i not in taken]
         proba = model.predict_proba(x_pool[rest])
-        ranks = sorted(
-            (uncertainty_rank(margin_of_probabilities(row), ids[i]), i)
-            for i, row in zip(rest, proba, strict=True)
-        )
+        ranks = sorted((key(row, ids[i]), i) for i, row in zip(rest, proba, strict=True))
         labelled.extend(i for _, i in ranks[:batch])
 
 
@@ -143,7 +152,7 @@ def labels_to_reach(curve: dict[int, float], goal: float) -> float | None:
     return None
 
 
-def run_dataset(name, seeds, batch, max_labels):
+def run_dataset(name, seeds, batch, max_labels, compare):
     ids_all, payloads, labels, n_test = DATASETS[name](0)
     out = []
     for seed in seeds:
@@ -163,6 +172,15 @@ def run_dataset(name, seeds, batch, max_labels):
             *args, batch=batch, max_labels=max_labels, seed=seed, goal=max(rand.values())
         )
         curves = {"random": rand, "uncertainty": unc}
+        if compare:
+            curves["exact"] = uncertainty_curve(
+                *args,
+                batch=batch,
+                max_labels=max_labels,
+                seed=seed,
+                goal=max(rand.values()),
+                key=exact_margin,
+            )
         out.append(curves)
         print(
             f"{name} seed {seed}: {time.perf_counter() - started:.0f}s; random "
@@ -174,39 +192,44 @@ def run_dataset(name, seeds, batch, max_labels):
     return {"pool": len(payloads) - n_test, "test": n_test, "runs": out}
 
 
-def summarise(result, max_labels):
+def _needed(result, n, order):
+    """Labels `order` needed per seed to reach random order's F1 at n (None: not within)."""
+    return [
+        labels_to_reach(r[order], r["random"][n])
+        for r in result["runs"]
+        if n in r["random"] and order in r
+    ]
+
+
+def summarise(result):
     rows = []
     for n in TARGETS:
         f1s = [r["random"][n] for r in result["runs"] if n in r["random"]]
-        if not f1s:
-            continue
-        needed = [
-            labels_to_reach(r["uncertainty"], r["random"][n])
-            for r in result["runs"]
-            if n in r["random"]
-        ]
-        reached = [v for v in needed if v is not None]
-        rows.append(
-            {
-                "n": n,
-                "random_f1": (np.mean(f1s), np.std(f1s, ddof=1) if len(f1s) > 1 else 0.0),
-                "needed": reached,
-                "missed": len(needed) - len(reached),
-                "seeds": len(needed),
-            }
-        )
+        if f1s:
+            rows.append(
+                {
+                    "n": n,
+                    "random_f1": (np.mean(f1s), np.std(f1s, ddof=1) if len(f1s) > 1 else 0.0),
+                    "uncertainty": _needed(result, n, "uncertainty"),
+                    "exact": _needed(result, n, "exact"),
+                }
+            )
     return rows
 
 
-def _fmt_needed(row, max_labels):
-    v = row["needed"]
+def _fmt_needed(needed, n, max_labels):
+    """(mean ± sd [with misses], range, ratio) over the seeds that reached the goal."""
+    if not needed:
+        return "", "", ""
+    v = [x for x in needed if x is not None]
+    missed = len(needed) - len(v)
     if not v:
-        return f"not within {max_labels:,} ({row['missed']}/{row['seeds']} seeds)", "", ""
+        return f"not within {max_labels:,} ({missed}/{len(needed)} seeds)", "", ""
     mean = np.mean(v)
     sd = np.std(v, ddof=1) if len(v) > 1 else 0.0
     rng = f"{min(v):,.0f}–{max(v):,.0f}"
-    missed = f"; {row['missed']} seed(s) not within {max_labels:,}" if row["missed"] else ""
-    return f"{mean:,.0f} ± {sd:,.0f}{missed}", rng, f"{mean / row['n']:.2f}"
+    note = f"; {missed} of {len(needed)} seeds not within {max_labels:,}" if missed else ""
+    return f"{mean:,.0f} ± {sd:,.0f}{note}", rng, f"{mean / n:.2f}"
 
 
 def report(results, args, seconds) -> str:
@@ -240,7 +263,9 @@ def report(results, args, seconds) -> str:
         "deviation and range over the seeds; *ratio* = mean labels needed ÷ N. The "
         "uncertainty run stops once it reaches random order's F1 at the largest N (or at "
         f"{args.max_labels:,} labels). Random order's model after N labels is fitted at each "
-        "N only (it does not depend on the batches before).",
+        "N only (it does not depend on the batches before). For comparison, *exact margin, no "
+        "spread* takes the lowest margins in arrival order (what the claim would do without "
+        "the buckets and the hash).",
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {platform.platform()}; {os.cpu_count()} cores; load average {load} "
@@ -263,14 +288,16 @@ def report(results, args, seconds) -> str:
             f"Pool {result['pool']:,} items, test {result['test']:,}; {len(result['runs'])} seeds.",
             "",
             "| N labels | random order's macro F1 at N | labels uncertainty order needed "
-            "| range | ratio |",
-            "|---:|---:|---:|---:|---:|",
+            "| range | ratio | exact margin, no spread: needed | range |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for row in summarise(result, args.max_labels):
-            needed, rng, ratio = _fmt_needed(row, args.max_labels)
+        for row in summarise(result):
+            needed, rng, ratio = _fmt_needed(row["uncertainty"], row["n"], args.max_labels)
+            exact, exact_rng, _ = _fmt_needed(row["exact"], row["n"], args.max_labels)
             rf = row["random_f1"]
             lines.append(
-                f"| {row['n']:,} | {rf[0]:.3f} ± {rf[1]:.3f} | {needed} | {rng} | {ratio} |"
+                f"| {row['n']:,} | {rf[0]:.3f} ± {rf[1]:.3f} | {needed} | {rng} | {ratio} "
+                f"| {exact} | {exact_rng} |"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
@@ -294,10 +321,13 @@ def main() -> None:
     parser.add_argument("--max-labels", type=int, default=1000)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument(
+        "--no-exact", action="store_true", help="skip the exact-margin comparison (no spread)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     results = {
-        name: run_dataset(name, range(args.seeds), args.batch, args.max_labels)
+        name: run_dataset(name, range(args.seeds), args.batch, args.max_labels, not args.no_exact)
         for name in args.datasets
     }
     section = report(results, args, time.perf_counter() - started)

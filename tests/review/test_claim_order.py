@@ -8,10 +8,14 @@ import pytest
 from sqlalchemy import bindparam, select, text
 
 from app.db import session_scope
-from app.models import UNRANKED, Claim, Item, Prediction, User, utcnow
+from app.learning.registry import activate
+from app.learning.rescoring import hand_over_rescoring
+from app.learning.scoring import load_version
+from app.models import UNRANKED, Claim, Item, ModelVersion, Prediction, Queue, User, utcnow
 from app.queues.order import BUCKET_WIDTH, margin_of, rank_of, uncertainty_rank
 from app.queues.service import get_queue
 from app.review.service import _claim_sql, claim_next
+from tests.learning.test_rescoring import _waiting_items_and_two_versions
 
 # (external id, top score, runner-up score), in arrival order: arrival order is neither
 # margin order nor bucket order.
@@ -249,3 +253,68 @@ def test_each_order_is_one_index_probe_without_a_sort(client, make, engine, orde
             f"Index Scan using {INDEX_FOR[order]} on item i" in shown
         ), shown
         assert "Sort" not in shown and "Seq Scan on item" not in shown, shown
+
+
+def _waiting(db):
+    """{external id: (status, rank, newest prediction's candidates, detail, version)}."""
+    newest = {}
+    for item_id, cands, detail, version in db.all(
+        select(
+            Prediction.item_id, Prediction.candidates, Prediction.detail, Prediction.model_version
+        ).order_by(Prediction.id)
+    ):
+        newest[item_id] = (cands, detail, version)
+    return {
+        ext: (status, rank, *newest[item_id])
+        for item_id, ext, status, rank in db.all(
+            select(Item.id, Item.external_id, Item.status, Item.uncertainty_rank).where(
+                Item.status.in_(("pending", "in_review"))
+            )
+        )
+    }
+
+
+def test_scoring_and_re_scoring_keep_the_rank_in_step(make, engine, db, redis, run_jobs):
+    """The queue's model ranks items as they arrive; after a promotion the re-scoring job
+    (a real RQ worker) moves every waiting item to the new model's place, and leaves the
+    item a reviewer holds where it was."""
+    queue_id, (v1, v1_name), (v2, v2_name) = _waiting_items_and_two_versions(make, engine)
+    with session_scope(engine) as s:
+        queue = s.get(Queue, queue_id)
+        queue.policy = {**queue.policy, "order": "uncertainty"}
+    before = _waiting(db)
+    assert len(before) == 12
+    for ext, (_, rank, cands, detail, version) in before.items():
+        assert version == v1_name and rank == rank_of(cands, detail, ext) < UNRANKED
+    # Claimed first: the item with the smallest rank. It stays held during the re-scoring.
+    held = _claim_all(engine, user_name="reviewer1")[0]
+    assert held == min(before, key=lambda e: before[e][1])
+    with session_scope(engine) as s:  # give back all but the first
+        s.execute(
+            Item.__table__.update()
+            .where(Item.external_id != held, Item.status == "in_review")
+            .values(status="pending", lease_owner_id=None, lease_token=None, lease_expires_at=None)
+        )
+
+    with session_scope(engine) as s:
+        activate(session=s, version=s.get(ModelVersion, v2), by="test")
+    hand_over_rescoring(engine, redis, version_id=v2)
+    run_jobs()
+
+    after = _waiting(db)
+    assert after[held][1:] == before[held][1:]  # untouched while held
+    with session_scope(engine) as s:
+        model = load_version(s, s.get(ModelVersion, v2))
+    payloads = dict(db.all(select(Item.external_id, Item.payload)))
+    moved = 0
+    for ext, (status, rank, cands, detail, version) in after.items():
+        if ext == held:
+            continue
+        assert status == "pending" and version == v2_name
+        # The margin over every answer's probability, and the rank's bucket from it.
+        p = sorted(model.predict_proba([payloads[ext]])[0], reverse=True)
+        assert detail["margin"] == pytest.approx(p[0] - p[1], abs=1e-4)
+        assert rank >> 24 == int(detail["margin"] / BUCKET_WIDTH + 1e-9)
+        assert rank == rank_of(cands, detail, ext)
+        moved += rank != before[ext][1]
+    assert moved > 0  # v2 reads other features: some items changed place

@@ -31,7 +31,6 @@ HASH_BITS = 24
 # UNRANKED (2**31 - 1) is larger than any scored item's rank (margins are at most 1: 21
 # buckets) and fits a 32-bit INTEGER on every database.
 
-ORDERS = ("arrival", "uncertainty")
 # The claim's ORDER BY for each order; each matches an index on (queue_id, status, …).
 ORDER_BY = {
     "arrival": "i.priority DESC, i.id",

@@ -24,6 +24,7 @@ import argparse
 import os
 import platform
 import random
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -194,7 +195,9 @@ def report(results: dict, args, seconds: float) -> str:
     for backend, result in results.items():
         for order, r in result["orders"].items():
             in_order = r["ranks_ascending"] if order == "uncertainty" else r["ids_ascending"]
-            plan = "; ".join(p.strip().replace("|", "/") for p in r["plan"])
+            plan = "; ".join(
+                re.sub(r"\s+\(cost=[^)]*\)", "", p).strip().replace("|", "/") for p in r["plan"]
+            )
             lines.append(
                 f"| {backend} | {order} | {r['p50']:.1f} | {r['p95']:.1f} | {r['max']:.1f} "
                 f"| {'yes' if in_order else 'no'} | `{plan}` |"

@@ -23,6 +23,8 @@ from app.states import (
 )
 
 ITEM_STATUSES = tuple(ItemStatus)
+# item.uncertainty_rank of an item without a margin: after every scored one (app.queues.order).
+UNRANKED = 2**31 - 1
 ROLES = ("reviewer", "lead", "scientist", "admin")
 LABEL_SOURCES = tuple(LabelSource)
 
@@ -153,6 +155,15 @@ class Item(SQLModel, table=True):
         sa.UniqueConstraint("queue_id", "external_id", name="uq_item_queue_external_id"),
         # Matches the claim's WHERE and ORDER BY, so the next item is one index probe.
         sa.Index("ix_item_claim_order", "queue_id", "status", sa.text("priority DESC"), "id"),
+        # The same for queues whose policy orders claims by uncertainty (app.queues.order).
+        sa.Index(
+            "ix_item_claim_uncertainty",
+            "queue_id",
+            "status",
+            sa.text("priority DESC"),
+            "uncertainty_rank",
+            "id",
+        ),
         sa.Index("ix_item_lease_expiry", "queue_id", "status", "lease_expires_at"),
         _check("item", "status", ItemStatus),
         _check("item", "route_decision", RouteDecision),
@@ -169,6 +180,10 @@ class Item(SQLModel, table=True):
     lease_owner_id: int | None = Field(default=None, foreign_key="user_account.id")
     lease_token: str | None = Field(default=None, max_length=64, unique=True)
     lease_expires_at: datetime | None = _ts()
+    # Place in the uncertainty order, from the current prediction (app.queues.order).
+    uncertainty_rank: int = Field(
+        default=UNRANKED, sa_column_kwargs={"server_default": str(UNRANKED)}
+    )
 
 
 class Prediction(SQLModel, table=True):

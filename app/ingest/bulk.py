@@ -19,7 +19,15 @@ from app.bulk import executemany, is_postgres
 from app.db import dumps_json
 from app.models import Item, table_of
 
-ITEM_COLUMNS = ("external_id", "payload", "status", "priority", "route_decision", "route_reason")
+ITEM_COLUMNS = (
+    "external_id",
+    "payload",
+    "status",
+    "priority",
+    "route_decision",
+    "route_reason",
+    "uncertainty_rank",
+)
 _CHUNK = 500
 
 
@@ -36,7 +44,8 @@ def _insert_items_postgres(session, queue_id, rows, now) -> dict:
     cur = session.connection().connection.driver_connection.cursor()
     cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS ingest_item (ord int, external_id text, payload jsonb,"
-        " status text, priority int, route_decision text, route_reason text)"
+        " status text, priority int, route_decision text, route_reason text,"
+        " uncertainty_rank int)"
         " ON COMMIT DELETE ROWS"
     )
     cur.execute("TRUNCATE ingest_item")
@@ -52,6 +61,7 @@ def _insert_items_postgres(session, queue_id, rows, now) -> dict:
                     r["priority"],
                     r["route_decision"],
                     r["route_reason"],
+                    r["uncertainty_rank"],
                 )
             )
     cur.execute(

@@ -21,6 +21,7 @@ from app.ingest.rules import rule_fallbacks
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
 from app.models import AuditFrame, Label, Prediction, Queue, id_of, table_of, utcnow
+from app.queues.order import rank_of
 from app.queues.service import policy_of
 from app.states import ItemStatus, LabelSource, RouteDecision
 from app.trust.alarms import paused_reason
@@ -279,8 +280,9 @@ def ingest_items(
             "priority": it.get("priority", 0),
             "route_decision": r.decision,
             "route_reason": r.reason,
+            "uncertainty_rank": rank_of(c, d, it["external_id"]),
         }
-        for it, r in zip(batch, routes, strict=True)
+        for it, r, c, d in zip(batch, routes, candidates, details, strict=True)
     ]
     created = insert_items(session=session, queue_id=id_of(queue), rows=rows, now=now)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlmodel import Session, col
 
 from app.bulk import insert_rows
@@ -21,6 +21,7 @@ from app.learning.feedback import mark_enqueued
 from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
 from app.models import Item, ModelVersion, Outbox, Prediction, table_of, utcnow
+from app.queues.order import rank_of
 from app.states import ItemStatus, OutboxKind
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Progress:
 
 def _waiting_batch(session: Session, queue_id: int, after_id: int, size: int):
     items = session.execute(
-        select(col(Item.id), col(Item.payload))
+        select(col(Item.id), col(Item.external_id), col(Item.payload))
         .where(
             col(Item.queue_id) == queue_id,
             col(Item.status) == ItemStatus.PENDING,
@@ -104,6 +105,7 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
             json_columns=("candidates", "detail"),
         )
         _note_rescored(session, rows)
+        _rerank(session, rows, {i.id: i.external_id for i in todo})
     return Progress(len(rows), items[-1].id)
 
 
@@ -127,6 +129,24 @@ def _note_rescored(session: Session, rows: list[dict]) -> None:
                 func.coalesce(col(Item.route_reason) + "; ", "") + RESCORED_NOTE, 1, 500
             )
         )
+    )
+
+
+def _rerank(session: Session, rows: list[dict], external_ids: dict[int, str]) -> None:
+    """Moves the re-scored items to their place in the uncertainty order."""
+    if not rows:
+        return
+    session.execute(
+        update(table_of(Item)).where(table_of(Item).c.id == bindparam("item_id")),
+        [
+            {
+                "item_id": r["item_id"],
+                "uncertainty_rank": rank_of(
+                    r["candidates"], r["detail"], external_ids[r["item_id"]]
+                ),
+            }
+            for r in rows
+        ],
     )
 
 

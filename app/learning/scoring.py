@@ -19,6 +19,7 @@ from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.features import table
 from app.models import ModelVersion, Queue, id_of
+from app.queues.order import margin_of_probabilities
 from app.settings import current_settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,13 @@ class LoadedModel:
             else:
                 members = [i for i in order if sets[n, i]]
                 keep = (members or order[:1])[:MAX_SET_STORED]
-                detail = {"coverage": coverage, "set_size": len(members)}
+                detail = {
+                    "coverage": coverage,
+                    "set_size": len(members),
+                    # The set may hold the top answer alone: the claim order needs the
+                    # runner-up's distance too (app.queues.order).
+                    "margin": round(margin_of_probabilities(row), 4),
+                }
             out.append(
                 ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
             )

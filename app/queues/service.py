@@ -83,6 +83,9 @@ class Policy(BaseModel):
     pause_on_alarm: bool = True
     # Audited answers needed before the precision alarm may fire: a handful proves nothing.
     alarm_min_audits: int = Field(30, ge=1, le=1_000_000)
+    # The order claims take, after priority: "arrival" (oldest first) or "uncertainty" (the
+    # least sure model answers first, spread out: app.queues.order).
+    order: Literal["arrival", "uncertainty"] = "arrival"
 
 
 class FieldDisplay(BaseModel):

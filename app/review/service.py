@@ -25,6 +25,7 @@ from app.models import (
     id_of,
     utcnow,
 )
+from app.queues.order import ORDER_BY
 from app.queues.service import policy_of
 from app.states import ClaimState, ItemStatus, LabelSource, RouteDecision
 from app.trust.alarms import after_answer
@@ -81,9 +82,10 @@ def expire_leases(*, session: Session, queue_id: int | None = None, now=None) ->
     return len(expired)
 
 
-def _claim_sql(sqlite: bool, exclude: bool) -> str:
+def _claim_sql(sqlite: bool, exclude: bool, order: str = "arrival") -> str:
     # One statement picks and leases the next item; on PostgreSQL SKIP LOCKED lets
     # concurrent claimers pass each other, on SQLite BEGIN IMMEDIATE serialises them.
+    # Each order's ORDER BY follows an index (ix_item_claim_order, ix_item_claim_uncertainty).
     lock = "" if sqlite else " FOR UPDATE SKIP LOCKED"
     skipped = " AND i.id NOT IN :excluded" if exclude else ""
     return f"""
@@ -95,7 +97,7 @@ def _claim_sql(sqlite: bool, exclude: bool) -> str:
                 WHERE i.queue_id = :queue_id AND i.status = '{ItemStatus.PENDING}'
                   AND NOT EXISTS (SELECT 1 FROM review AS r
                                    WHERE r.item_id = i.id AND r.user_id = :user_id){skipped}
-                ORDER BY i.priority DESC, i.id
+                ORDER BY {ORDER_BY[order]}
                 LIMIT 1{lock})
         RETURNING id
     """
@@ -140,9 +142,10 @@ def claim_next(
     now = now or utcnow()
     expire_leases(session=session, queue_id=queue.id, now=now)
     token = secrets.token_urlsafe(24)
-    expires_at = now + timedelta(seconds=policy_of(queue).lease_seconds)
+    policy = policy_of(queue)
+    expires_at = now + timedelta(seconds=policy.lease_seconds)
     exclude = [int(i) for i in exclude_item_ids][:200]
-    stmt = text(_claim_sql(is_sqlite(session), bool(exclude))).bindparams(
+    stmt = text(_claim_sql(is_sqlite(session), bool(exclude), policy.order)).bindparams(
         bindparam("expires_at", type_=UTCDateTime())
     )
     params = {"user_id": user.id, "token": token, "queue_id": queue.id, "expires_at": expires_at}

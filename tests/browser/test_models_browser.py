@@ -543,7 +543,7 @@ def test_review_page_shows_the_models_candidate_set(client, make, engine, db, pa
     for n in range(4):
         current = shown_id(page)
         _, _, cands, detail = stored[current]
-        assert set(detail) == {"coverage", "set_size"} and detail["coverage"] == 0.95
+        assert set(detail) == {"coverage", "set_size", "margin"} and detail["coverage"] == 0.95
         sizes.append(detail["set_size"])
         expect(page.locator("#answer-note")).to_have_text(_note_for(detail))
         expect(page.locator("#answers-title + small")).to_have_text(f"from {version}")

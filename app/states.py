@@ -20,7 +20,7 @@ class ItemStatus(StrEnum):
 
 
 class RouteDecision(StrEnum):
-    """The routing decision taken when an item arrives (see app.ingest.routing)."""
+    """The routing decision taken when an item arrives (see app.routing.decision)."""
 
     AUTO_ACCEPT = "auto_accept"
     REVIEW = "review"

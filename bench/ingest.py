@@ -175,9 +175,9 @@ def raw_rows(
     the `item` rows only, their ids left to the database.
     """
     from app.db import dumps_json  # the app's JSON serializer: the same stored text
-    from app.ingest.routing import route_item
     from app.ingest.service import STATUS_FOR_ROUTE
     from app.queues.service import policy_of
+    from app.routing.decision import route_item
 
     policy, queue_name = policy_of(route_as), route_as.name
 

@@ -16,27 +16,20 @@ from sqlmodel import Session
 from app.bulk import insert_rows
 from app.errors import ValidationFailed, pydantic_details
 from app.ingest.bulk import insert_items
-from app.ingest.routing import hold_when_paused, route_item
-from app.ingest.rules import rule_fallbacks
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.scoring import score_payloads
 from app.models import AuditFrame, Label, Prediction, Queue, id_of, table_of, utcnow
+from app.queues.events import paused_reason
 from app.queues.order import rank_of
 from app.queues.service import policy_of
-from app.states import ItemStatus, LabelSource, RouteDecision
-from app.trust.alarms import paused_reason
-from app.trust.precision import frame_row
+from app.routing.placement import STATUS_FOR_ROUTE, place, record_rows
+from app.routing.rules import rule_fallbacks
+from app.states import ItemStatus, RouteDecision
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)
 
 _score = itemgetter("score")
-
-STATUS_FOR_ROUTE = {
-    RouteDecision.REVIEW: ItemStatus.PENDING,
-    RouteDecision.AUDIT: ItemStatus.PENDING,
-    RouteDecision.AUTO_ACCEPT: ItemStatus.AUTO_ACCEPTED,
-}
 
 
 def _batch_error(details: list[dict]) -> ValidationFailed:
@@ -260,43 +253,42 @@ def ingest_items(
         if candidates[i] is None:
             candidates[i], versions[i], details[i], sources[i] = scores[item["external_id"]]
 
-    planned = [
-        route_item(
+    paused = paused_reason(session=session, queue=queue)
+    placements = [
+        place(
             policy=policy,
-            candidates=c,
+            paused=paused,
             queue_name=queue.name,
             external_id=it["external_id"],
+            candidates=c,
             detail=d,
         )
         for it, c, d in zip(batch, candidates, details, strict=True)
     ]
-    paused = paused_reason(session=session, queue=queue)
-    routes = [hold_when_paused(r, paused) for r in planned]
     rows = [
         {
             "external_id": it["external_id"],
             "payload": it["payload"],
-            "status": STATUS_FOR_ROUTE[r.decision],
+            "status": STATUS_FOR_ROUTE[p.route.decision],
             "priority": it.get("priority", 0),
-            "route_decision": r.decision,
-            "route_reason": r.reason,
+            "route_decision": p.route.decision,
+            "route_reason": p.route.reason,
             "uncertainty_rank": rank_of(c, d, it["external_id"]),
         }
-        for it, r, c, d in zip(batch, routes, candidates, details, strict=True)
+        for it, p, c, d in zip(batch, placements, candidates, details, strict=True)
     ]
     created = insert_items(session=session, queue_id=id_of(queue), rows=rows, now=now)
 
     prediction_rows, label_rows, frame_rows = [], [], []
     # API.md's count keys: the route, but auto-accepted items count under their status.
     routed = {RouteDecision.REVIEW: 0, ItemStatus.AUTO_ACCEPTED: 0, RouteDecision.AUDIT: 0}
-    for it, cands, version, source, detail, r, plan in zip(
-        batch, candidates, versions, sources, details, routes, planned, strict=True
+    for it, cands, version, source, detail, p in zip(
+        batch, candidates, versions, sources, details, placements, strict=True
     ):
         item_id = created.get(it["external_id"])
         if item_id is None:
             continue
-        auto = r.decision == RouteDecision.AUTO_ACCEPT
-        routed[ItemStatus.AUTO_ACCEPTED if auto else r.decision] += 1
+        routed[ItemStatus.AUTO_ACCEPTED if p.auto_accepted else p.route.decision] += 1
         if cands is not None:
             prediction_rows.append(
                 {
@@ -308,33 +300,20 @@ def ingest_items(
                     "created_at": now,
                 }
             )
-        if plan.decision in (RouteDecision.AUTO_ACCEPT, RouteDecision.AUDIT):
-            frame_rows.append(
-                frame_row(
-                    queue_id=id_of(queue),
-                    item_id=item_id,
-                    candidates=cands,
-                    model_version=version,
-                    audited=plan.decision == RouteDecision.AUDIT,
-                    paused=paused is not None,
-                    audit_rate=policy.audit_rate,
-                    now=now,
-                )
-            )
-        if auto:
-            label_rows.append(
-                {
-                    "item_id": item_id,
-                    "queue_id": queue.id,
-                    "value": cands[0]["label"],
-                    "source": LabelSource.AUTO,
-                    "reviewers": [],
-                    "decided_at": now,
-                    "model_version": version,
-                    "model_label": cands[0]["label"],
-                    "model_score": cands[0]["score"],
-                }
-            )
+        frame, label = record_rows(
+            p,
+            queue_id=id_of(queue),
+            item_id=item_id,
+            candidates=cands,
+            model_version=version,
+            policy=policy,
+            paused=paused is not None,
+            now=now,
+        )
+        if frame is not None:
+            frame_rows.append(frame)
+        if label is not None:
+            label_rows.append(label)
     insert_rows(
         session=session,
         table=table_of(Prediction),

@@ -7,24 +7,13 @@ import re
 
 import numpy as np
 
+from app.payload import flatten
+
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 _MAX_CATEGORIES_SHARE = (
     0.5  # more distinct values than half the rows: an identifier, not a category
 )
-
-
-def flatten(payload: dict) -> dict:
-    """Top-level fields, and one level of nested objects as "outer.inner"."""
-    out = {}
-    for key, value in payload.items():
-        if isinstance(value, dict):
-            for inner, v in value.items():
-                if not isinstance(v, dict | list):
-                    out[f"{key}.{inner}"] = v
-        elif not isinstance(value, list):
-            out[key] = value
-    return out
 
 
 def guess_kind(values: list) -> str | None:

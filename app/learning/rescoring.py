@@ -1,8 +1,9 @@
 """Re-scoring the items still waiting after a new model becomes active, as an RQ job.
 
 Batches by item id; each batch is read, scored with no transaction open, then written in a
-short transaction that only touches items still waiting. Items a reviewer holds keep the
-prediction they see, and producers' own predictions are left alone.
+short transaction that only touches items still waiting, which are routed again by their new
+answers exactly as arriving items are (app.routing.placement). Items a reviewer holds keep
+the prediction they see, and producers' own predictions are left alone.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlmodel import Session, col
 
 from app.bulk import insert_rows
@@ -20,8 +21,21 @@ from app.db import session_scope
 from app.learning.feedback import mark_enqueued
 from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
-from app.models import Item, ModelVersion, Outbox, Prediction, table_of, utcnow
+from app.models import (
+    AuditFrame,
+    Item,
+    Label,
+    ModelVersion,
+    Outbox,
+    Prediction,
+    Queue,
+    table_of,
+    utcnow,
+)
+from app.queues.events import paused_reason
 from app.queues.order import rank_of
+from app.queues.service import policy_of
+from app.routing.placement import STATUS_FOR_ROUTE, place, record_rows, rescored_reason
 from app.states import ItemStatus, OutboxKind
 
 log = logging.getLogger(__name__)
@@ -104,50 +118,76 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
             rows=rows,
             json_columns=("candidates", "detail"),
         )
-        _note_rescored(session, rows)
-        _rerank(session, rows, {i.id: i.external_id for i in todo})
+        _reroute(session, queue_id, rows, {i.id: i.external_id for i in todo}, now)
     return Progress(len(rows), items[-1].id)
 
 
-RESCORED_NOTE = "re-scored by a newer model while waiting for review"
-
-
-def _note_rescored(session: Session, rows: list[dict]) -> None:
-    """Notes on the route reason that the answers were re-scored, once, after the reason the
-    item came to a person (which stays: re-scoring never re-routes). The version that
-    re-scored is on the prediction itself."""
+def _reroute(
+    session: Session, queue_id: int, rows: list[dict], external_ids: dict[int, str], now
+) -> None:
+    """Routes the re-scored waiting items again by their new answers, as on arrival: those
+    that now qualify are auto-accepted (subject to the audit draw and any pause), those that
+    no longer do go to review; each keeps the reason it first came with the change noted,
+    and takes its place in the uncertainty order."""
     if not rows:
         return
-    session.execute(
-        update(Item)
-        .where(
-            col(Item.id).in_([r["item_id"] for r in rows]),
-            or_(col(Item.route_reason).is_(None), ~col(Item.route_reason).contains(RESCORED_NOTE)),
-        )
-        .values(
-            route_reason=func.substr(
-                func.coalesce(col(Item.route_reason) + "; ", "") + RESCORED_NOTE, 1, 500
+    queue = session.get_one(Queue, queue_id)
+    policy = policy_of(queue)
+    paused = paused_reason(session=session, queue=queue)
+    ids = [r["item_id"] for r in rows]
+    previous = {
+        item_id: (decision, reason)
+        for item_id, decision, reason in session.execute(
+            select(col(Item.id), col(Item.route_decision), col(Item.route_reason)).where(
+                col(Item.id).in_(ids)
             )
         )
-    )
-
-
-def _rerank(session: Session, rows: list[dict], external_ids: dict[int, str]) -> None:
-    """Moves the re-scored items to their place in the uncertainty order."""
-    if not rows:
-        return
-    session.execute(
-        update(table_of(Item)).where(table_of(Item).c.id == bindparam("item_id")),
-        [
+    }
+    changes, frames, labels = [], [], []
+    for r in rows:
+        item_id = r["item_id"]
+        placed = place(
+            policy=policy,
+            paused=paused,
+            queue_name=queue.name,
+            external_id=external_ids[item_id],
+            candidates=r["candidates"],
+            detail=r["detail"],
+        )
+        changes.append(
             {
-                "item_id": r["item_id"],
-                "uncertainty_rank": rank_of(
-                    r["candidates"], r["detail"], external_ids[r["item_id"]]
+                "item_id": item_id,
+                "status": STATUS_FOR_ROUTE[placed.route.decision],
+                "route_decision": placed.route.decision,
+                "route_reason": rescored_reason(
+                    previous[item_id][1], previous[item_id][0], placed, r["model_version"]
                 ),
+                "uncertainty_rank": rank_of(r["candidates"], r["detail"], external_ids[item_id]),
             }
-            for r in rows
-        ],
-    )
+        )
+        frame, label = record_rows(
+            placed,
+            queue_id=queue_id,
+            item_id=item_id,
+            candidates=r["candidates"],
+            model_version=r["model_version"],
+            policy=policy,
+            paused=paused is not None,
+            now=now,
+        )
+        if frame is not None:
+            frames.append(frame)
+        if label is not None:
+            labels.append(label)
+    items = table_of(Item)
+    session.execute(update(items).where(items.c.id == bindparam("item_id")), changes)
+    # The old answers' frame rows go: nobody has answered these items yet, and the estimate
+    # must judge the answers that decide their route now.
+    session.execute(delete(AuditFrame).where(col(AuditFrame.item_id).in_(ids)))
+    insert_rows(session=session, table=table_of(AuditFrame), rows=frames)
+    insert_rows(session=session, table=table_of(Label), rows=labels, json_columns=("reviewers",))
+    if labels:
+        log.info("re-scoring auto-accepted %d waiting items of %s", len(labels), queue.name)
 
 
 def _still_waiting(session: Session, ids: list[int]) -> set[int]:

@@ -1,6 +1,6 @@
 """Scoring items with the queue's model: calibrated probabilities and conformal candidate
 sets, within a time budget (past it, or with no usable model, routing falls back on the
-queue's business rules: app.ingest.rules)."""
+queue's business rules: app.routing.rules)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from sqlmodel import col
 
 from app.db import new_session
 from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
+from app.queues.events import pause_state
 from app.trust.alarms import alarms_json
-from app.trust.events import pause_state
 from app.trust.precision import headline
 
 

@@ -89,7 +89,7 @@ AUDIT = (
 
 
 def _reason_words(part: str) -> str | None:
-    """The routing reason (app.ingest.routing) in a case worker's words."""
+    """The routing reason (app.routing.decision) in a case worker's words."""
     if part.startswith("random audit"):
         return AUDIT
     if part.startswith("no prediction"):
@@ -123,6 +123,12 @@ def why_you_see_this(route_reason: str | None, decision: str | None) -> str | No
     """The reason the item came to a person, then any notes added later (a re-score, a
     disagreement), each as a plain sentence."""
     first: str | None
+    rerouted = [n for n in (route_reason or "").split("; ") if n.startswith("re-routed by ")]
+    if rerouted:
+        # A newer model routed it again: why it is here now comes first.
+        now = rerouted[-1].split(": ", 1)[-1]
+        current = AUDIT if decision == RouteDecision.AUDIT else _reason_words(now)
+        return f"{current or now[:1].upper() + now[1:] + '.'} {_NOTES['re-scored']}"
     if decision == RouteDecision.AUDIT:
         first, notes = AUDIT, (route_reason or "").split("; ")[1:]
     elif route_reason:

@@ -19,9 +19,9 @@ from sqlmodel import Session, col
 
 from app.errors import Conflict
 from app.models import AuditFrame, Queue, User
+from app.queues.events import open_alarms, pause_state, record
 from app.queues.service import policy_of
 from app.states import QueueEventKind
-from app.trust.events import open_alarms, pause_state, record
 from app.trust.precision import alarm_target, headline
 
 AlarmCheck = Callable[[Session, Queue], str | None]
@@ -112,12 +112,6 @@ def after_answer(*, session: Session, queue: Queue, item_id: int, value: str) ->
     frame = session.scalar(select(AuditFrame).where(col(AuditFrame.item_id) == item_id))
     if frame is not None and frame.to_person and frame.answer != value:
         check_queue(session=session, queue=queue, kinds=[PRECISION_BELOW_TARGET])
-
-
-def paused_reason(*, session: Session, queue: Queue) -> str | None:
-    """Why auto-accept is paused, or None when it is not."""
-    state = pause_state(session=session, queue=queue)
-    return state["reason"] if state else None
 
 
 def resume_auto_accept(*, session: Session, queue: Queue, user: User, reason: str) -> dict:

@@ -6,8 +6,8 @@ import json
 
 from sqlalchemy import select
 
-from app.ingest.routing import audit_draw
 from app.models import Item, Label
+from app.routing.decision import audit_draw
 from tests.conftest import item
 
 ITEMS = "/api/v1/queues/claims/items"

@@ -8,8 +8,6 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.demo.claims import generate_claims
-from app.ingest.routing import route_item
-from app.ingest.rules import rule_answer, rule_fallbacks
 from app.ingest.service import ingest_items, parse_rows
 from app.learning import artifacts
 from app.learning.conformal import _Probabilities
@@ -29,6 +27,8 @@ from app.learning.snapshot import (
 from app.learning.training import train_model_version
 from app.models import Item, ModelVersion, Prediction, Queue, TrainingExample
 from app.queues.service import Policy
+from app.routing.decision import route_item
+from app.routing.rules import rule_answer, rule_fallbacks
 from tests.learning.test_training import _labelled
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

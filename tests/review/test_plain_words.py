@@ -6,15 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
 
-from app.ingest.routing import route_item
 from app.learning.explain import Contribution
-from app.learning.rescoring import RESCORED_NOTE, _note_rescored
-from app.models import Item
 from app.queues.service import Policy
 from app.review import plain_words
+from app.review.plain_words import why_you_see_this
 from app.review.presenter import _evidence
+from app.routing.decision import Route, route_item
+from app.routing.placement import RESCORED_NOTE, Placement, first_reason, rescored_reason
+from app.states import RouteDecision
 
 JARGON = re.compile(
     r"calibrated|candidate set|conformal|threshold|margin|audit \(|\d\.\d|claims-v\d", re.I
@@ -127,20 +127,36 @@ def test_evidence_says_how_hard_each_value_pushed_and_only_for_values_the_item_h
     assert [(e["text"], e["strength"]) for e in against] == [("Country is FR", "somewhat")]
 
 
-def test_a_rescore_keeps_the_reason_and_notes_it_once(make, session):
-    from app.models import Queue
+def test_a_rescore_keeps_the_first_reason_and_notes_the_change_once():
+    first = "the 95% candidate set holds 2 answers: a person must choose"
+    same = Placement(Route(RouteDecision.REVIEW, first), Route(RouteDecision.REVIEW, first))
+    once = rescored_reason(first, "review", same, "claims-v2")
+    assert once == first + "; " + RESCORED_NOTE
+    assert rescored_reason(once, "review", same, "claims-v3") == once  # once, not per re-score
+    assert rescored_reason(None, "review", same, "claims-v2") == RESCORED_NOTE
+    sure = "the only answer in the 75% candidate set, calibrated confidence 0.97 ≥ 0.90"
+    moved = Placement(
+        Route(RouteDecision.AUTO_ACCEPT, sure), Route(RouteDecision.AUTO_ACCEPT, sure)
+    )
+    rerouted = rescored_reason(once, "review", moved, "claims-v3")
+    assert rerouted == f"{first}; re-routed by claims-v3: {sure}"
+    assert first_reason(rerouted) == first
+    # A later re-route replaces the earlier note; the first reason still leads.
+    back = Placement(Route(RouteDecision.REVIEW, "x"), Route(RouteDecision.REVIEW, "x"))
+    assert (
+        rescored_reason(rerouted, "audit", back, "claims-v4")
+        == f"{first}; re-routed by claims-v4: x"
+    )
+    assert len(rescored_reason("y" * 600, "review", moved, "v")) == 500
 
-    make.queue()
-    queue = session.scalar(select(Queue))
-    reason = "the 95% candidate set holds 2 answers: a person must choose"
-    item = Item(queue_id=queue.id, external_id="r-1", payload={}, route_reason=reason)
-    bare = Item(queue_id=queue.id, external_id="r-2", payload={}, route_reason=None)
-    session.add_all([item, bare])
-    session.flush()
-    rows = [{"item_id": item.id}, {"item_id": bare.id}]
-    _note_rescored(session, rows)
-    _note_rescored(session, rows)
-    session.flush()
-    got = dict(session.execute(select(Item.external_id, Item.route_reason)).all())
-    assert got["r-1"] == reason + "; " + RESCORED_NOTE
-    assert got["r-2"] == RESCORED_NOTE
+
+def test_a_re_routed_item_says_why_it_is_here_now():
+    reason = (
+        "random audit (5%) of an item that would be auto-accepted (confidence 0.93); "
+        "re-routed by claims-v3: calibrated confidence 0.71 is below the auto-accept "
+        "threshold 0.90"
+    )
+    words = why_you_see_this(reason, RouteDecision.REVIEW)
+    assert words.startswith("The model's answer is not sure enough to accept without a person.")
+    assert "A newer model has looked at it again" in words
+    assert "random check" not in words

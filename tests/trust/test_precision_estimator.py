@@ -9,8 +9,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 from statsmodels.stats.proportion import proportion_confint
 
-from app.ingest.routing import audit_draw
-from app.trust.precision import Cell, band_of, half_width, stratified_precision
+from app.routing.audit_frame import band_of
+from app.routing.decision import audit_draw
+from app.trust.precision import Cell, half_width, stratified_precision
 
 CONFIDENCE = 0.9
 

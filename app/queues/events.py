@@ -79,3 +79,9 @@ def history(*, session: Session, queue: Queue, limit: int = 50) -> list[dict]:
         }
         for e, name in rows
     ]
+
+
+def paused_reason(*, session: Session, queue: Queue) -> str | None:
+    """Why auto-accept is paused, or None when it is not."""
+    state = pause_state(session=session, queue=queue)
+    return state["reason"] if state else None

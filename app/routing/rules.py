@@ -1,12 +1,12 @@
 """A queue's business rules: the answer suggested when no model can score an item.
 
 Part of routing: an item the model did not answer gets its rule answer here and goes to
-review with it (app.ingest.routing says why); rule answers are never auto-accepted.
+review with it (app.routing.decision says why); rule answers are never auto-accepted.
 """
 
 from __future__ import annotations
 
-from app.learning.features import flatten
+from app.payload import flatten
 
 
 def _number(value):

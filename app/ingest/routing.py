@@ -46,6 +46,8 @@ def route_item(
         )
     if not candidates:
         return Route(RouteDecision.REVIEW, "no prediction: a person must answer")
+    if detail.get("drift"):
+        return Route(RouteDecision.REVIEW, unlike_training_reason(detail["drift"]))
     if "set_size" in detail:
         return _route_by_set(policy, candidates, detail, queue_name, external_id)
     top = candidates[0]["score"]
@@ -71,6 +73,19 @@ def route_item(
         f"top score {top:.2f} ≥ {policy.auto_accept_threshold:.2f} "
         f"and {margin:.2f} ahead of the next candidate",
     )
+
+
+REASON_LIMIT = 500  # Item.route_reason's length
+
+
+def unlike_training_reason(hits: list[dict]) -> str:
+    """The route reason of an item unlike the model's training data (the drift and novelty
+    guard's findings, see learning/profile.py): the first two, then how many more."""
+    shown = "; ".join(h["reason"] for h in hits[:2])
+    if len(hits) > 2:
+        shown += f" (and {len(hits) - 2} more)"
+    reason = f"{shown}: a person must check"
+    return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 3] + "..."
 
 
 def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Route:

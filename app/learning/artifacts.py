@@ -14,6 +14,8 @@ ALLOWED_TYPES = {
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.pipeline.Pipeline",
     "sklearn.linear_model._logistic.LogisticRegression",
+    # The trees of the novelty detector's IsolationForest.
+    "sklearn.tree._tree.Tree",
     "numpy.float64",
     "numpy.int64",
     "numpy.dtype",

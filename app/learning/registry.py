@@ -116,6 +116,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         card=fitted.card,
         artifact=data,
         artifact_sha256=sha,
+        novelty=fitted.novelty[0] if fitted.novelty else None,
     )
     session.add(version)
     session.flush()
@@ -186,7 +187,7 @@ def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
     return list(
         session.scalars(
             select(ModelVersion)
-            .options(defer(ModelVersion.artifact))
+            .options(defer(ModelVersion.artifact), defer(ModelVersion.novelty))
             .where(ModelVersion.queue_id == queue.id)
             .order_by(ModelVersion.id.desc())
         )

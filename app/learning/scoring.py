@@ -16,6 +16,8 @@ from sqlmodel import Session
 from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.features import table
+from app.learning.novelty import Novelty, features_step
+from app.learning.profile import known_values, outside_profile
 from app.learning.rules import rule_answer
 from app.models import ModelVersion, Queue
 from app.settings import current_settings
@@ -39,6 +41,11 @@ class LoadedModel:
     model: object
     columns: list[dict]  # the payload fields it reads, as features.table() lays them out
     conformal: Conformal | None
+    # The drift and novelty guard (see learning/profile.py and novelty.py); empty for
+    # versions trained before it existed.
+    profile: dict | None = None
+    known: dict[str, frozenset] | None = None
+    novelty: Novelty | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -50,11 +57,26 @@ class LoadedModel:
     def predict_proba(self, payloads: list[dict]) -> np.ndarray:
         return self.model.predict_proba(self.inputs(payloads))
 
-    def candidates(self, proba: np.ndarray) -> list[tuple[list[dict], dict | None]]:
+    def assess(self, payloads: list[dict]) -> tuple[np.ndarray, list[list[dict]]]:
+        """(probabilities, per item what makes it unlike the training data): the fields
+        outside the training profile, and "novelty" when the detector flags the whole item."""
+        x = self.inputs(payloads)
+        proba = self.model.predict_proba(x)
+        hits = outside_profile(self.profile, self.known or {}, self.columns, x)
+        if self.novelty is not None:
+            for i in np.flatnonzero(self.novelty.flags(features_step(self.model).transform(x))):
+                hits[i].append(NOVELTY_HIT)
+        return proba, hits
+
+    def candidates(
+        self, proba: np.ndarray, unlike: list[list[dict]] | None = None
+    ) -> list[tuple[list[dict], dict | None]]:
         """Per row: the candidate list, best first, and its detail.
 
         With a conformal threshold the list is the set (at least the top answer, so the
         reviewer always sees the model's best guess); without, the top few answers.
+        `unlike` (from assess()) goes into the detail as "drift": routing sends those items
+        to a person.
         """
         classes = self.classes
         sets = self.conformal.sets(proba) if self.conformal else None
@@ -68,10 +90,19 @@ class LoadedModel:
                 members = [i for i in order if sets[n, i]]
                 keep = (members or order[:1])[:MAX_SET_STORED]
                 detail = {"coverage": self.conformal.coverage, "set_size": len(members)}
+            if unlike and unlike[n]:
+                detail = {**(detail or {}), "drift": unlike[n]}
             out.append(
                 ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
             )
         return out
+
+
+NOVELTY_HIT = {
+    "field": None,
+    "check": "novelty",
+    "reason": "the item as a whole is unlike the items the model learned from (novelty check)",
+}
 
 
 def load_version(session: Session, version: ModelVersion) -> LoadedModel:
@@ -83,12 +114,19 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
             return _cache[key]
     model = artifacts.load(version.artifact, version.artifact_sha256)
     card = version.card or {}
+    novelty = card.get("novelty") or {}
+    forest = None
+    if version.novelty is not None and novelty.get("sha256"):
+        forest = artifacts.load(version.novelty, novelty["sha256"])
     loaded = LoadedModel(
         version_id=version.id,
         version=version.version,
         model=model,
         columns=card["columns"],
         conformal=Conformal.from_dict(card.get("conformal")),
+        profile=card.get("profile"),
+        known=known_values(card.get("profile")),
+        novelty=Novelty(forest, novelty.get("threshold")) if forest is not None else None,
     )
     with _cache_lock:
         _cache[key] = loaded
@@ -163,7 +201,7 @@ def score_payloads(
                     reason = f"the model did not answer within {budget_seconds:g} s"
                     break
                 chunk = payloads[start : start + CHUNK]
-                for cands, detail in model.candidates(model.predict_proba(chunk)):
+                for cands, detail in model.candidates(*model.assess(chunk)):
                     rows.append((cands, model.version, detail, "model"))
         except Exception:  # noqa: BLE001 - a failing model must not lose the batch
             log.exception("model %s failed to score queue %s", model.version, queue.name)

@@ -81,11 +81,14 @@ REASON_LIMIT = 500  # Item.route_reason's length
 def unlike_training_reason(hits: list[dict]) -> str:
     """The route reason of an item unlike the model's training data (the drift and novelty
     guard's findings, see learning/profile.py): the first two, then how many more."""
-    shown = "; ".join(h["reason"] for h in hits[:2])
+    # Not "; ": that separates notes added later to a route reason (review/plain_words.py).
+    shown = ", and ".join(h["reason"] for h in hits[:2])
     if len(hits) > 2:
         shown += f" (and {len(hits) - 2} more)"
-    reason = f"{shown}: a person must check"
-    return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 3] + "..."
+    tail = ": a person must check"
+    if len(shown) + len(tail) > REASON_LIMIT:
+        shown = shown[: REASON_LIMIT - len(tail) - 3] + "..."
+    return shown + tail
 
 
 def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Route:

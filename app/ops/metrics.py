@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from app.db import new_session
 from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
+from app.trust.drift import DRIFT_LEVELS, drift_section
 
 
 class QueueCollector:
@@ -31,6 +32,17 @@ class QueueCollector:
             labels=["queue"],
         )
         versions = GaugeMetricFamily("loupe_model_versions", "Model versions", labels=["queue"])
+        drift_psi = GaugeMetricFamily(
+            "loupe_queue_drift_psi",
+            "Population stability index of a feature over the queue's recent items against "
+            "the active model's training data",
+            labels=["queue", "feature"],
+        )
+        drift_level = GaugeMetricFamily(
+            "loupe_queue_drift_level",
+            "Drift status of the queue's recent inputs: 0 ok, 1 warning, 2 alarm",
+            labels=["queue"],
+        )
         with new_session(self.engine) as s:
             names = dict(s.execute(select(Queue.id, Queue.name)).all())
             for qid, status, n in s.execute(
@@ -59,4 +71,11 @@ class QueueCollector:
                 select(ModelVersion.queue_id, func.count()).group_by(ModelVersion.queue_id)
             ):
                 versions.add_metric([names.get(qid, str(qid))], n)
-        yield from (items, examples, backlog, parked, versions)
+            active = set(s.scalars(select(ModelVersion.queue_id).where(ModelVersion.active)))
+            for queue in s.scalars(select(Queue).where(Queue.id.in_(active))):
+                drift = drift_section(session=s, queue=queue)
+                if drift["status"] in DRIFT_LEVELS:
+                    drift_level.add_metric([queue.name], DRIFT_LEVELS[drift["status"]])
+                for f in drift["features"]:
+                    drift_psi.add_metric([queue.name, f["name"]], f["psi"])
+        yield from (items, examples, backlog, parked, versions, drift_psi, drift_level)

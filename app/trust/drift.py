@@ -38,6 +38,8 @@ SIGNIFICANCE = 0.01
 FLOOR = 1e-4
 
 STATUS_OK, STATUS_WARNING, STATUS_ALARM, STATUS_UNKNOWN = "ok", "warning", "alarm", "unknown"
+# The statuses as /metrics numbers (loupe_queue_drift_level).
+DRIFT_LEVELS = {STATUS_OK: 0, STATUS_WARNING: 1, STATUS_ALARM: 2}
 
 _cache: OrderedDict[tuple, dict] = OrderedDict()
 _cache_lock = threading.Lock()

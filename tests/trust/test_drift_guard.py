@@ -69,10 +69,10 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
         if detail.get("set_size") == 1 and top["score"] >= 0.9:
             confident += 1
             accepted += item["route"]["decision"] == "auto_accept"
-    print(f"normal: {out['routed']}; confident {confident}, auto-accepted {accepted}")
-    assert confident >= 30
+    said = f"normal: {out['routed']}; confident {confident}, auto-accepted {accepted}"
+    assert confident >= 30, said
     # The novelty check sends about 1 in 100 ordinary items to a person; allow noise.
-    assert accepted >= 0.9 * confident
+    assert accepted >= 0.9 * confident, said
     quality = client.get("/api/v1/queues/claims/quality", headers=producer["headers"]).json
     assert quality["drift"]["status"] == "ok", quality["drift"]
 
@@ -102,11 +102,11 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
             assert item["prediction"]["detail"]["drift"][0]["field"] == "amount"
         else:
             auto_inside += item["route"]["decision"] == "auto_accept"
-    print(
+    said = (
         f"x100: {out['routed']}; {outside} of {len(shifted)} beyond the training range, "
         f"{auto_inside} auto-accepted within it"
     )
-    assert outside >= 0.75 * len(shifted)
+    assert outside >= 0.75 * len(shifted), said
     quality = client.get("/api/v1/queues/claims/quality", headers=producer["headers"]).json
     drift = quality["drift"]
     assert drift["status"] == "alarm", drift

@@ -10,6 +10,7 @@ from app.models import ModelVersion, Queue
 from app.trust.drift import drift_alarm
 from tests.conftest import wait_for
 from tests.learning.test_training import _labelled
+from tests.review.test_review_pages import login
 
 N_LABELLED = 600
 
@@ -34,6 +35,7 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
     make.queue(audit_rate=0, retrain_after=0)
     producer = make.user("scientist", queues=["claims"])
     make.user("reviewer", queues=["claims"])
+    lead = make.user("lead", queues=["claims"])
     _labelled(engine, N_LABELLED, seed=1)
     worker_process()
     r = client.post("/api/v1/queues/claims/models/retrain", headers=producer["headers"])
@@ -115,6 +117,17 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
     with session_scope(engine) as s:
         reason = drift_alarm(s, s.query(Queue).filter_by(name="claims").one())
     assert reason is not None and "amount (PSI" in reason
+    metrics = client.get("/metrics").data.decode()
+    assert 'loupe_queue_drift_level{queue="claims"} 2.0' in metrics
+    psi_line = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('loupe_queue_drift_psi{feature="amount",queue="claims"}')
+    )
+    assert float(psi_line.split()[-1]) >= 0.25
+    login(client, lead)
+    page = client.get("/queues/claims/models").data.decode()
+    assert "Unlike the training data (alarm)" in page and "amount: PSI" in page
 
     # A value never seen in a closed categorical field; bad input that must not crash scoring.
     base = generate_claims(1, seed=13)[0]["payload"]

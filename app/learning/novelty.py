@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.ensemble import IsolationForest
 
 from app.learning.pipeline import base_pipeline
@@ -41,7 +42,17 @@ class Novelty:
         """True per row whose score is below the threshold."""
         if self.threshold is None:
             return np.zeros(transformed.shape[0], dtype=bool)
-        return self.forest.score_samples(transformed) < self.threshold
+        return self.forest.score_samples(_dense_when_narrow(transformed)) < self.threshold
+
+
+# The forest walks dense rows faster than sparse ones; wide TF-IDF rows stay sparse.
+DENSE_UP_TO = 512
+
+
+def _dense_when_narrow(transformed):
+    if issparse(transformed) and transformed.shape[1] <= DENSE_UP_TO:
+        return transformed.toarray()
+    return transformed
 
 
 def fit_novelty(model, x_train, x_held_out, *, seed: int) -> tuple[Novelty | None, dict]:
@@ -72,6 +83,6 @@ def fit_novelty(model, x_train, x_held_out, *, seed: int) -> tuple[Novelty | Non
             f"only {ALPHA:.0%} of ordinary items, so nothing is flagged as novel"
         )
         return Novelty(forest, None), card
-    scores = np.sort(forest.score_samples(step.transform(x_held_out)))
+    scores = np.sort(forest.score_samples(_dense_when_narrow(step.transform(x_held_out))))
     card["threshold"] = float(scores[k - 1])
     return Novelty(forest, card["threshold"]), card

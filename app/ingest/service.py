@@ -21,6 +21,7 @@ from app.learning.scoring import score_payloads
 from app.models import Label, Prediction, Queue, utcnow
 from app.queues.service import policy_of
 from app.states import ItemStatus, LabelSource, RouteDecision
+from app.trust.drift import drift_hold
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)
@@ -207,7 +208,12 @@ def score_items(*, session: Session, queue: Queue, items: list[ItemIn]) -> dict[
             todo.setdefault(item["external_id"], item["payload"])
     if not todo:
         return {}
-    scored = score_payloads(session=session, queue=queue, payloads=list(todo.values()))
+    scored = score_payloads(
+        session=session,
+        queue=queue,
+        payloads=list(todo.values()),
+        crowded=drift_hold(session, queue),
+    )
     return dict(zip(todo, scored.rows, strict=True))
 
 

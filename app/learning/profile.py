@@ -160,15 +160,48 @@ def build_profile(x_train, x_held_out, columns: list[dict], model) -> dict:
     return {"version": PROFILE_VERSION, "n": len(x_train), "features": features}
 
 
+def buckets(profile_feature: dict, column, vectorizer=None) -> np.ndarray:
+    """Each value's bucket in the feature's profile (its bins, then "other", then missing)."""
+    if profile_feature["kind"] == "categorical":
+        return category_buckets(list(column), profile_feature["top"])
+    text = profile_feature["kind"] == "text"
+    values = known_word_share(list(column), vectorizer) if text else _numbers(column)
+    return _binned(values, profile_feature.get("edges", []))
+
+
 def bucket_shares(profile_feature: dict, column, vectorizer=None) -> list[float]:
     """The shares of recent values in the feature's buckets, in the profile's order."""
-    kind = profile_feature["kind"]
-    if kind == "categorical":
-        top = profile_feature["top"]
-        return _shares(category_buckets(list(column), top), len(top) + 2)
-    values = known_word_share(list(column), vectorizer) if kind == "text" else _numbers(column)
-    edges = profile_feature.get("edges", [])
-    return _shares(_binned(values, edges), len(edges) + 2)
+    return _shares(buckets(profile_feature, column, vectorizer), len(profile_feature["shares"]))
+
+
+def in_crowded_buckets(
+    profile: dict | None, columns: list[dict], x, crowded: dict[str, dict], vectorizers: dict
+) -> list[list[dict]]:
+    """Per row of x, the drifted features (`crowded`: {name: {"buckets", "psi"}}, from the
+    queue's drift report) whose value falls in a bucket recent items fill far more often than
+    the training rows did."""
+    hits: list[list[dict]] = [[] for _ in range(len(x))]
+    features = (profile or {}).get("features", {})
+    for j, c in enumerate(columns):
+        held, prof = crowded.get(c["name"]), features.get(c["name"])
+        if not held or prof is None or "shares" not in prof:
+            continue
+        if prof["kind"] == "text" and c["name"] not in vectorizers:
+            continue
+        where = buckets(prof, x[:, j], vectorizers.get(c["name"]))
+        for i in np.flatnonzero(np.isin(where, list(held["buckets"]))):
+            value = x[i, j]
+            shown = number(value) if isinstance(value, float) and value == value else repr(value)
+            hits[i].append(
+                {
+                    "field": c["name"],
+                    "check": "drift",
+                    "reason": f"{c['name']} {shown[:40]} lies where recent items crowd far more "
+                    f"than the model's training data (drift alarm on {c['name']}, "
+                    f"PSI {held['psi']:.2f})",
+                }
+            )
+    return hits
 
 
 def number(value: float) -> str:

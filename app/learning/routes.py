@@ -34,7 +34,6 @@ from app.learning.retraining import DEAD_RUN_AFTER, retrain_lock_key
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
 from app.states import RunStatus
-from app.trust.drift import drift_section
 
 bp = Blueprint("registry", __name__)
 
@@ -142,7 +141,6 @@ def index(name: str):
             status=version_status,
             may_retrain=_may("retrain"),
             may_promote=_may("promote"),
-            drift=None if _is_htmx() else drift_section(session=session, queue=queue),
         )
     )
     response.headers["Vary"] = "HX-Request"

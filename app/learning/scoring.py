@@ -17,7 +17,12 @@ from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.features import table
 from app.learning.novelty import Novelty, features_step
-from app.learning.profile import known_values, outside_profile
+from app.learning.profile import (
+    in_crowded_buckets,
+    known_values,
+    outside_profile,
+    text_vectorizers,
+)
 from app.learning.rules import rule_answer
 from app.models import ModelVersion, Queue
 from app.settings import current_settings
@@ -57,12 +62,21 @@ class LoadedModel:
     def predict_proba(self, payloads: list[dict]) -> np.ndarray:
         return self.model.predict_proba(self.inputs(payloads))
 
-    def assess(self, payloads: list[dict]) -> tuple[np.ndarray, list[list[dict]]]:
+    def assess(
+        self, payloads: list[dict], crowded: dict[str, dict] | None = None
+    ) -> tuple[np.ndarray, list[list[dict]]]:
         """(probabilities, per item what makes it unlike the training data): the fields
-        outside the training profile, and "novelty" when the detector flags the whole item."""
+        outside the training profile, "novelty" when the detector flags the whole item, and,
+        while the queue's inputs drift (`crowded`, see trust/drift.py: drift_hold), a value
+        where the recent items crowd."""
         x = self.inputs(payloads)
         proba = self.model.predict_proba(x)
         hits = outside_profile(self.profile, self.known or {}, self.columns, x)
+        if crowded:
+            vectorizers = text_vectorizers(self.model, self.columns)
+            held = in_crowded_buckets(self.profile, self.columns, x, crowded, vectorizers)
+            for row, more in zip(hits, held, strict=True):
+                row.extend(more)
         if self.novelty is not None:
             for i in np.flatnonzero(self.novelty.flags(features_step(self.model).transform(x))):
                 hits[i].append(NOVELTY_HIT)
@@ -184,10 +198,17 @@ class Scores:
 
 
 def score_payloads(
-    *, session: Session, queue: Queue, payloads: list[dict], budget_seconds: float | None = None
+    *,
+    session: Session,
+    queue: Queue,
+    payloads: list[dict],
+    budget_seconds: float | None = None,
+    crowded: dict[str, dict] | None = None,
 ) -> Scores:
     """The queue's model scores the payloads in chunks while the time budget lasts; the rest
-    (all of them when there is no usable model) get the queue's business-rule answer."""
+    (all of them when there is no usable model) get the queue's business-rule answer.
+    `crowded`: the drifted features' crowded buckets (trust/drift.py: drift_hold), used
+    when they were measured against the version that scores."""
     if budget_seconds is None:
         budget_seconds = current_settings().scoring_budget_seconds
     started = time.perf_counter()
@@ -195,13 +216,16 @@ def score_payloads(
     reason = None
     model, reason = active_model(session=session, queue=queue)
     if model is not None:
+        held = None
+        if crowded and crowded.get("version_id") == model.version_id:
+            held = crowded["features"]
         try:
             for start in range(0, len(payloads), CHUNK):
                 if time.perf_counter() - started > budget_seconds:
                     reason = f"the model did not answer within {budget_seconds:g} s"
                     break
                 chunk = payloads[start : start + CHUNK]
-                for cands, detail in model.candidates(*model.assess(chunk)):
+                for cands, detail in model.candidates(*model.assess(chunk, held)):
                     rows.append((cands, model.version, detail, "model"))
         except Exception:  # noqa: BLE001 - a failing model must not lose the batch
             log.exception("model %s failed to score queue %s", model.version, queue.name)

@@ -13,7 +13,9 @@ with a few hundred items or training rows, PSI alone is above 0.1 by chance.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import chi2_contingency, entropy
@@ -36,12 +38,21 @@ PSI_ALARM = 0.25
 SIGNIFICANCE = 0.01
 # A bucket empty on one side would make PSI infinite: shares are floored at this.
 FLOOR = 1e-4
+# While a feature is in alarm, items whose value falls in a bucket that recent items fill at
+# least this many times as often as the training rows did (and by CROWDED_EXCESS more) go to
+# a person: a shifted value inside the training range looks ordinary one item at a time.
+CROWDED_RATIO = 2.0
+CROWDED_EXCESS = 0.02
+# drift_hold() measures again once this many items arrived since, or after HOLD_SECONDS.
+HOLD_REFRESH_ITEMS = 100
+HOLD_SECONDS = 60.0
 
 STATUS_OK, STATUS_WARNING, STATUS_ALARM, STATUS_UNKNOWN = "ok", "warning", "alarm", "unknown"
 # The statuses as /metrics numbers (loupe_queue_drift_level).
 DRIFT_LEVELS = {STATUS_OK: 0, STATUS_WARNING: 1, STATUS_ALARM: 2}
 
-_cache: OrderedDict[tuple, dict] = OrderedDict()
+_cache: OrderedDict[tuple, _Measured] = OrderedDict()
+_latest: dict[int, _Measured] = {}  # the last report measured per queue, for drift_hold()
 _cache_lock = threading.Lock()
 
 
@@ -75,30 +86,49 @@ def _unknown(why: str, window: int = 0) -> dict:
     return {"status": STATUS_UNKNOWN, "why": why, "window": window, "features": []}
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """A drift report as measured, with the crowded buckets of its features in alarm."""
+
+    report: dict
+    crowded: dict[str, dict]
+    version_id: int | None
+    newest: int
+    at: float
+
+
 def drift_section(*, session: Session, queue: Queue, window: int = WINDOW) -> dict:
     """The drift report of the queue: {"status", "window", "features": [{"name", "psi",
     ...}], ...}; "unknown" (with "why") when there is no model, profile or enough items."""
+    return _measured(session, queue, window).report
+
+
+def _measured(session: Session, queue: Queue, window: int = WINDOW) -> _Measured:
     model, why = active_model(session=session, queue=queue)
     if model is None:
-        return _unknown(why or "no trained model yet")
+        return _Measured(_unknown(why or "no trained model yet"), {}, None, 0, time.monotonic())
+    newest = session.scalar(select(func.max(Item.id)).where(Item.queue_id == queue.id)) or 0
     profile = model.profile
     if not profile or not profile.get("features"):
-        return _unknown(f"model {model.version} was trained without an input profile")
-    newest = session.scalar(select(func.max(Item.id)).where(Item.queue_id == queue.id)) or 0
+        why = f"model {model.version} was trained without an input profile"
+        return _Measured(_unknown(why), {}, model.version_id, newest, time.monotonic())
     key = (queue.id, model.version_id, newest, window)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    report = _measure(session, queue, model, profile, window)
+    report, crowded = _measure(session, queue, model, profile, window)
+    measured = _Measured(report, crowded, model.version_id, newest, time.monotonic())
     with _cache_lock:
-        _cache[key] = report
+        _cache[key] = measured
+        _latest[queue.id] = measured
         while len(_cache) > 64:
             _cache.popitem(last=False)
-    return report
+    return measured
 
 
-def _measure(session: Session, queue: Queue, model, profile: dict, window: int) -> dict:
+def _measure(session: Session, queue: Queue, model, profile: dict, window: int):
+    """(the report, {feature in alarm: {"buckets": crowded buckets, "psi"}})."""
     payloads = list(
         session.scalars(
             select(Item.payload)
@@ -109,7 +139,7 @@ def _measure(session: Session, queue: Queue, model, profile: dict, window: int) 
     )
     n = len(payloads)
     if n < MIN_WINDOW:
-        return _unknown(f"{n} items in the queue; at least {MIN_WINDOW} are needed", n)
+        return _unknown(f"{n} items in the queue; at least {MIN_WINDOW} are needed", n), {}
     columns = [c for c in model.columns if c["name"] in profile["features"]]
     x = table(payloads, columns)
     vectorizers = text_vectorizers(model.model, columns)
@@ -121,32 +151,59 @@ def _measure(session: Session, queue: Queue, model, profile: dict, window: int) 
         recent = bucket_shares(prof, x[:, j], vectorizers.get(c["name"]))
         measured.append((c["name"], prof, recent))
     threshold = SIGNIFICANCE / max(len(measured), 1)
-    features = []
+    features, crowded = [], {}
     for name, prof, recent in measured:
         value = psi(prof["shares"], recent)
         p = _p_value(prof["shares"], profile["n"], recent, n)
-        features.append(
-            {
-                "name": name,
-                "kind": prof["kind"],
-                "psi": round(value, 4),
-                "p_value": p,
-                "status": _level(value, p < threshold),
+        level = _level(value, p < threshold)
+        feature = {
+            "name": name,
+            "kind": prof["kind"],
+            "psi": round(value, 4),
+            "p_value": p,
+            "status": level,
+        }
+        if level == STATUS_ALARM:
+            crowded[name] = {
+                "psi": feature["psi"],
+                "buckets": [
+                    b
+                    for b, (t, r) in enumerate(zip(prof["shares"], recent, strict=True))
+                    if r >= CROWDED_RATIO * t and r - t >= CROWDED_EXCESS
+                ],
             }
-        )
+        features.append(feature)
     features.sort(key=lambda f: -f["psi"])
     levels = {f["status"] for f in features}
     status = next(
         (s for s in (STATUS_ALARM, STATUS_WARNING) if s in levels),
         STATUS_OK,
     )
-    return {
+    report = {
         "status": status,
         "window": n,
         "model_version": model.version,
         "thresholds": {"warning": PSI_WARNING, "alarm": PSI_ALARM, "significance": SIGNIFICANCE},
         "features": features,
     }
+    return report, crowded
+
+
+def drift_hold(session: Session, queue: Queue) -> dict | None:
+    """What scoring holds back while the queue's inputs drift: {"version_id", "features":
+    {name: {"buckets", "psi"}}} for each feature in alarm, or None. Measured again once
+    HOLD_REFRESH_ITEMS items arrived or HOLD_SECONDS passed, so a busy queue does not read its
+    window on every batch."""
+    with _cache_lock:
+        last = _latest.get(queue.id)
+    if last is not None:
+        newest = session.scalar(select(func.max(Item.id)).where(Item.queue_id == queue.id)) or 0
+        if newest - last.newest >= HOLD_REFRESH_ITEMS or time.monotonic() - last.at >= HOLD_SECONDS:
+            last = None
+    if last is None:
+        last = _measured(session, queue)
+    crowded = {k: v for k, v in last.crowded.items() if v["buckets"]}
+    return {"version_id": last.version_id, "features": crowded} if crowded else None
 
 
 def drift_alarm(session: Session, queue: Queue) -> str | None:

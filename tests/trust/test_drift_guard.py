@@ -117,6 +117,40 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
     with session_scope(engine) as s:
         reason = drift_alarm(s, s.query(Queue).filter_by(name="claims").one())
     assert reason is not None and "amount (PSI" in reason
+
+    # While the alarm lasts, shifted values inside the training range are held back too,
+    # while ordinary items with amounts where recent items do not crowd still auto-accept.
+    more = generate_claims(500, seed=14)
+    shifted_again = [
+        {
+            "external_id": f"y-{c['external_id']}",
+            "payload": {**c["payload"], "amount": c["payload"]["amount"] * 100},
+        }
+        for c in more[:200]
+    ]
+    ordinary = [{"external_id": f"o-{c['external_id']}", "payload": c["payload"]} for c in more]
+    out = _post(client, producer, shifted_again + ordinary[200:])
+    for it in shifted_again:
+        route = _read(client, producer, it["external_id"])["route"]
+        assert route["decision"] == "review", route
+        assert route["reason"].startswith("amount "), route
+    inside = [it for it in shifted_again if it["payload"]["amount"] <= amount["high"]]
+    assert inside, "some shifted amounts lie inside the training range"
+    assert all(
+        "lies where recent items crowd far more than the model's training data (drift alarm "
+        "on amount" in _read(client, producer, it["external_id"])["route"]["reason"]
+        for it in inside
+    )
+    confident, accepted = 0, 0
+    for it in ordinary[200:]:
+        item = _read(client, producer, it["external_id"])
+        detail, top = item["prediction"]["detail"], item["prediction"]["candidates"][0]
+        if detail.get("set_size") == 1 and top["score"] >= 0.9 and it["payload"]["amount"] < 500:
+            confident += 1
+            accepted += item["route"]["decision"] == "auto_accept"
+    said = f"during the alarm: {out['routed']}; confident small amounts {confident}, {accepted}"
+    assert confident >= 10 and accepted >= 0.8 * confident, said
+
     metrics = client.get("/metrics").data.decode()
     assert 'loupe_queue_drift_level{queue="claims"} 2.0' in metrics
     psi_line = next(

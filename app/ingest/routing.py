@@ -31,8 +31,9 @@ def route_item(
 ) -> Route:
     """Decides whether a person must see this item, given its sorted candidates.
 
-    `detail` comes with the queue's own model (a conformal set) or a business rule; a
-    producer's prediction has none and is judged by score and margin.
+    `detail` comes with the queue's own model (a conformal set, and under "drift" what
+    makes the item unlike the model's training data) or a business rule; a producer's
+    prediction has none and is judged by score and margin.
     """
     detail = detail or {}
     if "fallback" in detail:

@@ -94,8 +94,9 @@ def _numeric_profile(values: np.ndarray) -> dict:
         "high": hi + RANGE_TOLERANCE * span,
         "missing": round(missing, 6),
         "edges": edges,
-        # One share per bin, then the share of missing values.
+        # One share per bin, then the share of missing values, over `rows` rows.
         "shares": _shares(_binned(values, edges), len(edges) + 2),
+        "rows": len(values),
     }
 
 
@@ -117,6 +118,7 @@ def _categorical_profile(values, held_out) -> dict:
         "top": top,
         # One share per top value, then "any other value", then missing.
         "shares": _shares(category_buckets(values, top), len(top) + 2),
+        "rows": len(values),
         "distinct": len(counts),
         "unseen_held_out": round(unseen, 6),
         "closed": closed,
@@ -160,6 +162,7 @@ def build_profile(x_train, x_held_out, columns: list[dict], model) -> dict:
                 "vocabulary": len(vectorizers[name].vocabulary_),
                 "edges": prof.get("edges", []),
                 "shares": prof.get("shares", [0.0, 1.0]),
+                "rows": len(share),
             }
     return {"version": PROFILE_VERSION, "n": len(x_train), "features": features}
 

@@ -154,7 +154,7 @@ def _measure(session: Session, queue: Queue, model, profile: dict, window: int):
     features, crowded = [], {}
     for name, prof, recent in measured:
         value = psi(prof["shares"], recent)
-        p = _p_value(prof["shares"], profile["n"], recent, n)
+        p = _p_value(prof["shares"], prof.get("rows", profile["n"]), recent, n)
         level = _level(value, p < threshold)
         feature = {
             "name": name,

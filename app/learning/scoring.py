@@ -78,8 +78,16 @@ class LoadedModel:
             for row, more in zip(hits, held, strict=True):
                 row.extend(more)
         if self.novelty is not None:
-            for i in np.flatnonzero(self.novelty.flags(features_step(self.model).transform(x))):
-                hits[i].append(NOVELTY_HIT)
+            # Only rows that could be auto-accepted need it (a single-answer set, nothing else
+            # found): transforming and walking the forest is most of the guard's cost.
+            need = np.array([not h for h in hits], dtype=bool)
+            if self.conformal is not None:
+                need &= self.conformal.sets(proba).sum(axis=1) == 1
+            rows = np.flatnonzero(need)
+            if len(rows):
+                flags = self.novelty.flags(features_step(self.model).transform(x[rows]))
+                for i in rows[flags]:
+                    hits[i].append(NOVELTY_HIT)
         return proba, hits
 
     def candidates(

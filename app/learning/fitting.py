@@ -230,7 +230,7 @@ def _input_guard(model, x_train, x_held_out, columns, seed):
     detector, card = fit_novelty(model, rows, x_held_out, seed=seed)
     if detector is None:
         return profile, None, card
-    saved = artifacts.save(detector.forest)
+    saved = artifacts.save(detector.forest, compressed=True)
     card["sha256"] = saved[1]
     return profile, saved, card
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import issparse
 from sklearn.ensemble import IsolationForest
-from sklearn.ensemble._iforest import _average_path_length
 
 from app.learning.pipeline import base_pipeline
 
@@ -43,7 +42,7 @@ class Novelty:
         """True per row whose score is below the threshold."""
         if self.threshold is None:
             return np.zeros(transformed.shape[0], dtype=bool)
-        return forest_scores(self.forest, _dense_when_narrow(transformed)) < self.threshold
+        return self.forest.score_samples(_dense_when_narrow(transformed)) < self.threshold
 
 
 # The forest walks dense rows faster than sparse ones; wide TF-IDF rows stay sparse.
@@ -54,26 +53,6 @@ def _dense_when_narrow(transformed):
     if issparse(transformed) and transformed.shape[1] <= DENSE_UP_TO:
         return transformed.toarray()
     return transformed
-
-
-def forest_scores(forest: IsolationForest, x) -> np.ndarray:
-    """forest.score_samples(x), computed the same way from the forest's fitted per-tree
-    arrays but without joblib's per-tree dispatch, which costs about 10 ms a call for 100
-    trees, more than the trees themselves on a scoring chunk (tests/trust check equality)."""
-    lengths = getattr(forest, "_decision_path_lengths", None)
-    averages = getattr(forest, "_average_path_length_per_tree", None)
-    if lengths is None or averages is None:
-        return forest.score_samples(x)
-    x = x.astype(np.float32).tocsr() if issparse(x) else np.asarray(x, dtype=np.float32)
-    depths = np.zeros(x.shape[0])
-    for tree, features, length, average in zip(
-        forest.estimators_, forest.estimators_features_, lengths, averages, strict=True
-    ):
-        part = x if len(features) == x.shape[1] else x[:, features]
-        leaves = tree.apply(part, check_input=False)
-        depths += length[leaves] + average[leaves] - 1.0
-    expected = len(forest.estimators_) * _average_path_length([forest._max_samples])[0]
-    return -(2 ** (-depths / expected)) if expected else -np.ones(x.shape[0])
 
 
 def fit_novelty(model, x_train, x_held_out, *, seed: int) -> tuple[Novelty | None, dict]:
@@ -104,6 +83,6 @@ def fit_novelty(model, x_train, x_held_out, *, seed: int) -> tuple[Novelty | Non
             f"only {ALPHA:.0%} of ordinary items, so nothing is flagged as novel"
         )
         return Novelty(forest, None), card
-    scores = np.sort(forest_scores(forest, _dense_when_narrow(step.transform(x_held_out))))
+    scores = np.sort(forest.score_samples(_dense_when_narrow(step.transform(x_held_out))))
     card["threshold"] = float(scores[k - 1])
     return Novelty(forest, card["threshold"]), card

@@ -5,7 +5,6 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from scipy.sparse import issparse
 from scipy.stats import binomtest
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
@@ -14,7 +13,7 @@ from app.ingest.routing import route_item
 from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.fitting import fit
-from app.learning.novelty import ALPHA, Novelty, features_step, forest_scores
+from app.learning.novelty import ALPHA, Novelty, features_step
 from app.learning.profile import known_values
 from app.learning.scoring import LoadedModel
 from app.learning.snapshot import Row, Snapshot, hash_rows
@@ -143,17 +142,6 @@ def test_profile_psi_is_small_for_fresh_items_and_large_for_a_shift():
     assert psi(amount["shares"], fresh) < 0.05
     assert psi(amount["shares"], shifted) > 1
     assert psi([0.5, 0.5, 0.0], [0.5, 0.5, 0.0]) == 0
-
-
-def test_fast_forest_scores_equal_scikit_learns():
-    payloads, labels = _demo_set()
-    model = _fitted(payloads[:1500], labels[:1500])
-    forest = model.novelty.forest
-    step = features_step(model.model)
-    sparse = step.transform(model.inputs(payloads[1500:1800]))  # numbers, one-hot, TF-IDF
-    assert issparse(sparse)
-    for x in (sparse, sparse.toarray()):
-        assert np.array_equal(forest_scores(forest, x), forest.score_samples(x))
 
 
 def test_route_reason_of_an_item_unlike_the_training_data():

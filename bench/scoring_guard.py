@@ -3,7 +3,7 @@ the profile checks (ranges, categories), and with the novelty check too.
 
 Run by hand (not part of the test suite):
 
-    .venv/bin/python bench/scoring_guard.py [--train 3000] [--items 10240] [--chunk 256]
+    .venv/bin/python bench/scoring_guard.py [--train 3000] [--items 10240] [--chunk 1024]
                                             [--repeat 7] [--no-docs]
 
 Fits the default pipeline on demo claims (in memory, no database), then scores fresh demo
@@ -68,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--items", type=int, default=10240)
-    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()

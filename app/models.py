@@ -363,6 +363,8 @@ class ModelVersion(SQLModel, table=True):
     metrics: dict = Field(default_factory=dict, sa_type=JSONType)
     artifact: bytes = Field(sa_type=sa.LargeBinary)
     artifact_sha256: str = Field(max_length=64)
+    # The novelty detector (skops), its SHA-256 on the card; None for older versions.
+    novelty: bytes | None = Field(default=None, sa_type=sa.LargeBinary, nullable=True)
     settings_hash: str = Field(default="", max_length=64)
     snapshot_id: int | None = Field(default=None, foreign_key="training_snapshot.id")
     # Everything needed to use and to explain it: feature columns, conformal threshold,

@@ -10,9 +10,20 @@ from app.api.schemas import ResumeIn
 from app.extensions import db_session, write_session
 from app.models import Queue, User
 from app.trust.alarms import resume_auto_accept
+from app.trust.drift import drift_section
 from app.trust.quality import quality_report
 
 bp = Blueprint("quality", __name__)
+
+
+@bp.app_context_processor
+def _quality_on_pages() -> dict:
+    """`drift_of(queue)` for the queue's pages (the Models page shows it)."""
+
+    def drift_of(queue: Queue) -> dict:
+        return drift_section(session=db_session(), queue=queue)
+
+    return {"drift_of": drift_of}
 
 
 @bp.get("/queues/<name>/quality")

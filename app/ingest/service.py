@@ -25,6 +25,7 @@ from app.queues.service import policy_of
 from app.routing.placement import STATUS_FOR_ROUTE, place, record_rows
 from app.routing.rules import rule_fallbacks
 from app.states import ItemStatus, RouteDecision
+from app.trust.drift import drift_hold
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)
@@ -206,7 +207,9 @@ def score_items(*, session: Session, queue: Queue, items: list[ItemIn]) -> dict[
     if not todo:
         return {}
     payloads = list(todo.values())
-    scored = score_payloads(session=session, queue=queue, payloads=payloads)
+    scored = score_payloads(
+        session=session, queue=queue, payloads=payloads, crowded=drift_hold(session, queue)
+    )
     rules = (queue.policy or {}).get("rules") or []
     unanswered = payloads[scored.model_answered :]
     rows = scored.rows + rule_fallbacks(rules, unanswered, scored.fallback_reason)

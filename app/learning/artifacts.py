@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from zipfile import ZIP_DEFLATED
 
 from skops.io import dumps, get_untrusted_types, loads
 
@@ -14,6 +15,8 @@ ALLOWED_TYPES = {
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.pipeline.Pipeline",
     "sklearn.linear_model._logistic.LogisticRegression",
+    # The trees of the novelty detector's IsolationForest.
+    "sklearn.tree._tree.Tree",
     "numpy.float64",
     "numpy.int64",
     "numpy.dtype",
@@ -26,9 +29,10 @@ class ArtifactError(Exception):
     """A stored model that is corrupt or holds types we do not load."""
 
 
-def save(pipeline) -> tuple[bytes, str]:
-    """The pipeline's bytes and their SHA-256."""
-    data = dumps(pipeline)
+def save(pipeline, *, compressed: bool = False) -> tuple[bytes, str]:
+    """The pipeline's bytes and their SHA-256 (deflated when `compressed`: a forest's node
+    arrays shrink about five times)."""
+    data = dumps(pipeline, compression=ZIP_DEFLATED) if compressed else dumps(pipeline)
     return data, hashlib.sha256(data).hexdigest()
 
 

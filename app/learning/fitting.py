@@ -12,16 +12,20 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
+
 from app.learning import artifacts
 from app.learning.conformal import conformalize
 from app.learning.evaluation import Active, compare_with_active, evaluate
 from app.learning.features import choose_columns, table
+from app.learning.novelty import fit_novelty
 from app.learning.pipeline import (
     build_pipeline,
     calibrated,
     calibrated_on_held_out,
     describe_pipeline,
 )
+from app.learning.profile import build_profile
 from app.learning.snapshot import (
     CALIBRATION,
     CONFORMAL,
@@ -55,6 +59,8 @@ class Fitted:
     card: dict
     # The skops file and its SHA-256, made here so no write transaction waits on it.
     artifact: tuple[bytes, str]
+    # The novelty detector's skops file and its SHA-256 (None: no detector).
+    novelty: tuple[bytes, str] | None = None
 
 
 def training_settings(queue: Queue, seed: int) -> dict:
@@ -165,6 +171,8 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
     metrics["classes"] = classes
     metrics["metric"] = policy.metric
     compare_with_active(metrics, model, x_all, active, rows, part[EVALUATION], policy.metric)
+    held_out = part[CALIBRATION] + part[CONFORMAL] + part[EVALUATION]
+    profile, novelty, novelty_card = _input_guard(model, x_train, x_all[held_out], columns, seed)
 
     card = {
         "settings": training_settings(queue, seed),
@@ -193,6 +201,8 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
         },
         "shaping": snap.shaping,
         "train_on_auto": policy.train_on_auto,
+        "profile": profile,
+        "novelty": novelty_card,
     }
     return Fitted(
         snapshot=snap,
@@ -201,7 +211,28 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
         metrics=metrics,
         card=card,
         artifact=artifacts.save(model),
+        novelty=novelty,
     )
+
+
+# The novelty detector learns from at most this many training rows (it looks at 256 per tree).
+NOVELTY_ROWS = 20_000
+
+
+def _input_guard(model, x_train, x_held_out, columns, seed):
+    """(profile of the training inputs, the detector's file or None, what the card says of
+    it): what scoring checks each item against (see learning/profile.py, novelty.py)."""
+    profile = build_profile(x_train, x_held_out, columns, model)
+    rows = x_train
+    if len(rows) > NOVELTY_ROWS:
+        pick = np.random.default_rng(seed).choice(len(rows), NOVELTY_ROWS, replace=False)
+        rows = rows[np.sort(pick)]
+    detector, card = fit_novelty(model, rows, x_held_out, seed=seed)
+    if detector is None:
+        return profile, None, card
+    saved = artifacts.save(detector.forest, compressed=True)
+    card["sha256"] = saved[1]
+    return profile, saved, card
 
 
 def _count(values) -> dict:

@@ -115,6 +115,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         card=fitted.card,
         artifact=data,
         artifact_sha256=sha,
+        novelty=fitted.novelty[0] if fitted.novelty else None,
     )
     session.add(version)
     session.flush()
@@ -185,8 +186,11 @@ def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
     return list(
         session.scalars(
             select(ModelVersion)
-            # SQLModel types ModelVersion.artifact as bytes: it is the attribute defer() takes.
-            .options(defer(ModelVersion.artifact))  # type: ignore[arg-type]
+            # SQLModel types these columns as bytes: they are the attributes defer() takes.
+            .options(
+                defer(ModelVersion.artifact),  # type: ignore[arg-type]
+                defer(ModelVersion.novelty),  # type: ignore[arg-type]
+            )
             .where(col(ModelVersion.queue_id) == queue.id)
             .order_by(col(ModelVersion.id).desc())
         )

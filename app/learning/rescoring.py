@@ -89,7 +89,9 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         if latest.get(i.id, ("model", None))[0] != "producer"
         and latest.get(i.id, (None, None))[1] != version.version
     ]
-    scored = model.candidates(model.predict_proba([i.payload for i in todo])) if todo else []
+    # The drift and novelty guard judges each item as at arrival (not the queue-level hold,
+    # which is measured against recent arrivals).
+    scored = model.candidates(*model.assess([i.payload for i in todo], None)) if todo else []
     now = utcnow()
     with session_scope(engine) as session:
         session.connection(execution_options={"sqlite_immediate": True})

@@ -18,6 +18,13 @@ from sqlmodel import Session, col
 from app.learning import artifacts
 from app.learning.conformal import Conformal
 from app.learning.features import table
+from app.learning.novelty import Novelty, features_step
+from app.learning.profile import (
+    in_crowded_buckets,
+    known_values,
+    outside_profile,
+    text_vectorizers,
+)
 from app.models import ModelVersion, Queue, id_of
 from app.queues.order import margin_of_probabilities
 from app.settings import current_settings
@@ -27,7 +34,9 @@ MAX_CANDIDATES = 5
 # A set's answers beyond this many are not stored: the reviewer has keys 1-9 (set_size
 # keeps the true count, and the page says when some are not shown).
 MAX_SET_STORED = 9
-CHUNK = 256
+# Items scored per call: per-call costs (the novelty forest walks 100 trees per call) fall
+# with larger chunks; one chunk of 1,024 takes tens of ms, well inside the time budget.
+CHUNK = 1024
 _cache: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -41,6 +50,11 @@ class LoadedModel:
     model: Any  # a fitted scikit-learn classifier (no type hints)
     columns: list[dict]  # the payload fields it reads, as features.table() lays them out
     conformal: Conformal | None
+    # The drift and novelty guard (see learning/profile.py and novelty.py); empty for
+    # versions trained before it existed.
+    profile: dict | None = None
+    known: dict[str, frozenset] | None = None
+    novelty: Novelty | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -52,11 +66,43 @@ class LoadedModel:
     def predict_proba(self, payloads: list[dict]) -> np.ndarray:
         return self.model.predict_proba(self.inputs(payloads))
 
-    def candidates(self, proba: np.ndarray) -> list[tuple[list[dict], dict | None]]:
+    def assess(
+        self, payloads: list[dict], crowded: dict[str, dict] | None = None
+    ) -> tuple[np.ndarray, list[list[dict]]]:
+        """(probabilities, per item what makes it unlike the training data): the fields
+        outside the training profile, "novelty" when the detector flags the whole item, and,
+        while the queue's inputs drift (`crowded`, see trust/drift.py: drift_hold), a value
+        where the recent items crowd."""
+        x = self.inputs(payloads)
+        proba = self.model.predict_proba(x)
+        hits = outside_profile(self.profile, self.known or {}, self.columns, x)
+        if crowded:
+            vectorizers = text_vectorizers(self.model, self.columns)
+            held = in_crowded_buckets(self.profile, self.columns, x, crowded, vectorizers)
+            for row, more in zip(hits, held, strict=True):
+                row.extend(more)
+        if self.novelty is not None:
+            # Only rows that could be auto-accepted need it (a single-answer set, nothing else
+            # found): transforming and walking the forest is most of the guard's cost.
+            need = np.array([not h for h in hits], dtype=bool)
+            if self.conformal is not None:
+                need &= self.conformal.sets(proba).sum(axis=1) == 1
+            rows = np.flatnonzero(need)
+            if len(rows):
+                flags = self.novelty.flags(features_step(self.model).transform(x[rows]))
+                for i in rows[flags]:
+                    hits[i].append(NOVELTY_HIT)
+        return proba, hits
+
+    def candidates(
+        self, proba: np.ndarray, unlike: list[list[dict]] | None = None
+    ) -> list[tuple[list[dict], dict | None]]:
         """Per row: the candidate list, best first, and its detail.
 
         With a conformal threshold the list is the set (at least the top answer, so the
         reviewer always sees the model's best guess); without, the top few answers.
+        `unlike` (from assess()) goes into the detail as "drift": routing sends those items
+        to a person.
         """
         classes = self.classes
         sets = self.conformal.sets(proba) if self.conformal else None
@@ -64,9 +110,9 @@ class LoadedModel:
         out = []
         for n, row in enumerate(proba):
             order = row.argsort()[::-1]
+            detail: dict | None = None
             if sets is None:
                 keep = order[:MAX_CANDIDATES]
-                detail = None
             else:
                 members = [i for i in order if sets[n, i]]
                 keep = (members or order[:1])[:MAX_SET_STORED]
@@ -77,10 +123,19 @@ class LoadedModel:
                     # runner-up's distance too (app.queues.order).
                     "margin": round(margin_of_probabilities(row), 4),
                 }
+            if unlike and unlike[n]:
+                detail = {**(detail or {}), "drift": unlike[n]}
             out.append(
                 ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
             )
         return out
+
+
+NOVELTY_HIT = {
+    "field": None,
+    "check": "novelty",
+    "reason": "the item as a whole is unlike the items the model learned from (novelty check)",
+}
 
 
 def load_version(session: Session, version: ModelVersion) -> LoadedModel:
@@ -93,12 +148,19 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
             return _cache[key]
     model = artifacts.load(version.artifact, version.artifact_sha256)
     card = version.card or {}
+    novelty = card.get("novelty") or {}
+    forest = None
+    if version.novelty is not None and novelty.get("sha256"):
+        forest = artifacts.load(version.novelty, novelty["sha256"])
     loaded = LoadedModel(
         version_id=version_id,
         version=version.version,
         model=model,
         columns=card["columns"],
         conformal=Conformal.from_dict(card.get("conformal")),
+        profile=card.get("profile"),
+        known=known_values(card.get("profile")),
+        novelty=Novelty(forest, novelty.get("threshold")) if forest is not None else None,
     )
     with _cache_lock:
         _cache[key] = loaded
@@ -158,10 +220,17 @@ class Scores:
 
 
 def score_payloads(
-    *, session: Session, queue: Queue, payloads: list[dict], budget_seconds: float | None = None
+    *,
+    session: Session,
+    queue: Queue,
+    payloads: list[dict],
+    budget_seconds: float | None = None,
+    crowded: dict[str, dict] | None = None,
 ) -> Scores:
     """The queue's model scores the payloads in chunks while the time budget lasts; the rest
-    (all of them when there is no usable model) are left to the caller's fallback."""
+    (all of them when there is no usable model) are left to the caller's fallback.
+    `crowded`: the drifted features' crowded buckets (trust/drift.py: drift_hold), used
+    when they were measured against the version that scores."""
     if budget_seconds is None:
         budget_seconds = current_settings().scoring_budget_seconds
     started = time.perf_counter()
@@ -169,13 +238,16 @@ def score_payloads(
     reason = None
     model, reason = active_model(session=session, queue=queue)
     if model is not None:
+        held = None
+        if crowded and crowded.get("version_id") == model.version_id:
+            held = crowded["features"]
         try:
             for start in range(0, len(payloads), CHUNK):
                 if time.perf_counter() - started > budget_seconds:
                     reason = f"the model did not answer within {budget_seconds:g} s"
                     break
                 chunk = payloads[start : start + CHUNK]
-                for cands, detail in model.candidates(model.predict_proba(chunk)):
+                for cands, detail in model.candidates(*model.assess(chunk, held)):
                     rows.append((cands, model.version, detail, "model"))
         except Exception:  # noqa: BLE001 - a failing model must not lose the batch
             log.exception("model %s failed to score queue %s", model.version, queue.name)

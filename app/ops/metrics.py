@@ -10,6 +10,7 @@ from app.db import new_session
 from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
 from app.queues.events import pause_state
 from app.trust.alarms import alarms_json
+from app.trust.drift import DRIFT_LEVELS, drift_section
 from app.trust.precision import headline
 
 
@@ -35,6 +36,17 @@ class QueueCollector:
             labels=["queue"],
         )
         versions = GaugeMetricFamily("loupe_model_versions", "Model versions", labels=["queue"])
+        drift_psi = GaugeMetricFamily(
+            "loupe_queue_drift_psi",
+            "Population stability index of a feature over the queue's recent items against "
+            "the active model's training data",
+            labels=["queue", "feature"],
+        )
+        drift_level = GaugeMetricFamily(
+            "loupe_queue_drift_level",
+            "Drift status of the queue's recent inputs: 0 ok, 1 warning, 2 alarm",
+            labels=["queue"],
+        )
         with new_session(self.engine) as s:
             names = dict(s.execute(select(col(Queue.id), col(Queue.name))).all())
             for qid, status, n in s.execute(
@@ -67,8 +79,17 @@ class QueueCollector:
                 )
             ):
                 versions.add_metric([names.get(qid, str(qid))], n)
+            active = set(
+                s.scalars(select(col(ModelVersion.queue_id)).where(col(ModelVersion.active)))
+            )
+            for queue in s.scalars(select(Queue).where(col(Queue.id).in_(active))):
+                drift = drift_section(session=s, queue=queue)
+                if drift["status"] in DRIFT_LEVELS:
+                    drift_level.add_metric([queue.name], DRIFT_LEVELS[drift["status"]])
+                for f in drift["features"]:
+                    drift_psi.add_metric([queue.name, f["name"]], f["psi"])
             trust = _trust_metrics(s)
-        yield from (items, examples, backlog, parked, versions, *trust)
+        yield from (items, examples, backlog, parked, versions, drift_psi, drift_level, *trust)
 
 
 def _trust_metrics(session) -> list[GaugeMetricFamily]:

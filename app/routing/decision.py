@@ -33,8 +33,9 @@ def route_item(
 ) -> Route:
     """Decides whether a person must see this item, given its sorted candidates.
 
-    `detail` comes with the queue's own model (a conformal set) or a business rule; a
-    producer's prediction has none and is judged by score and margin.
+    `detail` comes with the queue's own model (a conformal set, and under "drift" what
+    makes the item unlike the model's training data) or a business rule; a producer's
+    prediction has none and is judged by score and margin.
     """
     detail = detail or {}
     if "fallback" in detail:
@@ -48,6 +49,8 @@ def route_item(
         )
     if not candidates:
         return Route(RouteDecision.REVIEW, "no prediction: a person must answer")
+    if detail.get("drift"):
+        return Route(RouteDecision.REVIEW, unlike_training_reason(detail["drift"]))
     if "set_size" in detail:
         return _route_by_set(policy, candidates, detail, queue_name, external_id)
     top = candidates[0]["score"]
@@ -73,6 +76,22 @@ def route_item(
         f"top score {top:.2f} ≥ {policy.auto_accept_threshold:.2f} "
         f"and {margin:.2f} ahead of the next candidate",
     )
+
+
+REASON_LIMIT = 500  # Item.route_reason's length
+
+
+def unlike_training_reason(hits: list[dict]) -> str:
+    """The route reason of an item unlike the model's training data (the drift and novelty
+    guard's findings, see learning/profile.py): the first two, then how many more."""
+    # Not "; ": that separates notes added later to a route reason (review/plain_words.py).
+    shown = ", and ".join(h["reason"] for h in hits[:2])
+    if len(hits) > 2:
+        shown += f" (and {len(hits) - 2} more)"
+    tail = ": a person must check"
+    if len(shown) + len(tail) > REASON_LIMIT:
+        shown = shown[: REASON_LIMIT - len(tail) - 3] + "..."
+    return shown + tail
 
 
 def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Route:

@@ -22,6 +22,7 @@ from app.models import AuditFrame, Queue, User
 from app.queues.events import open_alarms, pause_state, record
 from app.queues.service import policy_of
 from app.states import QueueEventKind
+from app.trust.drift import drift_alarm
 from app.trust.precision import alarm_target, headline
 
 AlarmCheck = Callable[[Session, Queue], str | None]
@@ -45,7 +46,14 @@ def precision_below_target(session: Session, queue: Queue) -> str | None:
     )
 
 
-CHECKS: dict[str, AlarmCheck] = {PRECISION_BELOW_TARGET: precision_below_target}
+INPUT_DRIFT = "input_drift"
+
+CHECKS: dict[str, AlarmCheck] = {
+    PRECISION_BELOW_TARGET: precision_below_target,
+    # The queue's recent inputs differ from what the active model learned from (PSI past
+    # the alarm level on a feature, beyond sampling noise: app.trust.drift).
+    INPUT_DRIFT: drift_alarm,
+}
 
 
 def register(kind: str, check: AlarmCheck) -> None:

@@ -3,10 +3,14 @@ go to a person with a reason naming the field, and the queue's drift status rise
 
 import math
 
+from sqlalchemy import select
+
 from app.db import session_scope
 from app.demo.claims import generate_claims
 from app.learning.profile import number
 from app.models import ModelVersion, Queue
+from app.queues.events import history
+from app.trust.alarms import INPUT_DRIFT, check_queue
 from app.trust.drift import drift_alarm
 from tests.conftest import wait_for
 from tests.learning.test_training import _labelled
@@ -49,7 +53,11 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
     )[0]
     assert version["active"]
     with session_scope(engine) as s:
-        card = s.query(ModelVersion).filter_by(version=version["version"]).one().card
+        card = (
+            s.scalars(select(ModelVersion).where(ModelVersion.version == version["version"]))
+            .one()
+            .card
+        )
     amount = card["profile"]["features"]["amount"]
     assert card["novelty"]["threshold"] is not None and card["novelty"]["n_held_out"] > 100
 
@@ -115,7 +123,7 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
     assert drift["features"][0]["name"] == "amount" and drift["features"][0]["psi"] >= 0.25
     assert {f["name"] for f in drift["features"] if f["status"] != "ok"} == {"amount"}
     with session_scope(engine) as s:
-        reason = drift_alarm(s, s.query(Queue).filter_by(name="claims").one())
+        reason = drift_alarm(s, s.scalars(select(Queue).where(Queue.name == "claims")).one())
     assert reason is not None and "amount (PSI" in reason
 
     # While the alarm lasts, shifted values inside the training range are held back too,
@@ -162,6 +170,23 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
     login(client, lead)
     page = client.get("/queues/claims/models").data.decode()
     assert "Unlike the training data (alarm)" in page and "amount: PSI" in page
+
+    # The drift alarm acts as the precision alarm does: raised by the alarm checks (the
+    # worker's maintenance may have run them already), it pauses auto-accept until a lead
+    # resumes it.
+    with session_scope(engine) as s:
+        check_queue(session=s, queue=s.scalars(select(Queue).where(Queue.name == "claims")).one())
+    quality = client.get("/api/v1/queues/claims/quality", headers=producer["headers"]).json
+    with session_scope(engine) as s:
+        events = history(
+            session=s, queue=s.scalars(select(Queue).where(Queue.name == "claims")).one()
+        )
+    assert [a["kind"] for a in quality["alarms"]] == [INPUT_DRIFT], events
+    assert "amount (PSI" in quality["alarms"][0]["detail"]
+    assert quality["auto_accept"]["paused"] is True
+    assert 'loupe_queue_alarm{kind="input_drift",queue="claims"} 1.0' in (
+        client.get("/metrics").data.decode()
+    )
 
     # A value never seen in a closed categorical field; bad input that must not crash scoring.
     base = generate_claims(1, seed=13)[0]["payload"]

@@ -5,7 +5,6 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from app.ingest.routing import route_item
 from scipy.stats import binomtest
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
@@ -19,6 +18,7 @@ from app.learning.scoring import LoadedModel
 from app.learning.snapshot import Row, Snapshot, hash_rows
 from app.models import Queue
 from app.queues.service import Policy
+from app.routing.decision import route_item
 from app.trust.drift import psi
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

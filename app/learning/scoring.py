@@ -39,6 +39,9 @@ class LoadedModel:
     model: object
     columns: list[dict]  # the payload fields it reads, as features.table() lays them out
     conformal: Conformal | None
+    # The auto-accept rule chosen for the queue's target precision when it was trained
+    # (metrics["auto_accept"]), or None when it was trained without a target.
+    auto_accept: dict | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -68,6 +71,8 @@ class LoadedModel:
                 members = [i for i in order if sets[n, i]]
                 keep = (members or order[:1])[:MAX_SET_STORED]
                 detail = {"coverage": self.conformal.coverage, "set_size": len(members)}
+                if self.auto_accept is not None:
+                    detail["auto_accept"] = self.auto_accept
             out.append(
                 ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
             )
@@ -89,12 +94,21 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         model=model,
         columns=card["columns"],
         conformal=Conformal.from_dict(card.get("conformal")),
+        auto_accept=_rule_of(version.metrics or {}),
     )
     with _cache_lock:
         _cache[key] = loaded
         while len(_cache) > 8:
             _cache.popitem(last=False)
     return loaded
+
+
+def _rule_of(metrics: dict) -> dict | None:
+    """What routing needs of the version's auto-accept rule (not its curve)."""
+    rule = metrics.get("auto_accept")
+    if not rule or rule.get("target_precision") is None:
+        return None
+    return {k: rule.get(k) for k in ("threshold", "target_precision", "confidence", "why_none")}
 
 
 def _loaded(session: Session, queue: Queue, version: str | None = None) -> LoadedModel | None:

@@ -67,6 +67,11 @@ class Policy(BaseModel):
     retrain_every_hours: float = Field(0, ge=0, le=24 * 366)
     # Candidate lists are conformal sets holding the true answer this often.
     coverage: float = Field(0.95, ge=0.5, le=0.999)
+    # Auto-accept by a guaranteed precision instead of a score: each training run chooses
+    # the model's threshold so that precision >= target_precision with probability
+    # >= confidence (None: the auto_accept_threshold decides, as before).
+    target_precision: float | None = Field(None, ge=0.5, le=0.999)
+    confidence: float = Field(0.9, ge=0.5, le=0.999)
     # What a new model must beat the active one on to be promoted.
     metric: Literal["macro_f1", "accuracy", "weighted_f1"] = "macro_f1"
     # Auto-accepted labels are the model's own answers; only train on them when asked.

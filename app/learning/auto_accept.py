@@ -22,8 +22,10 @@ import warnings
 import numpy as np
 from mapie.risk_control import BinaryClassificationController
 
-# Thresholds tested (fixed before seeing any data, as Learn-Then-Test requires).
-GRID = np.round(np.linspace(0.30, 0.995, 140), 4)
+# Thresholds tested (fixed before seeing any data, as Learn-Then-Test requires). Each one
+# costs power under Holm's correction: on load_digits 40 accepted 87% of items at a 97%
+# target where 140 accepted 74%, both holding the target in at least 28 of 30 draws.
+GRID = np.round(np.linspace(0.30, 0.99, 40), 4)
 # Targets the trade-off curve reports, besides the queue's own.
 CURVE_TARGETS = (0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995)
 # Below this many held-out rows no rule is tried: the guarantee could not be met anyway.
@@ -48,7 +50,8 @@ def control_precision(
         confidence_level=float(confidence),
         list_predict_params=GRID,
         # Holm over the grid: valid whatever the shape of precision against the threshold;
-        # fixed-sequence testing would stop at the highest thresholds, where few rows remain.
+        # fixed-sequence testing stops at the highest thresholds, where few rows remain
+        # (it accepted nothing at all on load_digits).
         fwer_method="bonferroni_holm",
     )
     with warnings.catch_warnings():

@@ -53,6 +53,7 @@ def test_labels_retrain_with_a_worker_then_card_snapshot_and_rescoring(
                 j if j["versions"] and j["runs"] and j["runs"][0]["status"] != "running" else None
             )
         )(client.get("/api/v1/queues/claims/models", headers=lead["headers"]).json),
+        timeout=120,  # it fits twice (split, then every label) on a machine shared by tests
         what="a trained version",
     )
     v1 = listing["versions"][0]

@@ -338,3 +338,66 @@ def test_the_active_refit_model_is_graded_on_its_split_models_answers(make, engi
         # Refit on every label: all 200 count as seen; 40 answers kept from before the refit.
         assert len(active.trained_on) == 200 and len(active.held_out) == 40
         assert active.n_labels == 200 and active.settings_hash == v1.settings_hash
+
+
+def _labelled_digits(engine, n: int) -> None:
+    """n handwritten digits labelled by a reviewer through claim/decide (true labels)."""
+    from app.ingest.service import ingest_items, parse_rows
+    from app.learning.feedback import make_training_example
+    from app.models import Item, Outbox, User
+    from app.review.service import claim_next, decide
+
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(2).permutation(len(y))[:n]
+    truth = {f"d{i}": str(y[i]) for i in order}
+    with session_scope(engine) as s:
+        queue = s.scalar(select(Queue))
+        user = s.scalar(select(User).where(User.role == "reviewer"))
+        ingest_items(
+            session=s,
+            queue=queue,
+            items=parse_rows(
+                {"external_id": f"d{i}", "payload": {f"p{j}": float(v) for j, v in enumerate(x[i])}}
+                for i in order
+            ),
+        )
+        while (claim := claim_next(session=s, queue=queue, user=user)) is not None:
+            label = truth[s.get(Item, claim.item_id).external_id]
+            decide(session=s, token=claim.token, user=user, label=label)
+        for oid in s.scalars(select(Outbox.id)):
+            make_training_example(session=s, outbox_id=oid)
+
+
+def test_the_card_shows_the_rule_its_trade_off_and_what_the_served_model_learned_from(
+    client, make, engine
+):
+    from tests.learning.test_models_api import login
+
+    queue_id = make.queue(
+        name="digits",
+        labels=[str(d) for d in range(10)],
+        audit_rate=0,
+        retrain_after=0,
+        target_precision=0.95,
+    )
+    lead = make.user("lead", queues=["digits"])
+    make.user("reviewer", queues=["digits"])
+    _labelled_digits(engine, 900)
+    with session_scope(engine) as s:
+        v1 = train_model_version(db=s, queue_id=queue_id).version
+        rule = v1.metrics["auto_accept"]
+        queue = s.get(Queue, queue_id)
+        queue.policy = {**queue.policy, "target_precision": 0.999}
+        v2 = train_model_version(db=s, queue_id=queue_id).version
+        names = v1.version, v2.version
+    login(client, lead)
+    card = client.get(f"/queues/digits/models/{names[0]}").data.decode()
+    assert rule["threshold"] is not None and rule["expected_share"] > 0.5
+    assert f"at least <strong>{rule['threshold']:.3f}</strong>" in card
+    assert "Trade-off: target precision against work for people" in card
+    assert card.count("<tr") >= len(rule["curve"]) and "Sent to people" in card
+    assert "Trained on all 900 labels" in card and "from the newest 360 held out" in card
+    assert "is assumed to be at least as accurate" in card
+    unreachable = client.get(f"/queues/digits/models/{names[1]}").data.decode()
+    assert "Nothing is auto-accepted." in unreachable
+    assert "no threshold reaches 99.9% precision with 90% confidence" in unreachable

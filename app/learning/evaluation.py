@@ -199,11 +199,13 @@ def compare_with_active(
         metrics["promotion_reason"] = f"the active model cannot be loaded ({active.error})"
         return
     seen = active.trained_on
-    live = [i for i in eval_idx if seen is not None and rows[i].example_id not in seen]
+    # Its training rows unknown (a version older than stored snapshots): graded live on
+    # every held-out row, which can only favour it.
+    live = [i for i in eval_idx if seen is None or rows[i].example_id not in seen]
     stored = [
         i
         for i in eval_idx
-        if (seen is None or rows[i].example_id in seen) and rows[i].example_id in active.held_out
+        if seen is not None and rows[i].example_id in seen and rows[i].example_id in active.held_out
     ]
     theirs_by_row: dict[int, str] = {i: active.held_out[rows[i].example_id] for i in stored}
     try:

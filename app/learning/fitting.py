@@ -271,7 +271,10 @@ def _auto_accept_rule(model, x_all, rows, part, policy) -> dict:
     idx = part[CONFORMAL] + part[EVALUATION]
     if not idx:
         return choose_rule(
-            np.zeros(0), np.zeros(0), target_precision=policy.target_precision, confidence=0.9
+            np.zeros(0),
+            np.zeros(0),
+            target_precision=policy.target_precision,
+            confidence=policy.confidence,
         )
     proba = model.predict_proba(x_all[idx])
     classes = np.asarray([str(c) for c in model.classes_], dtype=object)

@@ -116,8 +116,9 @@ def code_version() -> str | None:
 
 
 def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = None) -> Fitted:
-    """Fits, calibrates, conformalises and evaluates on time-ordered held-out human labels;
-    touches no database. `active` is the queue's active version as it was when the snapshot
+    """Fits, calibrates, conformalises, chooses the auto-accept rule and evaluates on
+    time-ordered held-out human labels, decides promotion, then refits the served model on
+    every label (card["served"]); touches no database. `active` is the queue's active version as it was when the snapshot
     was taken (see registry.active_for_comparison), or None when the queue has none.
     """
     policy = policy_of(queue)

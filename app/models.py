@@ -374,6 +374,10 @@ class ModelVersion(SQLModel, table=True):
     activated_at: datetime | None = _ts()
     # Who or what made it active that time: "training run", "promoted by ana", ...
     activated_by: str | None = Field(default=None, max_length=200)
+    # The answers its split model (before the refit on every label) gave on the held-out
+    # evaluation labels: zlib-compressed JSON {"ids", "answers"}; the promotion gate's
+    # fair comparison on labels the served model has since trained on.
+    held_out_answers: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
 
 
 class AuditFrame(SQLModel, table=True):

@@ -7,7 +7,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.api.endpoint import endpoint, json_object
 from app.errors import Conflict
-from app.extensions import db_session, write_session
+from app.extensions import db_session, redis_conn, write_session
+from app.learning.activation import retrain_for_policy
 from app.models import Queue, User, id_of
 from app.queues.service import (
     Policy,
@@ -45,15 +46,20 @@ def create_queue_view(user: User, body: QueueIn):
 
 @bp.patch("/queues/<name>/policy")
 @endpoint(tag="queues", permission="configure", body=Policy, view_reads_body=True)
-def update_policy_view(queue: Queue):
+def update_policy_view(queue: Queue, user: User):
     """Change some of the queue's policy fields (routing, retraining, coverage, metric,
-    features, rules); the others keep their values. Applies to the next items and the next
-    training run."""
+    features, rules, target precision); the others keep their values. Applies to the next
+    items; a change to coverage, target_precision, confidence or features also starts a
+    retraining run, whose version the usual promotion gate promotes or not."""
     changes = json_object()
     session = write_session()
+    before = policy_of(queue).model_dump()
     policy = update_policy(session=session, queue=queue, changes=changes)
     session.commit()
-    return jsonify({"name": queue.name, "policy": policy.model_dump()})
+    retraining = retrain_for_policy(
+        redis=redis_conn(), queue=queue, user=user, before=before, after=policy.model_dump()
+    )
+    return jsonify({"name": queue.name, "policy": policy.model_dump(), "retraining": retraining})
 
 
 @bp.get("/queues")

@@ -3,6 +3,8 @@ version, roll back to the one before, or start a retraining run."""
 
 from __future__ import annotations
 
+import logging
+
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
@@ -13,6 +15,10 @@ from app.learning.outbox import relay_outbox
 from app.learning.registry import promote, rollback
 from app.learning.retraining import enqueue_retrain
 from app.models import ModelVersion, Queue, User, id_of
+
+log = logging.getLogger(__name__)
+# Policy fields a model is trained with: changing one retrains (through the same gate).
+RETRAINING_FIELDS = ("coverage", "target_precision", "confidence", "features")
 
 
 def promote_and_rescore(
@@ -57,3 +63,24 @@ def request_retrain(*, redis: Redis, queue: Queue, user: User) -> str:
             "The job queue (Redis) is not answering; retraining could not be started. "
             "Try again in a moment."
         ) from None
+
+
+def retrain_for_policy(*, redis: Redis, queue: Queue, user: User, before: dict, after: dict):
+    """Starts a retraining run when a lead changed a policy field the model is trained with
+    (RETRAINING_FIELDS); its version is promoted, or not, by the usual gate. Returns
+    {"fields", "job_id"} (job_id None when Redis is away: the next run applies it), or None
+    when no such field changed."""
+    changed = [f for f in RETRAINING_FIELDS if before.get(f) != after.get(f)]
+    if not changed:
+        return None
+    try:
+        job_id = enqueue_retrain(
+            redis,
+            id_of(queue),
+            reason=f"policy changed by {user.name}: {', '.join(changed)}",
+            follow_up=True,
+        )
+    except RedisError:
+        log.warning("queue %s: policy changed but Redis is away; no retraining started", queue.name)
+        job_id = None
+    return {"fields": changed, "job_id": job_id}

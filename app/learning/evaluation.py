@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -82,68 +83,193 @@ def evaluate(model, x, targets: list[str], conformal: Conformal | None = None) -
 @dataclass(frozen=True)
 class Active:
     """The active version a new one must beat: its id, and the model with the ids of the
-    examples it trained on when it could be loaded (else why not)."""
+    examples it trained on when it could be loaded (else why not); the answers its split
+    model gave on its own held-out labels (example id -> answer), how many labels it was
+    trained on and the settings it was trained with."""
 
     version_id: int
     loaded: LoadedModel | None
     trained_on: frozenset[int] | None
     error: str | None = None
+    held_out: dict[int, str] = field(default_factory=dict)
+    n_labels: int = 0
+    settings_hash: str | None = None
+
+
+# Fewer comparable held-out rows than this: no paired test, the candidate waits.
+MIN_PAIRED = MIN_FAIR_EVAL
+# "Not worse": the lower end of the difference's interval above minus this many points.
+NON_INFERIORITY = 0.01
+# Two-sided 90% percentile interval: each end is a one-sided 95% bound.
+GATE_CONFIDENCE = 0.9
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _f1_per_class(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """F1 of class k along the last axis (NaN where the class is in neither y nor pred)."""
+    tp = ((pred == k) & (y == k)).sum(axis=-1)
+    fp = ((pred == k) & (y != k)).sum(axis=-1)
+    fn = ((pred != k) & (y == k)).sum(axis=-1)
+    denom = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
+
+
+def metric_value(metric: str, pred: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """The metric on label indices, vectorised along the last axis (one value per resample):
+    as sklearn computes it (macro F1 over the answers present in y or pred)."""
+    if metric == "accuracy":
+        return (pred == y).mean(axis=-1)
+    per = np.stack([_f1_per_class(pred, y, k) for k in range(n_classes)])
+    if metric == "macro_f1":
+        present = ~np.isnan(per)
+        return np.where(present, per, 0).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
+    support = np.stack([(y == k).sum(axis=-1) for k in range(n_classes)])
+    return (np.nan_to_num(per) * support).sum(axis=0) / y.shape[-1]
+
+
+def paired_difference(
+    metric: str, ours: list[str], theirs: list[str], truth: list[str], seed: int = 0
+) -> dict:
+    """The metric's difference (new - active) on the same rows, with a paired bootstrap
+    percentile interval (scipy.stats.bootstrap, rows resampled together)."""
+    labels = sorted(set(ours) | set(theirs) | set(truth))
+    index = {lab: i for i, lab in enumerate(labels)}
+    a = np.asarray([index[v] for v in ours])
+    b = np.asarray([index[v] for v in theirs])
+    y = np.asarray([index[v] for v in truth])
+    k = len(labels)
+
+    def difference(a_, b_, y_, axis=-1):
+        return metric_value(metric, a_, y_, k) - metric_value(metric, b_, y_, k)
+
+    point = float(difference(a, b, y))
+    if np.array_equal(a, b):  # the same answers: the difference is exactly zero
+        low = high = 0.0
+    else:
+        result = stats.bootstrap(
+            (a, b, y),
+            difference,
+            paired=True,
+            vectorized=True,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            confidence_level=GATE_CONFIDENCE,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return {
+        "new": round(float(metric_value(metric, a, y, k)), 4),
+        "active": round(float(metric_value(metric, b, y, k)), 4),
+        "difference": round(point, 4),
+        "low": round(low, 4),
+        "high": round(high, 4),
+        "n": len(truth),
+        "confidence": GATE_CONFIDENCE,
+        "method": "paired bootstrap, percentile interval (scipy.stats.bootstrap)",
+    }
 
 
 def compare_with_active(
     metrics: dict,
-    model,
-    x_all,
+    answers: dict[int, str],
     active: Active | None,
     rows: list[Row],
     eval_idx: list[int],
     metric: str,
+    *,
+    n_labels: int,
+    settings_hash: str,
 ) -> None:
-    """Grades the active model on the held-out rows it never trained on, and decides whether
-    the new one is promoted: writes `promoted`, `promotion_reason` and the comparison's
-    figures into `metrics`."""
+    """Decides whether the new version is promoted over the active one, from a paired test
+    on the same held-out labels neither model trained on; writes `promoted`,
+    `promotion_reason` and the comparison's figures into `metrics`.
+
+    `answers` are the new split model's answers on the evaluation rows (by example id).
+    The active model answers live for rows it never saw, and through its own split model's
+    stored answers for rows that were in its held-out part; rows it trained on are left out.
+    Promoted when better with confidence, or not worse with confidence and trained on more
+    labels or with the queue's newer settings.
+    """
     metrics["compared_with_version_id"] = active.version_id if active else None
     if active is None:
-        metrics["promoted"], metrics["promotion_reason"] = True, "first model of the queue"
-        return
+        return  # the first model: fitting decides (enough labels per answer)
     if active.loaded is None:
         metrics["promoted"] = True
         metrics["promotion_reason"] = f"the active model cannot be loaded ({active.error})"
         return
     seen = active.trained_on
-    fair = [i for i in eval_idx if rows[i].example_id not in seen] if seen is not None else []
-    note = ""
-    if len(fair) < MIN_FAIR_EVAL:
-        fair = list(eval_idx)
-        note = (
-            " (the active model had trained on some of them: too few new labels)"
-            if seen is not None
-            else " (the active model's training rows are not known)"
-        )
+    # Its training rows unknown (a version older than stored snapshots): graded live on
+    # every held-out row, which can only favour it.
+    live = [i for i in eval_idx if seen is None or rows[i].example_id not in seen]
+    stored = [
+        i
+        for i in eval_idx
+        if seen is not None and rows[i].example_id in seen and rows[i].example_id in active.held_out
+    ]
+    theirs_by_row: dict[int, str] = {i: active.held_out[rows[i].example_id] for i in stored}
     try:
-        theirs = evaluate(
-            active.loaded.model,
-            active.loaded.inputs([rows[i].payload for i in fair]),
-            [rows[i].target for i in fair],
-        )
+        if live:
+            proba = active.loaded.predict_proba([rows[i].payload for i in live])
+            classes = active.loaded.classes
+            for i, p in zip(live, proba, strict=True):
+                theirs_by_row[i] = classes[int(np.argmax(p))]
     except Exception as exc:  # noqa: BLE001 - a broken active model must not block a working one
         metrics["promoted"] = True
         metrics["promotion_reason"] = f"the active model could not be evaluated ({exc})"
         return
-    ours = (
-        metrics[metric]
-        if len(fair) == len(eval_idx)
-        else evaluate(model, x_all[fair], [rows[i].target for i in fair])[metric]
-    )
+    same = sorted(theirs_by_row)
     metrics["active_version"] = active.loaded.version
-    metrics[f"active_{metric}"] = theirs[metric]
-    metrics[f"new_{metric}_on_same_rows"] = ours
-    metrics["compared_on"] = len(fair)
-    better = ours > theirs[metric]
-    metrics["promoted"] = better
+    metrics["compared_on"] = len(same)
     name = metric.replace("_", " ")
-    metrics["promotion_reason"] = (
-        f"{name} {ours:.3f} vs {theirs[metric]:.3f} for {active.loaded.version} on the same "
-        f"{len(fair)} newest human labels{note}: "
-        + ("better, promoted" if better else "not better, kept as a candidate")
+    if len(same) < MIN_PAIRED:
+        metrics["promoted"] = False
+        metrics["promotion_reason"] = (
+            f"only {len(same)} held-out labels that neither this model nor "
+            f"{active.loaded.version} trained on (at least {MIN_PAIRED} are needed to compare "
+            "them): kept as a candidate"
+        )
+        return
+    test = paired_difference(
+        metric,
+        [answers[rows[i].example_id] for i in same],
+        [theirs_by_row[i] for i in same],
+        [rows[i].target for i in same],
     )
+    metrics["gate"] = test
+    metrics[f"active_{metric}"] = test["active"]
+    metrics[f"new_{metric}_on_same_rows"] = test["new"]
+    better = test["low"] > 0
+    not_worse = test["low"] >= -NON_INFERIORITY
+    more_labels = n_labels > active.n_labels
+    new_settings = active.settings_hash is not None and settings_hash != active.settings_hash
+    figures = (
+        f"{name} {test['new']:.3f} vs {test['active']:.3f} for {active.loaded.version} on the "
+        f"same {len(same)} held-out labels neither trained on (difference "
+        f"{test['difference']:+.3f}, {GATE_CONFIDENCE:.0%} interval {test['low']:+.3f} to "
+        f"{test['high']:+.3f})"
+    )
+    if better:
+        verdict, promoted = "better with confidence, promoted", True
+    elif not_worse and more_labels:
+        verdict = (
+            f"not worse with confidence and trained on more labels ({n_labels} vs "
+            f"{active.n_labels}), promoted"
+        )
+        promoted = True
+    elif not_worse and new_settings:
+        verdict = "not worse with confidence and trained with the queue's new settings, promoted"
+        promoted = True
+    elif test["high"] < 0:
+        verdict, promoted = "worse with confidence, kept as a candidate", False
+    elif not_worse:
+        verdict = (
+            "not better with confidence, and neither more labels nor new settings: "
+            "kept as a candidate"
+        )
+        promoted = False
+    else:
+        verdict = "not better with confidence and possibly worse, kept as a candidate"
+        promoted = False
+    metrics["promoted"] = promoted
+    metrics["promotion_reason"] = f"{figures}: {verdict}"

@@ -8,6 +8,7 @@ import json
 import platform
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from app.learning import artifacts
+from app.learning.auto_accept import choose_rule
 from app.learning.conformal import conformalize
 from app.learning.evaluation import Active, compare_with_active, evaluate
 from app.learning.features import choose_columns, table
@@ -40,8 +42,11 @@ from app.models import Queue
 from app.queues.service import HUMAN_SOURCES, policy_of
 
 MIN_EXAMPLES = 10
+# The queue's first model is promoted only when each answer has this many human labels.
+MIN_LABELS_PER_ANSWER = 5
 # Bump when the default pipeline changes, so the same data and policy train a new version.
-PIPELINE_VERSION = 2
+# 3: the served model is refit on every label after the split (card["served"]).
+PIPELINE_VERSION = 3
 
 
 class TrainingFailed(Exception):
@@ -61,12 +66,17 @@ class Fitted:
     artifact: tuple[bytes, str]
     # The novelty detector's skops file and its SHA-256 (None: no detector).
     novelty: tuple[bytes, str] | None = None
+    # The split model's answers on the evaluation rows (see pack_answers).
+    held_out_answers: bytes | None = None
+    # The model trained on the split's training part only: it chose the thresholds and was
+    # graded (`model` is it refit on every label; see card["served"]).
+    split_model: object = None
 
 
 def training_settings(queue: Queue, seed: int) -> dict:
     """What, besides the data, decides the model a run makes."""
     policy = policy_of(queue)
-    return {
+    out = {
         "pipeline": PIPELINE_VERSION,
         "seed": seed,
         "features": [f.model_dump() for f in policy.features] if policy.features else None,
@@ -74,6 +84,10 @@ def training_settings(queue: Queue, seed: int) -> dict:
         "metric": policy.metric,
         "train_on_auto": policy.train_on_auto,
     }
+    if policy.target_precision is not None:  # absent otherwise: older settings hashes hold
+        out["target_precision"] = policy.target_precision
+        out["confidence"] = policy.confidence
+    return out
 
 
 def settings_hash(settings: dict) -> str:
@@ -106,9 +120,11 @@ def code_version() -> str | None:
 
 
 def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = None) -> Fitted:
-    """Fits, calibrates, conformalises and evaluates on time-ordered held-out human labels;
-    touches no database. `active` is the queue's active version as it was when the snapshot
-    was taken (see registry.active_for_comparison), or None when the queue has none.
+    """Fits, calibrates, conformalises, chooses the auto-accept rule and evaluates on
+    time-ordered held-out human labels, decides promotion, then refits the served model on
+    every label (card["served"]); touches no database. `active` is the queue's active
+    version as it was when the snapshot was taken (see registry.active_for_comparison), or
+    None when the queue has none.
     """
     policy = policy_of(queue)
     rows = snap.rows
@@ -168,14 +184,51 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
     metrics = evaluate(model, x_all[part[EVALUATION]], eval_y, conformal)
     metrics["n_train"] = len(train_y)
     metrics["n_conformal"] = len(part[CONFORMAL])
-    metrics["classes"] = classes
     metrics["metric"] = policy.metric
-    compare_with_active(metrics, model, x_all, active, rows, part[EVALUATION], policy.metric)
+    if policy.target_precision is not None:
+        metrics["auto_accept"] = _auto_accept_rule(model, x_all, rows, part, policy)
+    answers = _answers(model, x_all, rows, part[EVALUATION])
+    settings = training_settings(queue, seed)
+    if active is None:
+        metrics["compared_with_version_id"] = None
+        metrics["promoted"], metrics["promotion_reason"] = _first_model(rows, queue)
+    else:
+        compare_with_active(
+            metrics,
+            answers,
+            active,
+            rows,
+            part[EVALUATION],
+            policy.metric,
+            n_labels=len(rows),
+            settings_hash=settings_hash(settings),
+        )
+    split_model, served_note = model, None
+    if not auto_in_train:
+        served, served_note = _refit_on_everything(columns, x_all, rows, roles, seed)
+        model = served if served is not None else model
+    metrics["classes"] = [str(c) for c in model.classes_]
+    n_held = len(part[CONFORMAL]) + len(part[EVALUATION])
+    served_card = {
+        "refit": served_note is None and not auto_in_train,
+        "n_labels": sum(1 for role in roles if role != LEFT_OUT),
+        "n_held_out": n_held,
+        "n_evaluation": len(part[EVALUATION]),
+        "note": served_note
+        or (
+            "not refit: a model trained partly on auto-accepted labels is calibrated on "
+            "held-out human labels, so it cannot also train on them"
+            if auto_in_train
+            else None
+        ),
+    }
+    # The input guard belongs to the model that serves: its feature step is what scoring uses.
     held_out = part[CALIBRATION] + part[CONFORMAL] + part[EVALUATION]
     profile, novelty, novelty_card = _input_guard(model, x_train, x_all[held_out], columns, seed)
 
     card = {
-        "settings": training_settings(queue, seed),
+        "settings": settings,
+        "served": served_card,
         "columns": columns,
         "conformal": conformal.as_dict(),
         "calibration": calibration,
@@ -212,6 +265,8 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
         card=card,
         artifact=artifacts.save(model),
         novelty=novelty,
+        held_out_answers=pack_answers(answers),
+        split_model=split_model,
     )
 
 
@@ -240,3 +295,74 @@ def _count(values) -> dict:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
+
+
+def _auto_accept_rule(model, x_all, rows, part, policy) -> dict:
+    """The auto-accept threshold for the queue's target precision, chosen on every held-out
+    human label the split model neither trained nor was calibrated on (see auto_accept)."""
+    idx = part[CONFORMAL] + part[EVALUATION]
+    if not idx:
+        return choose_rule(
+            np.zeros(0),
+            np.zeros(0),
+            target_precision=policy.target_precision,
+            confidence=policy.confidence,
+        )
+    proba = model.predict_proba(x_all[idx])
+    classes = np.asarray([str(c) for c in model.classes_], dtype=object)
+    correct = classes[proba.argmax(axis=1)] == np.asarray([rows[i].target for i in idx])
+    return choose_rule(
+        proba.max(axis=1),
+        correct,
+        target_precision=policy.target_precision,
+        confidence=policy.confidence,
+    )
+
+
+def _answers(model, x_all, rows, idx: list[int]) -> dict[int, str]:
+    """The model's top answer for each of these rows, by example id."""
+    if not idx:
+        return {}
+    classes = [str(c) for c in model.classes_]
+    top = model.predict_proba(x_all[idx]).argmax(axis=1)
+    return {rows[i].example_id: classes[int(k)] for i, k in zip(idx, top, strict=True)}
+
+
+def pack_answers(answers: dict[int, str]) -> bytes:
+    """Held-out answers as stored in model_version.held_out_answers."""
+    ids = list(answers)
+    return zlib.compress(json.dumps({"ids": ids, "answers": [answers[i] for i in ids]}).encode())
+
+
+def unpack_answers(data: bytes | None) -> dict[int, str]:
+    if not data:
+        return {}
+    raw = json.loads(zlib.decompress(data))
+    return dict(zip(raw["ids"], raw["answers"], strict=True))
+
+
+def _first_model(rows, queue: Queue) -> tuple[bool, str]:
+    """(promoted, reason) for a queue's first model: only with enough labels per answer."""
+    counts = _count(r.target for r in rows if r.source in HUMAN_SOURCES)
+    answers = list(queue.labels) if queue.labels else sorted(counts)
+    short = [(a, counts.get(a, 0)) for a in answers if counts.get(a, 0) < MIN_LABELS_PER_ANSWER]
+    if not short:
+        return True, "first model of the queue"
+    missing = ", ".join(f"“{a}” has {n}" for a, n in short)
+    return False, (
+        f"first model of the queue: kept as a candidate until each answer has at least "
+        f"{MIN_LABELS_PER_ANSWER} human labels ({missing})"
+    )
+
+
+def _refit_on_everything(columns, x_all, rows, roles, seed):
+    """(the pipeline refit on every label, None) or (None, why not): the model that serves
+    learns from the held-out labels too, once they have chosen thresholds and graded."""
+    idx = [i for i, role in enumerate(roles) if role != LEFT_OUT]
+    y = [rows[i].target for i in idx]
+    try:
+        refit, _ = calibrated(build_pipeline(columns, seed), y, seed)
+        refit.fit(x_all[idx], y)
+    except ValueError as exc:
+        return None, f"not refit on every label ({exc}); the split model serves"
+    return refit, None

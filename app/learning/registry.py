@@ -15,9 +15,9 @@ from app.db import dumps_json
 from app.errors import Conflict, NotFound
 from app.learning import artifacts
 from app.learning.evaluation import Active
-from app.learning.fitting import Fitted, TrainingFailed, settings_hash
+from app.learning.fitting import Fitted, TrainingFailed, settings_hash, unpack_answers
 from app.learning.scoring import load_version
-from app.learning.snapshot import ROLES, TRAIN, Snapshot, pack_ids, unpack_ids
+from app.learning.snapshot import LEFT_OUT, ROLES, TRAIN, Snapshot, pack_ids, unpack_ids
 from app.models import (
     Item,
     ModelVersion,
@@ -52,8 +52,18 @@ def active_for_comparison(session: Session, queue_id: int) -> Active | None:
     if current.snapshot_id is not None:
         snap = session.get_one(TrainingSnapshot, current.snapshot_id)
         ids = unpack_ids(snap.example_ids, np.int64)
-        trained_on = frozenset(ids[unpack_ids(snap.roles, np.uint8) == TRAIN].tolist())
-    return Active(id_of(current), loaded, trained_on)
+        roles = unpack_ids(snap.roles, np.uint8)
+        # A refit model trained on every label of its snapshot, an older one on its TRAIN part.
+        refit = ((current.card or {}).get("served") or {}).get("refit")
+        trained_on = frozenset(ids[roles != LEFT_OUT if refit else roles == TRAIN].tolist())
+    return Active(
+        id_of(current),
+        loaded,
+        trained_on,
+        held_out=unpack_answers(current.held_out_answers),
+        n_labels=current.n_examples,
+        settings_hash=current.settings_hash,
+    )
 
 
 def snapshot_is_new(*, session: Session, queue_id: int, snap: Snapshot, settings: str) -> bool:
@@ -116,6 +126,7 @@ def store(*, session: Session, queue: Queue, fitted: Fitted) -> ModelVersion | N
         artifact=data,
         artifact_sha256=sha,
         novelty=fitted.novelty[0] if fitted.novelty else None,
+        held_out_answers=fitted.held_out_answers,
     )
     session.add(version)
     session.flush()
@@ -190,6 +201,7 @@ def versions_of(*, session: Session, queue: Queue) -> list[ModelVersion]:
             .options(
                 defer(ModelVersion.artifact),  # type: ignore[arg-type]
                 defer(ModelVersion.novelty),  # type: ignore[arg-type]
+                defer(ModelVersion.held_out_answers),  # type: ignore[arg-type]
             )
             .where(col(ModelVersion.queue_id) == queue.id)
             .order_by(col(ModelVersion.id).desc())

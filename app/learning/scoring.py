@@ -55,6 +55,9 @@ class LoadedModel:
     profile: dict | None = None
     known: dict[str, frozenset] | None = None
     novelty: Novelty | None = None
+    # The auto-accept rule chosen for the queue's target precision when it was trained
+    # (metrics["auto_accept"]), or None when it was trained without a target.
+    auto_accept: dict | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -123,6 +126,8 @@ class LoadedModel:
                     # runner-up's distance too (app.queues.order).
                     "margin": round(margin_of_probabilities(row), 4),
                 }
+                if self.auto_accept is not None:
+                    detail["auto_accept"] = self.auto_accept
             if unlike and unlike[n]:
                 detail = {**(detail or {}), "drift": unlike[n]}
             out.append(
@@ -161,12 +166,21 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         profile=card.get("profile"),
         known=known_values(card.get("profile")),
         novelty=Novelty(forest, novelty.get("threshold")) if forest is not None else None,
+        auto_accept=_rule_of(version.metrics or {}),
     )
     with _cache_lock:
         _cache[key] = loaded
         while len(_cache) > 8:
             _cache.popitem(last=False)
     return loaded
+
+
+def _rule_of(metrics: dict) -> dict | None:
+    """What routing needs of the version's auto-accept rule (not its curve)."""
+    rule = metrics.get("auto_accept")
+    if not rule or rule.get("target_precision") is None:
+        return None
+    return {k: rule.get(k) for k in ("threshold", "target_precision", "confidence", "why_none")}
 
 
 def _loaded(session: Session, queue: Queue, version: str | None = None) -> LoadedModel | None:

@@ -67,6 +67,13 @@ class Policy(BaseModel):
     retrain_every_hours: float = Field(0, ge=0, le=24 * 366)
     # Candidate lists are conformal sets holding the true answer this often.
     coverage: float = Field(0.95, ge=0.5, le=0.999)
+    # Auto-accept by a guaranteed precision instead of a score: each training run chooses
+    # the model's threshold so that precision >= target_precision with probability
+    # >= confidence (None: the auto_accept_threshold decides, as before). The audited
+    # precision alarm checks the same target (or, without one, auto_accept_threshold) with
+    # a lower bound at the same confidence.
+    target_precision: float | None = Field(None, ge=0.5, le=0.999)
+    confidence: float = Field(0.9, ge=0.5, le=0.999)
     # What a new model must beat the active one on to be promoted.
     metric: Literal["macro_f1", "accuracy", "weighted_f1"] = "macro_f1"
     # Auto-accepted labels are the model's own answers; only train on them when asked.
@@ -75,10 +82,6 @@ class Policy(BaseModel):
     features: list[FeatureSpec] | None = Field(None, max_length=500)
     # Answers suggested when no model can score an item in time.
     rules: list[Rule] = Field(default_factory=list, max_length=100)
-    # The precision auto-accepted answers must keep (None: the auto-accept threshold is the
-    # implied target), and how sure the audited lower bound must be.
-    target_precision: float | None = Field(None, ge=0.5, le=0.999)
-    confidence: float = Field(0.9, ge=0.5, le=0.999)
     # An alarm (audited precision below target, ...) stops auto-accepting until a lead resumes.
     pause_on_alarm: bool = True
     # Audited answers needed before the precision alarm may fire: a handful proves nothing.

@@ -108,6 +108,8 @@ def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Ro
 def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
     """The queue's own model: auto-accept only a single-answer conformal set whose calibrated
     confidence clears the threshold."""
+    if policy.target_precision is not None:
+        return _route_by_target(policy, candidates, detail, queue_name, external_id)
     top = candidates[0]["score"]
     size, coverage = detail["set_size"], detail["coverage"]
     if size != 1:
@@ -129,6 +131,47 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
         f"confidence {top:.2f}",
         f"the only answer in the {coverage:.0%} candidate set, "
         f"calibrated confidence {top:.2f} ≥ {policy.auto_accept_threshold:.2f}",
+    )
+
+
+def _route_by_target(policy, candidates, detail, queue_name, external_id) -> Route:
+    """The queue's own model under a target precision: auto-accept when the calibrated top
+    score clears the threshold its training run chose for that target (see
+    app.learning.auto_accept); with no such threshold, a person answers."""
+    top = candidates[0]["score"]
+    target = policy.target_precision
+    rule = detail.get("auto_accept")
+    if rule is None:
+        return Route(
+            RouteDecision.REVIEW,
+            f"the queue asks for {target:.1%} precision and this model was trained without "
+            "that target: nothing is auto-accepted until it is retrained",
+        )
+    if rule["target_precision"] < target:
+        return Route(
+            RouteDecision.REVIEW,
+            f"this model's auto-accept rule holds {rule['target_precision']:.1%} precision, "
+            f"the queue now asks for {target:.1%}: nothing is auto-accepted until it is retrained",
+        )
+    threshold = rule.get("threshold")
+    promise = f"{rule['target_precision']:.1%} precision with {rule['confidence']:.0%} confidence"
+    if threshold is None:
+        return Route(
+            RouteDecision.REVIEW,
+            f"no auto-accept rule reaches {promise}: {rule.get('why_none') or 'none found'}",
+        )
+    if top < threshold:
+        return Route(
+            RouteDecision.REVIEW,
+            f"calibrated confidence {top:.2f} is below {threshold:.2f}, the threshold chosen "
+            f"for {promise}",
+        )
+    return _accept_or_audit(
+        policy,
+        queue_name,
+        external_id,
+        f"confidence {top:.2f}",
+        f"calibrated confidence {top:.2f} ≥ {threshold:.2f}, the threshold chosen for {promise}",
     )
 
 

@@ -6,7 +6,7 @@ Items waiting at the upgrade are ranked from their newest prediction, so a queue
 to the uncertainty order right away finds them in their place.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01 19:00:00
 """
 
@@ -17,7 +17,7 @@ from app.models import JSONType
 from app.queues.order import rank_of
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

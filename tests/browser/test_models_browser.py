@@ -125,7 +125,7 @@ def test_lead_promotes_a_candidate_rolls_back_and_retrains(
     ) == [v2, v1]
     expect(_status(page, v1)).to_have_text("active")
     expect(_status(page, v2)).to_have_text("candidate")
-    expect(_row(page, v2)).to_contain_text("not better, kept as a candidate")
+    expect(_row(page, v2)).to_contain_text("worse with confidence, kept as a candidate")
     # The active version cannot be made active, and there is nothing to roll back to yet.
     expect(_row(page, v1).get_by_role("button", name="Make active")).to_have_count(0)
     expect(page.locator("#rollback")).to_have_count(0)

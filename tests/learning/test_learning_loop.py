@@ -68,11 +68,11 @@ def test_stored_threshold_gives_exactly_mapies_sets():
     roles = np.asarray(fitted.roles)
     x = table([r.payload for r in snap.rows], fitted.card["columns"])
     y = np.asarray([r.target for r in snap.rows], dtype=object)
-    classes = [str(c) for c in fitted.model.classes_]
+    classes = [str(c) for c in fitted.split_model.classes_]
     mapie = SplitConformalClassifier(
         estimator=_Probabilities(classes), confidence_level=0.9, prefit=True
-    ).conformalize(fitted.model.predict_proba(x[roles == CONFORMAL]), y[roles == CONFORMAL])
-    proba = fitted.model.predict_proba(x[roles == EVALUATION])
+    ).conformalize(fitted.split_model.predict_proba(x[roles == CONFORMAL]), y[roles == CONFORMAL])
+    proba = fitted.split_model.predict_proba(x[roles == EVALUATION])
     _, mapie_sets = mapie.predict_set(proba)
     assert (conformal.sets(proba) == mapie_sets[:, :, 0]).all()
 
@@ -364,7 +364,9 @@ def test_a_worse_model_is_kept_as_a_candidate(make, engine, db):
         queue.policy = {**queue.policy, "features": [{"name": "currency"}]}
         v2 = train_model_version(db=s, queue_id=queue.id).version
         assert not v2.active and v2.metrics["promoted"] is False
-        assert "not better, kept as a candidate" in v2.metrics["promotion_reason"]
+        assert v2.metrics["promotion_reason"].endswith("worse with confidence, kept as a candidate")
+        # The paired interval of the difference lies below zero.
+        assert v2.metrics["gate"]["high"] < 0 and v2.metrics["gate"]["n"] >= 10
         assert v2.metrics["active_version"] == v1.version
         assert v2.metrics["new_macro_f1_on_same_rows"] < v2.metrics["active_macro_f1"]
     assert db.scalar(select(ModelVersion.version).where(ModelVersion.active)) == v1.version

@@ -59,7 +59,7 @@ def test_retrain_versions_snapshot_and_promotion(make, engine, db):
         # Graded against v1 on the newest human labels, which v1 never trained on.
         assert v2.metrics["active_version"] == "claims-v1"
         assert "active_macro_f1" in v2.metrics and v2.metrics["compared_on"] >= 10
-        assert v2.metrics["promotion_reason"].endswith("better, promoted") == v2.active
+        assert v2.metrics["promotion_reason"].endswith(", promoted") == v2.active
         actives = s.scalars(select(ModelVersion.version).where(ModelVersion.active)).all()
         assert len(actives) == 1
 

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from app.queues.service import Policy
 from app.states import RouteDecision
 
+# The queue's own model auto-accepts nothing until every answer of the queue has at least
+# this many human labels in the data the model was built from: below it, the per-answer
+# figures (precision, coverage) rest on too few labels to mean much.
+MIN_LABELS_PER_ANSWER = 20
+
 
 @dataclass(frozen=True)
 class Route:
@@ -86,20 +91,41 @@ def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Ro
 
 def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
     """The queue's own model: auto-accept only a single-answer conformal set whose calibrated
-    confidence clears the threshold."""
+    confidence clears the threshold, from a model that has enough labels of every answer."""
     top = candidates[0]["score"]
     size, coverage = detail["set_size"], detail["coverage"]
-    if size != 1:
-        what = "no answer" if size == 0 else f"{size} answers"
+    if detail.get("best_guess_only") or size == 0:
         return Route(
             RouteDecision.REVIEW,
-            f"the {coverage:.0%} candidate set holds {what}: a person must choose",
+            f"no answer is likely enough for the {coverage:.0%} candidate set: the model's "
+            f"best guess '{candidates[0]['label']}' is shown for a person to check",
+        )
+    if detail.get("unseen"):
+        names = [c["label"] for c in candidates if c.get("unseen")][:3]
+        more = detail["unseen"] - len(names)
+        listed = ", ".join(f"'{n}'" for n in names) + (f" and {more} more" if more > 0 else "")
+        return Route(
+            RouteDecision.REVIEW,
+            f"the model has never seen the answer {listed}: offered as candidates too, and "
+            "nothing is auto-accepted until it has",
+        )
+    if size != 1:
+        return Route(
+            RouteDecision.REVIEW,
+            f"the {coverage:.0%} candidate set holds {size} answers: a person must choose",
         )
     if top < policy.auto_accept_threshold:
         return Route(
             RouteDecision.REVIEW,
             f"calibrated confidence {top:.2f} is below the auto-accept threshold "
             f"{policy.auto_accept_threshold:.2f}",
+        )
+    fewest = detail.get("fewest_labels")
+    if fewest and fewest["n"] < MIN_LABELS_PER_ANSWER:
+        return Route(
+            RouteDecision.REVIEW,
+            f"answer '{fewest['answer']}' has {fewest['n']} human labels, fewer than the "
+            f"{MIN_LABELS_PER_ANSWER} every answer needs before the model auto-accepts anything",
         )
     return _accept_or_audit(
         policy,

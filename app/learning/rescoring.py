@@ -20,7 +20,7 @@ from app.db import session_scope
 from app.learning.feedback import mark_enqueued
 from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
-from app.models import Item, ModelVersion, Outbox, Prediction, utcnow
+from app.models import Item, ModelVersion, Outbox, Prediction, Queue, utcnow
 from app.states import ItemStatus, OutboxKind
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         if version is None or not version.active:
             return Progress(0, None)
         model = load_version(session, version)
+        queue_labels = session.scalar(select(Queue.labels).where(Queue.id == queue_id))
         items, latest = _waiting_batch(session, queue_id, after_id, size)
     if not items:
         return Progress(0, None)
@@ -70,7 +71,11 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         if latest.get(i.id, ("model", None))[0] != "producer"
         and latest.get(i.id, (None, None))[1] != version.version
     ]
-    scored = model.candidates(model.predict_proba([i.payload for i in todo])) if todo else []
+    scored = (
+        model.candidates(model.predict_proba([i.payload for i in todo]), queue_labels)
+        if todo
+        else []
+    )
     now = utcnow()
     with session_scope(engine) as session:
         session.connection(execution_options={"sqlite_immediate": True})

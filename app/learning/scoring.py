@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import select
@@ -39,6 +39,9 @@ class LoadedModel:
     model: object
     columns: list[dict]  # the payload fields it reads, as features.table() lays them out
     conformal: Conformal | None
+    # Human labels per answer in the data it was built from, with the queue's answers it
+    # never saw (0); empty for versions stored before this was recorded.
+    labels_per_answer: dict[str, int] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -50,27 +53,57 @@ class LoadedModel:
     def predict_proba(self, payloads: list[dict]) -> np.ndarray:
         return self.model.predict_proba(self.inputs(payloads))
 
-    def candidates(self, proba: np.ndarray) -> list[tuple[list[dict], dict | None]]:
+    def label_counts(self, queue_labels: list[str] | None = None) -> dict[str, int]:
+        """Human labels per answer it was built from, every answer of the queue included."""
+        counts = {c: 0 for c in self.classes} | dict(self.labels_per_answer)
+        return counts | {a: 0 for a in queue_labels or [] if a not in counts}
+
+    def unseen(self, queue_labels: list[str] | None = None) -> list[str]:
+        """The queue's answers the model has never seen (it cannot give them a probability)."""
+        known = set(self.classes)
+        return [a for a in self.label_counts(queue_labels) if a not in known]
+
+    def candidates(
+        self, proba: np.ndarray, queue_labels: list[str] | None = None
+    ) -> list[tuple[list[dict], dict | None]]:
         """Per row: the candidate list, best first, and its detail.
 
-        With a conformal threshold the list is the set (at least the top answer, so the
-        reviewer always sees the model's best guess); without, the top few answers.
+        With a conformal threshold the list is the set, never empty (an empty set shows the
+        model's best guess, marked so), followed by every answer of the queue the model
+        has never seen (score None, "unseen": true); without, the top few answers.
         """
         classes = self.classes
-        sets = self.conformal.sets(proba) if self.conformal else None
+        unseen = self.unseen(queue_labels) if self.conformal else []
+        counts = self.label_counts(queue_labels)
+        fewest = min(counts.items(), key=lambda kv: (kv[1], kv[0])) if counts else None
+        if self.conformal:
+            sets, empty = self.conformal.shown_sets(proba, classes)
         out = []
         for n, row in enumerate(proba):
             order = row.argsort()[::-1]
-            if sets is None:
-                keep = order[:MAX_CANDIDATES]
-                detail = None
-            else:
-                members = [i for i in order if sets[n, i]]
-                keep = (members or order[:1])[:MAX_SET_STORED]
-                detail = {"coverage": self.conformal.coverage, "set_size": len(members)}
-            out.append(
-                ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
-            )
+            if not self.conformal:
+                cands = [
+                    {"label": classes[i], "score": round(float(row[i]), 4)}
+                    for i in order[:MAX_CANDIDATES]
+                ]
+                out.append((cands, None))
+                continue
+            members = [i for i in order if sets[n, i]]
+            cands = [{"label": classes[i], "score": round(float(row[i]), 4)} for i in members]
+            cands += [{"label": a, "score": None, "unseen": True} for a in unseen]
+            detail = {
+                "coverage": self.conformal.coverage,
+                "set_size": len(cands),
+                "mode": self.conformal.mode,
+            }
+            if empty[n]:
+                # No answer reached the set's bar: the list shows the best guess anyway.
+                detail["best_guess_only"] = True
+            if unseen:
+                detail["unseen"] = len(unseen)
+            if fewest is not None:
+                detail["fewest_labels"] = {"answer": fewest[0], "n": fewest[1]}
+            out.append((cands[:MAX_SET_STORED], detail))
         return out
 
 
@@ -89,6 +122,7 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         model=model,
         columns=card["columns"],
         conformal=Conformal.from_dict(card.get("conformal")),
+        labels_per_answer=card.get("labels_per_answer") or {},
     )
     with _cache_lock:
         _cache[key] = loaded
@@ -163,7 +197,7 @@ def score_payloads(
                     reason = f"the model did not answer within {budget_seconds:g} s"
                     break
                 chunk = payloads[start : start + CHUNK]
-                for cands, detail in model.candidates(model.predict_proba(chunk)):
+                for cands, detail in model.candidates(model.predict_proba(chunk), queue.labels):
                     rows.append((cands, model.version, detail, "model"))
         except Exception:  # noqa: BLE001 - a failing model must not lose the batch
             log.exception("model %s failed to score queue %s", model.version, queue.name)

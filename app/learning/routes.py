@@ -34,6 +34,7 @@ from app.learning.retraining import DEAD_RUN_AFTER, retrain_lock_key
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
 from app.states import RunStatus
+from app.trust.coverage import coverage_section
 
 bp = Blueprint("registry", __name__)
 
@@ -164,6 +165,8 @@ def card(name: str, version: str):
         status=version_status(row),
         limitations=card_limitations(row),
         may_promote=_may("promote"),
+        # Coverage on people's decisions since it was trained: the active version's sets only.
+        recent=coverage_section(session=session, queue=queue) if row.active else None,
     )
 
 

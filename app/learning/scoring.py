@@ -75,7 +75,10 @@ class LoadedModel:
         classes = self.classes
         unseen = self.unseen(queue_labels) if self.conformal else []
         counts = self.label_counts(queue_labels)
-        fewest = min(counts.items(), key=lambda kv: (kv[1], kv[0])) if counts else None
+        # Unknown counts (no record at all) leave the minimum to the card's own numbers.
+        fewest = (
+            min(counts.items(), key=lambda kv: (kv[1], kv[0])) if self.labels_per_answer else None
+        )
         if self.conformal:
             sets, empty = self.conformal.shown_sets(proba, classes)
         out = []
@@ -122,7 +125,10 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         model=model,
         columns=card["columns"],
         conformal=Conformal.from_dict(card.get("conformal")),
-        labels_per_answer=card.get("labels_per_answer") or {},
+        # Versions stored before this was recorded: the labels they trained on, per answer.
+        labels_per_answer=card.get("labels_per_answer")
+        or (card.get("data") or {}).get("train_labels")
+        or {},
     )
     with _cache_lock:
         _cache[key] = loaded

@@ -117,7 +117,8 @@ def _reason_words(part: str) -> str | None:
         return "The sending system was not sure enough to accept this without a person."
     if part.startswith("top two candidates"):
         return "The two likeliest answers are too close to call."
-    if part.startswith("no answer is likely enough"):
+    if part.startswith("no answer is likely enough") or "candidate set holds no answer" in part:
+        # (The second wording: items routed before empty sets showed the best guess.)
         return "The model has no answer it trusts for this one; its best guess is shown."
     if part.startswith("the model has never seen the answer"):
         return "The model has not learnt every answer yet, so it does not decide alone."

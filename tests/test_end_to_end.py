@@ -73,7 +73,13 @@ def test_ingest_review_learn_retrain_score_export(client, make, db, worker_proce
     assert one["prediction"]["source"] == "model"
     assert one["prediction"]["model_version"] == versions[0]["version"]
     # With 12 held-out labels a 95% set must hold every answer: calibrated scores sum to 1.
-    assert one["prediction"]["detail"] == {"coverage": 0.95, "set_size": 3}
+    detail = one["prediction"]["detail"]
+    assert {k: detail[k] for k in ("coverage", "set_size", "mode")} == {
+        "coverage": 0.95,
+        "set_size": 3,
+        "mode": "every_answer",
+    }
+    assert one["route"]["decision"] == "review"
     assert abs(sum(c["score"] for c in one["prediction"]["candidates"]) - 1) < 0.01
 
     export = client.get("/api/v1/queues/claims/labels?format=csv", headers=producer["headers"])

@@ -101,12 +101,19 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
             f"best guess '{candidates[0]['label']}' is shown for a person to check",
         )
     if detail.get("unseen"):
+        # A long set can push them out of the stored candidates: then only their count.
         names = [c["label"] for c in candidates if c.get("unseen")][:3]
         more = detail["unseen"] - len(names)
-        listed = ", ".join(f"'{n}'" for n in names) + (f" and {more} more" if more > 0 else "")
+        listed = (
+            "the answer "
+            + ", ".join(f"'{n}'" for n in names)
+            + (f" and {more} more" if more else "")
+            if names
+            else f"{more} of the queue's answers"
+        )
         return Route(
             RouteDecision.REVIEW,
-            f"the model has never seen the answer {listed}: offered as candidates too, and "
+            f"the model has never seen {listed}: offered as candidates too, and "
             "nothing is auto-accepted until it has",
         )
     if size != 1:

@@ -120,7 +120,7 @@ def _reason_words(part: str) -> str | None:
     if part.startswith("no answer is likely enough") or "candidate set holds no answer" in part:
         # (The second wording: items routed before empty sets showed the best guess.)
         return "The model has no answer it trusts for this one; its best guess is shown."
-    if part.startswith("the model has never seen the answer"):
+    if part.startswith("the model has never seen"):
         return "The model has not learnt every answer yet, so it does not decide alone."
     if "every answer needs before the model auto-accepts" in part:
         return "Some answer has too few labels yet for the model to decide alone."

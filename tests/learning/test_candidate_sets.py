@@ -153,7 +153,8 @@ def test_the_card_says_which_answer_lacks_labels_and_what_is_guaranteed():
 class _Fixed:
     """A "model" answering fixed probabilities, to look at sets row by row."""
 
-    classes_ = np.asarray(["a", "b", "c"])
+    def __init__(self, classes=("a", "b", "c")):
+        self.classes_ = np.asarray(classes)
 
     def predict_proba(self, x):
         return np.asarray(x, dtype=float)
@@ -225,6 +226,28 @@ def test_answers_the_model_never_saw_are_offered_and_never_auto_accepted():
         "candidates too, and nothing is auto-accepted until it has"
     )
     assert plain_words.candidate_figure(None, calibrated=True, unseen=True) == plain_words.UNSEEN
+    # Many of them: three named; a set long enough to push them all out of the stored
+    # list: their count.
+    every = Conformal(0.9, 1.0, 40, mode=EVERY_ANSWER)
+    [(cands, detail)] = _loaded(every, {"a": 30, "b": 30, "c": 30}).candidates(
+        np.asarray([[0.5, 0.3, 0.2]]), [f"x{i}" for i in range(12)]
+    )
+    assert len(cands) == 9 and detail["set_size"] == 15 and detail["unseen"] == 12
+    assert _reason(cands, detail) == (
+        "the model has never seen the answer 'x0', 'x1', 'x2' and 9 more: offered as "
+        "candidates too, and nothing is auto-accepted until it has"
+    )
+    ten = LoadedModel(1, "q-v1", _Fixed(list("abcdefghij")), [], every, {})
+    [(cands, detail)] = ten.candidates(np.full((1, 10), 0.1), ["a", "y", "z"])
+    assert not any(c.get("unseen") for c in cands) and detail["unseen"] == 2
+    assert _reason(cands, detail).startswith("the model has never seen 2 of the queue's answers")
+
+
+def _reason(cands, detail):
+    policy = Policy(auto_accept_threshold=0, min_margin=0, audit_rate=0)
+    return route_item(
+        policy=policy, candidates=cands, queue_name="q", external_id="x", detail=detail
+    ).reason
 
 
 def test_a_minimum_of_labels_per_answer_before_any_auto_accept():

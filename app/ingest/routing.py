@@ -5,13 +5,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from app.learning.scoring import MIN_LABELS_PER_ANSWER
 from app.queues.service import Policy
 from app.states import RouteDecision
-
-# The queue's own model auto-accepts nothing until every answer of the queue has at least
-# this many human labels in the data the model was built from: below it, the per-answer
-# figures (precision, coverage) rest on too few labels to mean much.
-MIN_LABELS_PER_ANSWER = 20
 
 
 @dataclass(frozen=True)

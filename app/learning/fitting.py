@@ -173,7 +173,7 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
         "columns": columns,
         "conformal": conformal.as_dict(),
         # Scoring offers the answers the model never saw, and routing auto-accepts nothing
-        # while an answer has too few labels (app.ingest.routing.MIN_LABELS_PER_ANSWER).
+        # while an answer has too few labels (app.learning.scoring.MIN_LABELS_PER_ANSWER).
         "labels_per_answer": labels_per_answer,
         "calibration": calibration,
         "pipeline": describe_pipeline(model),

@@ -13,11 +13,10 @@ from sqlmodel import Session
 
 from app.db import dumps_json
 from app.errors import Conflict, NotFound
-from app.ingest.routing import MIN_LABELS_PER_ANSWER
 from app.learning import artifacts
 from app.learning.evaluation import Active
 from app.learning.fitting import Fitted, TrainingFailed, settings_hash
-from app.learning.scoring import load_version
+from app.learning.scoring import MIN_LABELS_PER_ANSWER, load_version
 from app.learning.snapshot import ROLES, TRAIN, Snapshot, pack_ids, unpack_ids
 from app.models import (
     Item,

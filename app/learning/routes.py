@@ -22,6 +22,7 @@ from app.auth.service import PERMISSIONS, require
 from app.errors import ServiceUnavailable
 from app.extensions import db_session, redis_conn, write_session
 from app.learning.activation import promote_and_rescore, request_retrain, roll_back_and_rescore
+from app.learning.coverage import measured_coverage
 from app.learning.registry import (
     card_limitations,
     get_version,
@@ -34,7 +35,6 @@ from app.learning.retraining import DEAD_RUN_AFTER, retrain_lock_key
 from app.models import TrainingRun, utcnow
 from app.queues.service import get_queue, policy_of
 from app.states import RunStatus
-from app.trust.coverage import coverage_section
 
 bp = Blueprint("registry", __name__)
 
@@ -165,8 +165,8 @@ def card(name: str, version: str):
         status=version_status(row),
         limitations=card_limitations(row),
         may_promote=_may("promote"),
-        # Coverage on people's decisions since it was trained: the active version's sets only.
-        recent=coverage_section(session=session, queue=queue) if row.active else None,
+        # Coverage on people's decisions since it was trained (its sets, while it was active).
+        recent=measured_coverage(session=session, queue=queue, version=row),
     )
 
 

@@ -26,6 +26,10 @@ MAX_CANDIDATES = 5
 # keeps the true count, and the page says when some are not shown).
 MAX_SET_STORED = 9
 CHUNK = 256
+# The queue's own model auto-accepts nothing until every answer of the queue has at least
+# this many human labels in the data the model was built from (routing reads the fewest,
+# given in each set's detail): below it, per-answer figures rest on too few labels.
+MIN_LABELS_PER_ANSWER = 20
 _cache: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 

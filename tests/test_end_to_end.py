@@ -73,10 +73,15 @@ def test_ingest_review_learn_retrain_score_export(client, make, db, worker_proce
     assert one["prediction"]["source"] == "model"
     assert one["prediction"]["model_version"] == versions[0]["version"]
     # With 12 held-out labels a 95% set must hold every answer: calibrated scores sum to 1.
+    detail = one["prediction"]["detail"]
+    assert {k: detail[k] for k in ("coverage", "set_size", "mode")} == {
+        "coverage": 0.95,
+        "set_size": 3,
+        "mode": "every_answer",
+    }
+    assert one["route"]["decision"] == "review"
     cands = one["prediction"]["candidates"]
     margin = round(cands[0]["score"] - cands[1]["score"], 4)
-    detail = one["prediction"]["detail"]
-    assert detail == {"coverage": 0.95, "set_size": 3, "margin": detail["margin"]}
     assert abs(detail["margin"] - margin) <= 2e-4  # from unrounded probabilities
     assert abs(sum(c["score"] for c in cands) - 1) < 0.01
 

@@ -272,9 +272,7 @@ def test_no_imports_of_private_modules_of_other_packages():
         for path in sorted((PROJECT / folder).rglob("*.py"))
         for m in pattern.finditer(path.read_text())
     ]
-    # Known and left to the learning package's rework (issue 9, point 7): MAPIE's EPSILON.
-    allowed = {"app/learning/conformal.py: from mapie._machine_precision"}
-    assert [f for f in found if f not in allowed] == []
+    assert found == []
 
 
 # --- Deployment

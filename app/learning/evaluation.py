@@ -14,6 +14,7 @@ from sklearn.metrics import (
 )
 
 from app.learning.conformal import Conformal
+from app.learning.intervals import coverage_interval
 from app.learning.scoring import LoadedModel
 from app.learning.snapshot import Row
 
@@ -69,15 +70,34 @@ def evaluate(model, x, targets: list[str], conformal: Conformal | None = None) -
         ),
     }
     if conformal is not None:
-        sets = conformal.sets(proba)
-        index = {c: i for i, c in enumerate(classes)}
-        covered = [index.get(t) is not None and sets[n, index[t]] for n, t in enumerate(targets)]
-        sizes = sets.sum(axis=1)
-        out["coverage"] = round(float(np.mean(covered)), 4)
-        out["coverage_target"] = conformal.coverage
-        out["mean_set_size"] = round(float(sizes.mean()), 3)
-        out["single_answer_share"] = round(float((sizes == 1).mean()), 4)
+        out.update(set_coverage(conformal, proba, list(classes), targets))
     return out
+
+
+def set_coverage(conformal: Conformal, proba, classes: list[str], targets: list[str]) -> dict:
+    """How often the sets as reviewers see them (never empty, with the answers the model
+    never saw) held the right answer: overall with its interval, and per answer."""
+    sets, empty = conformal.shown_sets(proba, classes)
+    index = {c: i for i, c in enumerate(classes)}
+    # An answer the model never saw is always offered, so it is always in the list.
+    covered = [t not in index or bool(sets[n, index[t]]) for n, t in enumerate(targets)]
+    sizes = sets.sum(axis=1)
+    measured = coverage_interval(sum(covered), len(covered))
+    per_answer = {}
+    for answer in sorted(set(targets)):
+        hits = [c for c, t in zip(covered, targets, strict=True) if t == answer]
+        per_answer[answer] = coverage_interval(sum(hits), len(hits))
+    return {
+        "coverage": measured["measured"],
+        "coverage_lower": measured["lower"],
+        "coverage_upper": measured["upper"],
+        "coverage_target": conformal.coverage,
+        "coverage_mode": conformal.mode,
+        "coverage_per_answer": per_answer,
+        "mean_set_size": round(float(sizes.mean()), 3) if len(sizes) else None,
+        "single_answer_share": round(float((sizes == 1).mean()), 4) if len(sizes) else None,
+        "empty_set_share": round(float(empty.mean()), 4) if len(empty) else None,
+    }
 
 
 @dataclass(frozen=True)

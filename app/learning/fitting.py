@@ -182,6 +182,8 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
     )
     eval_y = [rows[i].target for i in part[EVALUATION]]
     metrics = evaluate(model, x_all[part[EVALUATION]], eval_y, conformal)
+    labels_per_answer = _count(r.target for r in rows if r.source in HUMAN_SOURCES)
+    labels_per_answer |= {a: 0 for a in queue.labels or [] if a not in labels_per_answer}
     metrics["n_train"] = len(train_y)
     metrics["n_conformal"] = len(part[CONFORMAL])
     metrics["metric"] = policy.metric
@@ -231,6 +233,9 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
         "served": served_card,
         "columns": columns,
         "conformal": conformal.as_dict(),
+        # Scoring offers the answers the model never saw, and routing auto-accepts nothing
+        # while an answer has too few labels (app.learning.scoring.MIN_LABELS_PER_ANSWER).
+        "labels_per_answer": labels_per_answer,
         "calibration": calibration,
         "pipeline": describe_pipeline(model),
         "seed": seed,

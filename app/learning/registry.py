@@ -16,7 +16,7 @@ from app.errors import Conflict, NotFound
 from app.learning import artifacts
 from app.learning.evaluation import Active
 from app.learning.fitting import Fitted, TrainingFailed, settings_hash, unpack_answers
-from app.learning.scoring import load_version
+from app.learning.scoring import MIN_LABELS_PER_ANSWER, load_version
 from app.learning.snapshot import LEFT_OUT, ROLES, TRAIN, Snapshot, pack_ids, unpack_ids
 from app.models import (
     Item,
@@ -438,6 +438,20 @@ def card_limitations(version: ModelVersion) -> list[str]:
         out.append(f"Candidate sets: {note}.")
     if not c.get("calibration") or not c["calibration"].get("method"):
         out.append("Its scores are not calibrated (too few labels per answer).")
+    known = {str(k) for k in m.get("classes") or []}
+    counts = c.get("labels_per_answer") or {}
+    never = sorted(a for a in counts if known and a not in known)
+    if never:
+        out.append(
+            f"It has never seen {', '.join(f'“{a}”' for a in never)}: listed as candidates "
+            "on every item, and nothing is auto-accepted until a model has learnt them."
+        )
+    few = sorted((n, a) for a, n in counts.items() if a not in never and n < MIN_LABELS_PER_ANSWER)
+    if few:
+        out.append(
+            f"“{few[0][1]}” has {few[0][0]} human labels, fewer than the "
+            f"{MIN_LABELS_PER_ANSWER} every answer needs: nothing is auto-accepted."
+        )
     if c.get("train_on_auto"):
         out.append(
             "Trained partly on auto-accepted labels, that is on earlier models' own answers: "

@@ -80,6 +80,7 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         if version is None or not version.active:
             return Progress(0, None)
         model = load_version(session, version)
+        queue_labels = session.get_one(Queue, queue_id).labels
         items, latest = _waiting_batch(session, queue_id, after_id, size)
     if not items:
         return Progress(0, None)
@@ -91,7 +92,11 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
     ]
     # The drift and novelty guard judges each item as at arrival (not the queue-level hold,
     # which is measured against recent arrivals).
-    scored = model.candidates(*model.assess([i.payload for i in todo], None)) if todo else []
+    if todo:
+        proba, unlike = model.assess([i.payload for i in todo], None)
+        scored = model.candidates(proba, unlike, queue_labels)
+    else:
+        scored = []
     now = utcnow()
     with session_scope(engine) as session:
         session.connection(execution_options={"sqlite_immediate": True})

@@ -22,6 +22,7 @@ from app.auth.service import PERMISSIONS, require
 from app.errors import ServiceUnavailable
 from app.extensions import db_session, redis_conn, write_session
 from app.learning.activation import promote_and_rescore, request_retrain, roll_back_and_rescore
+from app.learning.coverage import measured_coverage
 from app.learning.registry import (
     card_limitations,
     get_version,
@@ -164,6 +165,8 @@ def card(name: str, version: str):
         status=version_status(row),
         limitations=card_limitations(row),
         may_promote=_may("promote"),
+        # Coverage on people's decisions since it was trained (its sets, while it was active).
+        recent=measured_coverage(session=session, queue=queue, version=row),
     )
 
 

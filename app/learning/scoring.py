@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,10 @@ MAX_SET_STORED = 9
 # Items scored per call: per-call costs (the novelty forest walks 100 trees per call) fall
 # with larger chunks; one chunk of 1,024 takes tens of ms, well inside the time budget.
 CHUNK = 1024
+# The queue's own model auto-accepts nothing until every answer of the queue has at least
+# this many human labels in the data the model was built from (routing reads the fewest,
+# given in each set's detail): below it, per-answer figures rest on too few labels.
+MIN_LABELS_PER_ANSWER = 20
 _cache: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -58,6 +62,9 @@ class LoadedModel:
     # The auto-accept rule chosen for the queue's target precision when it was trained
     # (metrics["auto_accept"]), or None when it was trained without a target.
     auto_accept: dict | None = None
+    # Human labels per answer in the data it was built from, with the queue's answers it
+    # never saw (0); empty for versions stored before this was recorded.
+    labels_per_answer: dict[str, int] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -89,7 +96,7 @@ class LoadedModel:
             # found): transforming and walking the forest is most of the guard's cost.
             need = np.array([not h for h in hits], dtype=bool)
             if self.conformal is not None:
-                need &= self.conformal.sets(proba).sum(axis=1) == 1
+                need &= self.conformal.sets(proba, self.classes).sum(axis=1) == 1
             rows = np.flatnonzero(need)
             if len(rows):
                 flags = self.novelty.flags(features_step(self.model).transform(x[rows]))
@@ -97,42 +104,72 @@ class LoadedModel:
                     hits[i].append(NOVELTY_HIT)
         return proba, hits
 
+    def label_counts(self, queue_labels: list[str] | None = None) -> dict[str, int]:
+        """Human labels per answer it was built from, every answer of the queue included."""
+        counts = {c: 0 for c in self.classes} | dict(self.labels_per_answer)
+        return counts | {a: 0 for a in queue_labels or [] if a not in counts}
+
+    def unseen(self, queue_labels: list[str] | None = None) -> list[str]:
+        """The queue's answers the model has never seen (it cannot give them a probability)."""
+        known = set(self.classes)
+        return [a for a in self.label_counts(queue_labels) if a not in known]
+
     def candidates(
-        self, proba: np.ndarray, unlike: list[list[dict]] | None = None
+        self,
+        proba: np.ndarray,
+        unlike: list[list[dict]] | None = None,
+        queue_labels: list[str] | None = None,
     ) -> list[tuple[list[dict], dict | None]]:
         """Per row: the candidate list, best first, and its detail.
 
-        With a conformal threshold the list is the set (at least the top answer, so the
-        reviewer always sees the model's best guess); without, the top few answers.
+        With a conformal threshold the list is the set, never empty (an empty set shows the
+        model's best guess, marked so), followed by every answer of the queue the model
+        has never seen (score None, "unseen": true); without, the top few answers.
         `unlike` (from assess()) goes into the detail as "drift": routing sends those items
         to a person.
         """
         classes = self.classes
-        sets = self.conformal.sets(proba) if self.conformal else None
-        coverage = self.conformal.coverage if self.conformal else None
+        unseen = self.unseen(queue_labels) if self.conformal else []
+        counts = self.label_counts(queue_labels)
+        # Unknown counts (no record at all) leave the minimum to the card's own numbers.
+        fewest = (
+            min(counts.items(), key=lambda kv: (kv[1], kv[0])) if self.labels_per_answer else None
+        )
+        if self.conformal:
+            sets, empty = self.conformal.shown_sets(proba, classes)
         out = []
         for n, row in enumerate(proba):
             order = row.argsort()[::-1]
-            detail: dict | None = None
-            if sets is None:
-                keep = order[:MAX_CANDIDATES]
-            else:
-                members = [i for i in order if sets[n, i]]
-                keep = (members or order[:1])[:MAX_SET_STORED]
-                detail = {
-                    "coverage": coverage,
-                    "set_size": len(members),
-                    # The set may hold the top answer alone: the claim order needs the
-                    # runner-up's distance too (app.queues.order).
-                    "margin": round(margin_of_probabilities(row), 4),
-                }
-                if self.auto_accept is not None:
-                    detail["auto_accept"] = self.auto_accept
-            if unlike and unlike[n]:
-                detail = {**(detail or {}), "drift": unlike[n]}
-            out.append(
-                ([{"label": classes[i], "score": round(float(row[i]), 4)} for i in keep], detail)
-            )
+            drift = {"drift": unlike[n]} if unlike and unlike[n] else {}
+            if not self.conformal:
+                cands = [
+                    {"label": classes[i], "score": round(float(row[i]), 4)}
+                    for i in order[:MAX_CANDIDATES]
+                ]
+                out.append((cands, drift or None))
+                continue
+            members = [i for i in order if sets[n, i]]
+            cands = [{"label": classes[i], "score": round(float(row[i]), 4)} for i in members]
+            cands += [{"label": a, "score": None, "unseen": True} for a in unseen]
+            detail: dict[str, Any] = {
+                "coverage": self.conformal.coverage,
+                "set_size": len(cands),
+                "mode": self.conformal.mode,
+                # The set may hold the top answer alone: the claim order needs the
+                # runner-up's distance too (app.queues.order).
+                "margin": round(margin_of_probabilities(row), 4),
+                **drift,
+            }
+            if self.auto_accept is not None:
+                detail["auto_accept"] = self.auto_accept
+            if empty[n]:
+                # No answer reached the set's bar: the list shows the best guess anyway.
+                detail["best_guess_only"] = True
+            if unseen:
+                detail["unseen"] = len(unseen)
+            if fewest is not None:
+                detail["fewest_labels"] = {"answer": fewest[0], "n": fewest[1]}
+            out.append((cands[:MAX_SET_STORED], detail))
         return out
 
 
@@ -167,6 +204,10 @@ def load_version(session: Session, version: ModelVersion) -> LoadedModel:
         known=known_values(card.get("profile")),
         novelty=Novelty(forest, novelty.get("threshold")) if forest is not None else None,
         auto_accept=_rule_of(version.metrics or {}),
+        # Versions stored before this was recorded: the labels they trained on, per answer.
+        labels_per_answer=card.get("labels_per_answer")
+        or (card.get("data") or {}).get("train_labels")
+        or {},
     )
     with _cache_lock:
         _cache[key] = loaded
@@ -261,7 +302,8 @@ def score_payloads(
                     reason = f"the model did not answer within {budget_seconds:g} s"
                     break
                 chunk = payloads[start : start + CHUNK]
-                for cands, detail in model.candidates(*model.assess(chunk, held)):
+                proba, unlike = model.assess(chunk, held)
+                for cands, detail in model.candidates(proba, unlike, queue.labels):
                     rows.append((cands, model.version, detail, "model"))
         except Exception:  # noqa: BLE001 - a failing model must not lose the batch
             log.exception("model %s failed to score queue %s", model.version, queue.name)

@@ -23,8 +23,15 @@ def in_ten(score: float) -> str:
     return f"about {max(1, min(9, round(score * 10)))} in 10"
 
 
-def candidate_figure(score: float | None, *, calibrated: bool, noun: str = "item") -> str:
+UNSEEN = "the model has never seen this answer"
+
+
+def candidate_figure(
+    score: float | None, *, calibrated: bool, noun: str = "item", unseen: bool = False
+) -> str:
     """The one figure shown next to a candidate."""
+    if unseen:
+        return UNSEEN
     if score is None:
         return "suggested by a business rule"
     if calibrated:
@@ -44,10 +51,16 @@ def answer_note(detail: dict, *, shown: int, noun: str = "item") -> str | None:
     or a business rule's answer."""
     if "set_size" in detail:
         size, often = detail["set_size"], _as_frequency(detail["coverage"])
-        if size == 0:
-            return (
+        unseen = detail.get("unseen") or 0
+        if detail.get("best_guess_only") or size == 0:
+            note = (
                 "The model has no answer it trusts for this one; its best guess is shown. "
                 "Check it carefully."
+            )
+            return note + (_unseen_words(unseen) if unseen else "")
+        if unseen:
+            return f"On average, lists like this hold the right answer {often}." + _unseen_words(
+                unseen
             )
         if size == 1:
             return (
@@ -69,6 +82,12 @@ def answer_note(detail: dict, *, shown: int, noun: str = "item") -> str | None:
             return f"No model answer ({why}): the business rule “{detail['rule']}” suggests this."
         return f"No model answer ({why})."
     return None
+
+
+def _unseen_words(unseen: int) -> str:
+    if unseen == 1:
+        return " The model has never seen one of the answers; it is listed too."
+    return f" The model has never seen {unseen} of the answers; they are listed too."
 
 
 def _fallback_words(why: str | None) -> str:
@@ -98,8 +117,13 @@ def _reason_words(part: str) -> str | None:
         return "The sending system was not sure enough to accept this without a person."
     if part.startswith("top two candidates"):
         return "The two likeliest answers are too close to call."
-    if "candidate set holds no answer" in part:
-        return "The model has no answer it trusts for this one."
+    if part.startswith("no answer is likely enough") or "candidate set holds no answer" in part:
+        # (The second wording: items routed before empty sets showed the best guess.)
+        return "The model has no answer it trusts for this one; its best guess is shown."
+    if part.startswith("the model has never seen"):
+        return "The model has not learnt every answer yet, so it does not decide alone."
+    if "every answer needs before the model auto-accepts" in part:
+        return "Some answer has too few labels yet for the model to decide alone."
     if "candidate set holds" in part:
         return "The model could not narrow it down to one answer."
     if part.startswith("calibrated confidence") and "below" in part:

@@ -211,8 +211,12 @@ def present_item(
                 "label": cand["label"],
                 "pct": None if score is None else round(float(score) * 100),
                 "figure": plain_words.candidate_figure(
-                    None if score is None else float(score), calibrated=calibrated, noun=noun
+                    None if score is None else float(score),
+                    calibrated=calibrated,
+                    noun=noun,
+                    unseen=bool(cand.get("unseen")),
                 ),
+                "unseen": bool(cand.get("unseen")),
             }
         )
     shown = {c["label"] for c in candidates}

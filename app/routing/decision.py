@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.learning.scoring import MIN_LABELS_PER_ANSWER
 from app.queues.service import Policy
 from app.states import RouteDecision
 
@@ -107,16 +108,44 @@ def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Ro
 
 def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
     """The queue's own model: auto-accept only a single-answer conformal set whose calibrated
-    confidence clears the threshold."""
-    if policy.target_precision is not None:
-        return _route_by_target(policy, candidates, detail, queue_name, external_id)
+    confidence clears the threshold, from a model that has enough labels of every answer;
+    under a target precision, the threshold its training run chose decides instead of the
+    set's size (the set's other guards still apply)."""
     top = candidates[0]["score"]
     size, coverage = detail["set_size"], detail["coverage"]
-    if size != 1:
-        what = "no answer" if size == 0 else f"{size} answers"
+    if detail.get("best_guess_only") or size == 0:
         return Route(
             RouteDecision.REVIEW,
-            f"the {coverage:.0%} candidate set holds {what}: a person must choose",
+            f"no answer is likely enough for the {coverage:.0%} candidate set: the model's "
+            f"best guess '{candidates[0]['label']}' is shown for a person to check",
+        )
+    if detail.get("unseen"):
+        # A long set can push them out of the stored candidates: then only their count.
+        names = [c["label"] for c in candidates if c.get("unseen")][:3]
+        more = detail["unseen"] - len(names)
+        listed = (
+            "the answer "
+            + ", ".join(f"'{n}'" for n in names)
+            + (f" and {more} more" if more else "")
+            if names
+            else f"{more} of the queue's answers"
+        )
+        return Route(
+            RouteDecision.REVIEW,
+            f"the model has never seen {listed}: offered as candidates too, and "
+            "nothing is auto-accepted until it has",
+        )
+    fewest = detail.get("fewest_labels")
+    too_few = fewest is not None and fewest["n"] < MIN_LABELS_PER_ANSWER
+    if policy.target_precision is not None:
+        route = _route_by_target(policy, candidates, detail, queue_name, external_id)
+        if route.decision == RouteDecision.REVIEW or not too_few:
+            return route
+        return _too_few_labels(fewest)
+    if size != 1:
+        return Route(
+            RouteDecision.REVIEW,
+            f"the {coverage:.0%} candidate set holds {size} answers: a person must choose",
         )
     if top < policy.auto_accept_threshold:
         return Route(
@@ -124,6 +153,8 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
             f"calibrated confidence {top:.2f} is below the auto-accept threshold "
             f"{policy.auto_accept_threshold:.2f}",
         )
+    if too_few:
+        return _too_few_labels(fewest)
     return _accept_or_audit(
         policy,
         queue_name,
@@ -131,6 +162,14 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
         f"confidence {top:.2f}",
         f"the only answer in the {coverage:.0%} candidate set, "
         f"calibrated confidence {top:.2f} ≥ {policy.auto_accept_threshold:.2f}",
+    )
+
+
+def _too_few_labels(fewest: dict) -> Route:
+    return Route(
+        RouteDecision.REVIEW,
+        f"answer '{fewest['answer']}' has {fewest['n']} human labels, fewer than the "
+        f"{MIN_LABELS_PER_ANSWER} every answer needs before the model auto-accepts anything",
     )
 
 

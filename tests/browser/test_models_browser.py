@@ -471,6 +471,18 @@ def test_model_card_shows_the_stored_metrics(make, engine, db, page_for, artifac
     coverage = page.locator("#coverage")
     expect(coverage).to_have_text(f"{m['coverage'] * 100:.1f}% (target 95%)")
     assert m["coverage_target"] == 0.95
+    # What the sets promise, in words, and the measured coverage with its interval.
+    guarantee = row.card["conformal"]["guarantee"]
+    expect(page.locator("#guarantee")).to_contain_text(guarantee[:1].upper() + guarantee[1:])
+    expect(page.locator("#guarantee")).to_contain_text("exchangeable")
+    expect(page.locator("#coverage-held-out")).to_have_text(
+        f"{m['coverage'] * 100:.1f}% (95% interval {m['coverage_lower'] * 100:.1f}–"
+        f"{m['coverage_upper'] * 100:.1f}%)"
+    )
+    expect(page.locator("#coverage-recent")).to_have_text("no decisions yet")
+    expect(page.locator("#coverage-per-answer tbody tr")).to_have_count(
+        len(m["coverage_per_answer"])
+    )
 
     expected = card_limitations(row)
     expect(page.locator("#limitations li")).to_have_text(expected)
@@ -483,7 +495,7 @@ def test_model_card_shows_the_stored_metrics(make, engine, db, page_for, artifac
 
 def _note_for(detail) -> str:
     size = detail["set_size"]
-    if size == 0:
+    if detail.get("best_guess_only"):
         return (
             "The model has no answer it trusts for this one; its best guess is shown. "
             "Check it carefully."
@@ -501,10 +513,10 @@ def _note_for(detail) -> str:
 
 def _why_for(detail) -> str:
     size = detail["set_size"]
+    if detail.get("best_guess_only"):
+        return "The model has no answer it trusts for this one; its best guess is shown."
     if size == 1:
         return "The model's answer is not sure enough to accept without a person."
-    if size == 0:
-        return "The model has no answer it trusts for this one."
     return "The model could not narrow it down to one answer."
 
 
@@ -543,13 +555,16 @@ def test_review_page_shows_the_models_candidate_set(client, make, engine, db, pa
     for n in range(4):
         current = shown_id(page)
         _, _, cands, detail = stored[current]
-        assert set(detail) == {"coverage", "set_size", "margin"} and detail["coverage"] == 0.95
+        assert (
+            set(detail) >= {"coverage", "set_size", "mode", "margin"} and detail["coverage"] == 0.95
+        )
+        assert detail["set_size"] >= 1 and "unseen" not in detail
         sizes.append(detail["set_size"])
         expect(page.locator("#answer-note")).to_have_text(_note_for(detail))
         expect(page.locator("#answers-title + small")).to_have_text(f"from {version}")
         expect(page.locator(WHY)).to_have_text(f"Why you see this: {_why_for(detail)}")
         buttons = page.locator("#review-item button.candidate")
-        expect(buttons).to_have_count(max(detail["set_size"], 1))
+        expect(buttons).to_have_count(detail["set_size"])
         shown = buttons.evaluate_all(
             "bs => bs.map(b => [b.value, b.dataset.key, b.querySelector('small').textContent])"
         )

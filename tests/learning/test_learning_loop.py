@@ -57,24 +57,40 @@ def test_candidate_sets_cover_the_target_on_held_out_demo_data():
     assert sum(map(sum, m["confusion"]["matrix"])) == 2000
 
 
-def test_stored_threshold_gives_exactly_mapies_sets():
+def test_stored_thresholds_give_exactly_mapies_sets():
+    from dataclasses import replace
+
     from mapie.classification import SplitConformalClassifier
+
+    from app.learning.conformal import PER_ANSWER, Conformal
 
     snap = _demo_snapshot(2000, seed=3)
     fitted = fit(snap, queue=Queue(id=1, name="claims", policy={"coverage": 0.9}), seed=0)
-    from app.learning.conformal import Conformal
-
     conformal = Conformal.from_dict(fitted.card["conformal"])
+    assert conformal.mode == PER_ANSWER  # 400 held-out labels, each answer has enough
     roles = np.asarray(fitted.roles)
     x = table([r.payload for r in snap.rows], fitted.card["columns"])
     y = np.asarray([r.target for r in snap.rows], dtype=object)
     classes = [str(c) for c in fitted.split_model.classes_]
-    mapie = SplitConformalClassifier(
-        estimator=_Probabilities(classes), confidence_level=0.9, prefit=True
-    ).conformalize(fitted.split_model.predict_proba(x[roles == CONFORMAL]), y[roles == CONFORMAL])
+    cal_proba, cal_y = (
+        fitted.split_model.predict_proba(x[roles == CONFORMAL]),
+        y[roles == CONFORMAL],
+    )
     proba = fitted.split_model.predict_proba(x[roles == EVALUATION])
-    _, mapie_sets = mapie.predict_set(proba)
-    assert (conformal.sets(proba) == mapie_sets[:, :, 0]).all()
+
+    def mapie_sets(rows):
+        mapie = SplitConformalClassifier(
+            estimator=_Probabilities(classes), confidence_level=0.9, prefit=True
+        ).conformalize(cal_proba[rows], cal_y[rows])
+        return mapie.predict_set(proba)[1][:, :, 0]
+
+    # Per answer (Mondrian): answer c's column is MAPIE's set conformalised on c's labels only.
+    ours = conformal.sets(proba, classes)
+    for j, c in enumerate(classes):
+        assert (ours[:, j] == mapie_sets(cal_y == c)[:, j]).all(), c
+    # Over all answers: MAPIE's marginal set.
+    overall = replace(conformal, per_answer={})
+    assert (overall.sets(proba, classes) == mapie_sets(slice(None))).all()
 
 
 def test_same_snapshot_and_seed_reproduce_metrics_threshold_and_model():

@@ -81,9 +81,9 @@ def test_a_batch_scored_while_its_version_was_replaced_is_not_written(
     _make_active(engine, v2, "promoted by a lead")
     candidates = LoadedModel.candidates
 
-    def rolled_back_meanwhile(self, proba):
+    def rolled_back_meanwhile(self, proba, *rest):
         _make_active(engine, v1, "rolled back by a lead")  # while the batch is being scored
-        return candidates(self, proba)
+        return candidates(self, proba, *rest)
 
     monkeypatch.setattr(LoadedModel, "candidates", rolled_back_meanwhile)
     assert rescore_batch(engine, queue_id=queue_id, version_id=v2) == Progress(0, None)

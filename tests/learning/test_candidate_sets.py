@@ -6,7 +6,6 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from app.ingest.routing import MIN_LABELS_PER_ANSWER, route_item
 from sklearn.datasets import load_digits, load_wine
 from statsmodels.stats.proportion import proportion_confint
 
@@ -25,6 +24,7 @@ from app.learning.snapshot import EVALUATION, Row, Snapshot, hash_rows
 from app.models import Queue
 from app.queues.service import Policy
 from app.review import plain_words
+from app.routing.decision import MIN_LABELS_PER_ANSWER, route_item
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 # Family-wise error of each statistical check below, split over its answers (Bonferroni).

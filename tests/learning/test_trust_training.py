@@ -6,7 +6,6 @@ import logging
 
 import numpy as np
 import pytest
-from app.ingest.routing import route_item
 from scipy.stats import binomtest
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.linear_model import LogisticRegression
@@ -23,6 +22,7 @@ from app.learning.snapshot import Row, Snapshot, hash_rows
 from app.learning.training import train_model_version
 from app.models import ModelVersion, Queue, TrainingRun
 from app.queues.service import Policy
+from app.routing.decision import route_item
 from app.states import RouteDecision
 from tests.conftest import wait_for
 from tests.learning.test_learning_loop import _demo_snapshot

@@ -43,7 +43,7 @@ from app.queues.service import HUMAN_SOURCES, policy_of
 
 MIN_EXAMPLES = 10
 # The queue's first model is promoted only when each answer has this many human labels.
-MIN_LABELS_PER_ANSWER = 5
+MIN_LABELS_FIRST_MODEL = 5
 # Bump when the default pipeline changes, so the same data and policy train a new version.
 # 3: the served model is refit on every label after the split (card["served"]).
 PIPELINE_VERSION = 3
@@ -234,7 +234,7 @@ def fit(snap: Snapshot, *, queue: Queue, seed: int = 0, active: Active | None = 
         "columns": columns,
         "conformal": conformal.as_dict(),
         # Scoring offers the answers the model never saw, and routing auto-accepts nothing
-        # while an answer has too few labels (app.learning.scoring.MIN_LABELS_PER_ANSWER).
+        # while an answer has too few labels (app.routing.decision.MIN_LABELS_PER_ANSWER).
         "labels_per_answer": labels_per_answer,
         "calibration": calibration,
         "pipeline": describe_pipeline(model),
@@ -350,13 +350,13 @@ def _first_model(rows, queue: Queue) -> tuple[bool, str]:
     """(promoted, reason) for a queue's first model: only with enough labels per answer."""
     counts = _count(r.target for r in rows if r.source in HUMAN_SOURCES)
     answers = list(queue.labels) if queue.labels else sorted(counts)
-    short = [(a, counts.get(a, 0)) for a in answers if counts.get(a, 0) < MIN_LABELS_PER_ANSWER]
+    short = [(a, counts.get(a, 0)) for a in answers if counts.get(a, 0) < MIN_LABELS_FIRST_MODEL]
     if not short:
         return True, "first model of the queue"
     missing = ", ".join(f"“{a}” has {n}" for a, n in short)
     return False, (
         f"first model of the queue: kept as a candidate until each answer has at least "
-        f"{MIN_LABELS_PER_ANSWER} human labels ({missing})"
+        f"{MIN_LABELS_FIRST_MODEL} human labels ({missing})"
     )
 
 

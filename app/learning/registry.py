@@ -16,7 +16,7 @@ from app.errors import Conflict, NotFound
 from app.learning import artifacts
 from app.learning.evaluation import Active
 from app.learning.fitting import Fitted, TrainingFailed, settings_hash, unpack_answers
-from app.learning.scoring import MIN_LABELS_PER_ANSWER, load_version
+from app.learning.scoring import load_version
 from app.learning.snapshot import LEFT_OUT, ROLES, TRAIN, Snapshot, pack_ids, unpack_ids
 from app.models import (
     Item,
@@ -30,6 +30,7 @@ from app.models import (
     utcnow,
 )
 from app.queues.service import TRAINABLE_SOURCES
+from app.routing.decision import MIN_LABELS_PER_ANSWER
 from app.states import OutboxKind, RunStatus
 
 

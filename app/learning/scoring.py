@@ -37,10 +37,6 @@ MAX_SET_STORED = 9
 # Items scored per call: per-call costs (the novelty forest walks 100 trees per call) fall
 # with larger chunks; one chunk of 1,024 takes tens of ms, well inside the time budget.
 CHUNK = 1024
-# The queue's own model auto-accepts nothing until every answer of the queue has at least
-# this many human labels in the data the model was built from (routing reads the fewest,
-# given in each set's detail): below it, per-answer figures rest on too few labels.
-MIN_LABELS_PER_ANSWER = 20
 _cache: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -11,7 +13,17 @@ from sqlmodel import Session, col
 
 from app.auth.service import add_membership, is_member
 from app.errors import Conflict, NotFound, ValidationFailed, pydantic_details
-from app.models import ITEM_STATUSES, Item, Label, Queue, QueueMember, TrainingExample, User
+from app.models import (
+    ITEM_STATUSES,
+    Item,
+    Label,
+    Queue,
+    QueueMember,
+    Review,
+    TrainingExample,
+    User,
+    utcnow,
+)
 from app.states import ItemStatus, LabelSource
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -240,8 +252,6 @@ def recent_item_counts(*, session: Session, queue_id: int) -> dict[str, int]:
     Counting a queue of a hundred thousand items costs more than the rest of the page, and a
     reviewer reading "1,204 waiting" does not need it exact to the second.
     """
-    import time
-
     now = time.monotonic()
     hit = _recent_counts.get(queue_id)
     if hit is not None and now - hit[0] < COUNTS_MAX_AGE:
@@ -284,10 +294,6 @@ def queue_json(queue: Queue, counts: dict[str, int]) -> dict:
 
 def queue_home_stats(*, session: Session, queues: list[Queue], user: User, now=None) -> dict:
     """Per queue: oldest waiting item's age, and items decided today by the user and the team."""
-    from datetime import UTC, datetime
-
-    from app.models import Review, utcnow
-
     now = now or utcnow()
     midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
     ids = [q.id for q in queues]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -171,8 +172,6 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
 
 
 def _new_token() -> str:
-    import secrets
-
     return secrets.token_urlsafe(24)
 
 

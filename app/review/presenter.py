@@ -5,13 +5,17 @@ the templates render."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import urlsplit
 
-from app.learning.explain import contributions
+from app.learning.explain import contributions, similar_items
+from app.learning.scoring import pipeline_for_version
 from app.models import Item, Prediction, Queue, id_of
 from app.review import plain_words
+from app.review.actions import flags_of
+from app.review.service import current_prediction
 
 SAFE_URL_SCHEMES = {"http", "https"}
 LONG_TEXT = 80
@@ -66,8 +70,6 @@ def _pixels(value) -> list[list[int]]:
 
 def _highlight(text: str, words: set[str]) -> list[tuple[str, bool]]:
     """Splits text into chunks, marking the words the model leaned on."""
-    import re
-
     if not words:
         return [(text, False)]
     out, last = [], 0
@@ -243,11 +245,6 @@ def present_item(
 def present_for_review(*, session, queue: Queue, item: Item) -> ItemView:
     """The item with its prediction, the evidence from the model that made it (when that
     model is one of the queue's own), similar labelled items and flags."""
-    from app.learning.explain import similar_items
-    from app.learning.scoring import pipeline_for_version
-    from app.review.actions import flags_of
-    from app.review.service import current_prediction
-
     prediction = current_prediction(session=session, item_id=id_of(item))
     version_id, pipeline = pipeline_for_version(
         session=session, queue=queue, version=prediction.model_version if prediction else None
@@ -276,6 +273,4 @@ def present_for_review(*, session, queue: Queue, item: Item) -> ItemView:
 
 def present_preview(*, session, queue: Queue, item: Item) -> ItemView:
     """A light view of the item leased ahead: fields and candidates, no model work."""
-    from app.review.service import current_prediction
-
     return present_item(item, current_prediction(session=session, item_id=id_of(item)), queue=queue)

@@ -7,9 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.learning.scoring import MIN_LABELS_PER_ANSWER
 from app.queues.service import Policy
 from app.states import RouteDecision
+
+# The queue's own model auto-accepts nothing until every answer of the queue has at least
+# this many human labels in the data the model was built from (scoring gives the fewest in
+# each set's detail): below it, per-answer figures rest on too few labels.
+MIN_LABELS_PER_ANSWER = 20
 
 
 @dataclass(frozen=True)

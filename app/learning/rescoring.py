@@ -94,7 +94,7 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
     # which is measured against recent arrivals).
     if todo:
         proba, unlike = model.assess([i.payload for i in todo], None)
-        scored = model.candidates(proba, unlike, queue_labels)
+        scored = model.candidates(proba, queue_labels, unlike)
     else:
         scored = []
     now = utcnow()

@@ -113,8 +113,8 @@ class LoadedModel:
     def candidates(
         self,
         proba: np.ndarray,
-        unlike: list[list[dict]] | None = None,
         queue_labels: list[str] | None = None,
+        unlike: list[list[dict]] | None = None,
     ) -> list[tuple[list[dict], dict | None]]:
         """Per row: the candidate list, best first, and its detail.
 
@@ -299,7 +299,7 @@ def score_payloads(
                     break
                 chunk = payloads[start : start + CHUNK]
                 proba, unlike = model.assess(chunk, held)
-                for cands, detail in model.candidates(proba, unlike, queue.labels):
+                for cands, detail in model.candidates(proba, queue.labels, unlike):
                     rows.append((cands, model.version, detail, "model"))
         except Exception:  # noqa: BLE001 - a failing model must not lose the batch
             log.exception("model %s failed to score queue %s", model.version, queue.name)

@@ -161,7 +161,9 @@ class _Fixed:
 
 
 def _loaded(conformal, labels_per_answer=None):
-    return LoadedModel(1, "q-v1", _Fixed(), [], conformal, labels_per_answer or {})
+    return LoadedModel(
+        1, "q-v1", _Fixed(), [], conformal, labels_per_answer=labels_per_answer or {}
+    )
 
 
 def test_an_empty_set_shows_the_best_guess_and_says_so():

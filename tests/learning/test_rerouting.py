@@ -26,7 +26,9 @@ def _two_versions_and_waiting_items(client, make, engine):
     reviewer = make.user("reviewer", queues=["claims"])
     lead = make.user("lead", queues=["claims"])
     producer = make.user("scientist", queues=["claims"])
-    _labelled(engine, 150)
+    # Enough labels of every answer (app.routing.decision.MIN_LABELS_PER_ANSWER) for v2 to
+    # auto-accept at all.
+    _labelled(engine, 400)
     with session_scope(engine) as s:
         v1 = train_model_version(db=s, queue_id=queue_id).version
         queue = s.get(Queue, queue_id)

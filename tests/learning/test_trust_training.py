@@ -135,10 +135,8 @@ def test_no_rule_reaching_the_target_means_no_auto_accept_and_says_why():
     rule = fitted.metrics["auto_accept"]
     assert rule["threshold"] is None and rule["expected_share"] == 0.0
     assert rule["why_none"].startswith("no threshold reaches 99.9% precision with 99% confidence")
-    from app.learning.scoring import LoadedModel, _rule_of
-
-    loaded = LoadedModel(1, "claims-v1", fitted.model, fitted.card["columns"], None, None)
     from app.learning.conformal import Conformal
+    from app.learning.scoring import LoadedModel, _rule_of
 
     loaded = LoadedModel(
         1,
@@ -146,7 +144,7 @@ def test_no_rule_reaching_the_target_means_no_auto_accept_and_says_why():
         fitted.model,
         fitted.card["columns"],
         Conformal.from_dict(fitted.card["conformal"]),
-        _rule_of(fitted.metrics),
+        auto_accept=_rule_of(fitted.metrics),
     )
     routes = []
     for r in snap.rows[-50:]:

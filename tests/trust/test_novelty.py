@@ -122,7 +122,7 @@ def test_inverted_digits_are_flagged_by_the_novelty_score():
             external_id=str(i),
             detail=detail,
         )
-        for i, (cands, detail) in enumerate(model.candidates(proba, unlike))
+        for i, (cands, detail) in enumerate(model.candidates(proba, unlike=unlike))
     ]
     assert all(r.decision == "review" for r in routes)
     assert routes[0].reason.startswith("f") and "far outside" in routes[0].reason

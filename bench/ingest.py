@@ -8,7 +8,8 @@ Run by hand (not part of the test suite):
 For each backend it migrates a fresh database, creates a queue, an admin and a token, serves
 `create_app()` with werkzeug in a thread and POSTs pre-serialised NDJSON batches over one
 keep-alive connection. The baseline, in the same run, writes the same rows for a second queue
-(each item's `item` row, its `prediction` row and, when auto-accepted, its `final_label` row)
+(each item's `item` row, its `prediction` row, when auto-accepted its `final_label` row, and
+its `audit_frame` row when auto-accept was planned for it)
 with the plainest fast path the database has: sqlite3 `executemany` in one BEGIN IMMEDIATE
 transaction; psycopg 3 `COPY ... FROM STDIN` per table in one transaction; explicit item ids,
 all tuples built before the clock starts. Ratio = API items/s ÷ baseline items/s. The earlier
@@ -64,6 +65,7 @@ ITEM_COLUMNS = (
     "route_decision",
     "route_reason",
     "created_at",
+    "uncertainty_rank",
 )
 PREDICTION_COLUMNS = ("item_id", "model_version", "source", "candidates", "created_at")
 LABEL_COLUMNS = (
@@ -76,6 +78,17 @@ LABEL_COLUMNS = (
     "model_version",
     "model_label",
     "model_score",
+)
+FRAME_COLUMNS = (
+    "queue_id",
+    "item_id",
+    "model_version",
+    "answer",
+    "score",
+    "band",
+    "sample_rate",
+    "to_person",
+    "created_at",
 )
 
 DOC_INTRO = """# Benchmarks
@@ -170,26 +183,34 @@ def raw_rows(
 
     Stored under `queue_id` but routed as the queue `route_as` (the API's, so that the audit
     draw, which hashes the queue name, picks the same items). With `first_id`, the same rows as
-    the API path: `item` rows with explicit ids from `first_id` on, one `prediction` row per item
-    and one `final_label` row per auto-accepted item, both referencing those ids. Without it,
-    the `item` rows only, their ids left to the database.
+    the API path: `item` rows with explicit ids from `first_id` on, one `prediction` row per
+    item, one `final_label` row per auto-accepted item and one `audit_frame` row per item
+    auto-accept was planned for (auto-accepted or audited), all referencing those ids. Without
+    it, the `item` rows only, their ids left to the database.
     """
     from app.db import dumps_json  # the app's JSON serializer: the same stored text
     from app.ingest.service import STATUS_FOR_ROUTE
+    from app.queues.order import rank_of
     from app.queues.service import policy_of
-    from app.routing.decision import route_item
+    from app.routing.placement import place, record_rows
 
     policy, queue_name = policy_of(route_as), route_as.name
 
     # SQLite stores timestamps as text, in the format SQLAlchemy writes (naive UTC).
     when = now.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite_style else now
-    item_rows, prediction_rows, label_rows = [], [], []
+    item_rows, prediction_rows, label_rows, frame_rows = [], [], [], []
     for n, it in enumerate(items):
         prediction = it["prediction"]
         cands = sorted(prediction["candidates"], key=_by_score, reverse=True)
-        r = route_item(
-            policy=policy, candidates=cands, queue_name=queue_name, external_id=it["external_id"]
+        placed = place(
+            policy=policy,
+            paused=None,
+            queue_name=queue_name,
+            external_id=it["external_id"],
+            candidates=cands,
+            detail=None,
         )
+        r = placed.route
         row = (
             queue_id,
             it["external_id"],
@@ -199,6 +220,7 @@ def raw_rows(
             r.decision,
             r.reason,
             when,
+            rank_of(cands, None, it["external_id"]),
         )
         if first_id is None:
             item_rows.append(row)
@@ -207,27 +229,39 @@ def raw_rows(
         item_rows.append((item_id, *row))
         version = prediction["model_version"]
         prediction_rows.append((item_id, version, "producer", dumps_json(cands), when))
-        if r.decision == "auto_accept":
-            top = cands[0]
+        frame, label = record_rows(
+            placed,
+            queue_id=queue_id,
+            item_id=item_id,
+            candidates=cands,
+            model_version=version,
+            policy=policy,
+            paused=False,
+            now=now,
+        )
+        if label is not None:
             label_rows.append(
                 (
                     item_id,
                     queue_id,
-                    top["label"],
+                    label["value"],
                     "auto",
                     "[]",
                     when,
                     version,
-                    top["label"],
-                    top["score"],
+                    label["model_label"],
+                    label["model_score"],
                 )
             )
+        if frame is not None:
+            frame_rows.append(tuple(when if c == "created_at" else frame[c] for c in FRAME_COLUMNS))
     if first_id is None:
         return [("item", ITEM_COLUMNS, item_rows)]
     return [
         ("item", ("id", *ITEM_COLUMNS), item_rows),
         ("prediction", PREDICTION_COLUMNS, prediction_rows),
         ("final_label", LABEL_COLUMNS, label_rows),
+        ("audit_frame", FRAME_COLUMNS, frame_rows),
     ]
 
 
@@ -424,8 +458,8 @@ def raw_insert(backend: str, db_file: Path, tables) -> float:
     return raw_sqlite(db_file, tables) if backend == "sqlite" else raw_postgres(tables)
 
 
-def count_rows(session, queue_id: int) -> tuple[int, int, int]:
-    """(items, predictions, final labels) stored for the queue."""
+def count_rows(session, queue_id: int) -> tuple[int, int, int, int]:
+    """(items, predictions, final labels, audit frame rows) stored for the queue."""
     from sqlalchemy import text
 
     def count(sql: str) -> int:
@@ -438,6 +472,7 @@ def count_rows(session, queue_id: int) -> tuple[int, int, int]:
             " WHERE i.queue_id = :q"
         ),
         count("SELECT count(*) FROM final_label WHERE queue_id = :q"),
+        count("SELECT count(*) FROM audit_frame WHERE queue_id = :q"),
     )
 
 
@@ -498,7 +533,8 @@ def run_backend(backend: str, items: list[dict], batch: int, profile: bool) -> d
         if created != len(items):
             raise SystemExit(f"{backend}: created {created} of {len(items)} items")
 
-        # The baseline: the same rows (items, predictions, auto labels) for a second queue.
+        # The baseline: the same rows (items, predictions, auto labels, audit frame) for a second
+        # queue.
         db_file = instance / "loupe.db"
         sqlite_style = backend == "sqlite"
         first_id = next_item_id(backend, db_file, len(items))
@@ -517,11 +553,13 @@ def run_backend(backend: str, items: list[dict], batch: int, profile: bool) -> d
             items_only_stored = count_rows(s, items_queue.id)
         n = len(items)
         if not (
-            api_rows == raw_rows_stored == (n, n, routed.get("auto_accepted", 0))
-            and items_only_stored == (n, 0, 0)
+            api_rows == raw_rows_stored
+            and api_rows[:3] == (n, n, routed.get("auto_accepted", 0))
+            and api_rows[3] == routed.get("auto_accepted", 0) + routed.get("audit", 0)
+            and items_only_stored == (n, 0, 0, 0)
         ):
             raise SystemExit(
-                f"{backend}: (items, predictions, labels) stored: API {api_rows}, "
+                f"{backend}: (items, predictions, labels, frame rows) stored: API {api_rows}, "
                 f"baseline {raw_rows_stored}, items only {items_only_stored}"
             )
 
@@ -574,8 +612,11 @@ def _mix(routed: dict) -> str:
 
 
 def _stored(r: dict) -> str:
-    items, predictions, labels = r["api_rows"]
-    return f"{r['backend']} {items:,} items, {predictions:,} predictions, {labels:,} labels"
+    items, predictions, labels, frames = r["api_rows"]
+    return (
+        f"{r['backend']} {items:,} items, {predictions:,} predictions, {labels:,} labels, "
+        f"{frames:,} audit frame rows"
+    )
 
 
 def section(results: list[dict], info: dict) -> str:
@@ -584,15 +625,15 @@ def section(results: list[dict], info: dict) -> str:
     raw_how = []
     if "sqlite" in versions:
         raw_how.append(
-            "SQLite: `sqlite3` `executemany` of one `INSERT` per table, all three in one "
+            "SQLite: `sqlite3` `executemany` of one `INSERT` per table, all four in one "
             "`BEGIN IMMEDIATE` transaction, WAL, synchronous=NORMAL, foreign_keys=ON; explicit "
             "item ids from `SELECT max(id) + 1` on"
         )
     if "postgresql" in versions:
         raw_how.append(
-            "PostgreSQL: psycopg 3 `COPY item (id, ...) FROM STDIN`, then `COPY prediction` and "
-            "`COPY final_label`, in one transaction; explicit item ids from a range reserved "
-            "with `setval('item_id_seq', nextval('item_id_seq') + n - 1)`"
+            "PostgreSQL: psycopg 3 `COPY item (id, ...) FROM STDIN`, then `COPY prediction`, "
+            "`COPY final_label` and `COPY audit_frame`, in one transaction; explicit item ids "
+            "from a range reserved with `setval('item_id_seq', nextval('item_id_seq') + n - 1)`"
         )
     return "\n".join(
         [
@@ -606,7 +647,11 @@ def section(results: list[dict], info: dict) -> str:
             "API run: every `item` row; its `prediction` row (model version, source `producer`, "
             "candidates sorted by score, highest first, created_at); and, for each auto-accepted "
             "item, its `final_label` row (source `auto`, value and model label the top candidate, "
-            "model score its score, model version, reviewers `[]`, decided_at). The items are "
+            "model score its score, model version, reviewers `[]`, decided_at); and, for each "
+            "item auto-accept was planned for (auto-accepted or sent to audit), its `audit_frame` "
+            "row (answer, score, band, sample rate, whether a person answers it). Item rows carry "
+            "their `uncertainty_rank`. Rows are built with the app's own `place`, `record_rows` "
+            "and `rank_of`, before the clock. The items are "
             "routed as the API's queue routed them (the audit draw hashes the queue name), so both "
             "paths store the same number of rows of each kind, with the same JSON text (the app's "
             "own serializer) and, on SQLite, timestamps in SQLAlchemy's text format (naive UTC). "
@@ -615,10 +660,11 @@ def section(results: list[dict], info: dict) -> str:
             "transaction for all the items, where the API commits once per batch "
             f"({'; '.join(raw_how)}).",
             "",
-            "Ratio = API items/s ÷ raw same-rows items/s (an item counts with its prediction and "
-            "its label, if any). Raw item rows/s is the earlier, narrower baseline, kept for "
-            "comparison: the same `item` rows alone (ids from the database), written last, for a "
-            "third queue, in one `executemany` / `COPY item` transaction.",
+            "Ratio = API items/s ÷ raw same-rows items/s (an item counts with its prediction, "
+            "its label and its audit frame row, if any). Raw item rows/s is the earlier, "
+            "narrower baseline, kept for comparison: the same `item` rows alone (ids from the "
+            "database), written last, for a third queue, in one `executemany` / `COPY item` "
+            "transaction.",
             "",
             f"- Date: {when}; commit {info['commit']}",
             f"- Machine: {info['platform']}; {info['cpu']}; {info['cores']} cores; "
@@ -689,7 +735,8 @@ def main() -> None:
         print(
             f"  API {r['api_s']:.2f}s  raw same rows {r['raw_s']:.2f}s  "
             f"raw items only {r['items_only_s']:.2f}s  routed {r['routed']}\n"
-            f"  stored (items, predictions, labels): API {r['api_rows']}  raw {r['raw_rows']}",
+            f"  stored (items, predictions, labels, frame rows): API {r['api_rows']}  "
+            f"raw {r['raw_rows']}",
             flush=True,
         )
 

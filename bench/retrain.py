@@ -18,29 +18,35 @@ ids through `app.bulk.insert_rows`.
 Retraining: one run is timed in a fresh child process (so its peak RSS is its own), the
 modules imported and the heap settled first as `loupe worker` does, then one call of
 `app.learning.training.train_model_version` on the engine, as the retraining job makes it,
-whose three steps it times itself: *snapshot* (read session: `take_snapshot`,
-`snapshot_is_new`, `active_for_comparison`), *fit* (`app.learning.fitting.fit`: time-ordered
-split, column choice and feature table, the ColumnTransformer + logistic regression pipeline
-inside temperature calibration with 5-fold CV, the MAPIE conformal threshold, evaluation, the
-model card and the skops save) and *store* (write session: snapshot and version rows, examples
-marked as used, promotion). Inside `fit`, the feature table, the conformal threshold, the
-evaluation and the card's `git rev-parse` are timed by wrapping the functions `fit` calls
-(module attributes, in the child only); the calibrated fit is the card's `fit_seconds` minus
-the feature table; the statements on `training_example` during the store (marking the
-examples as used) are timed with SQLAlchemy execute events. The peak RSS is the child's VmHWM
-right after the run (not `ru_maxrss`, which Linux carries over from the parent through fork
-and exec). Baseline, in the same child after the run:
-`build_pipeline(columns, seed).fit(x_train, y_train)` once on the same training rows (the
-feature table built before its clock starts), no calibration, conformal step or evaluation
-(two more bare fits follow, only to show the spread). Ratio = run total ÷ bare fit. Unless
-`--no-single-thread`, each run is repeated on a second queue holding the same rows with the
-child started under `OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1` (the app sets no thread limit).
+whose three steps it times itself: *snapshot* (read sessions: `take_snapshot`, the settings
+hash, `snapshot_is_new`, `active_for_comparison`), *fit* (`app.learning.fitting.fit`:
+time-ordered split, column choice and feature table, the split model = the ColumnTransformer
++ logistic regression pipeline inside temperature calibration with 5-fold CV, the MAPIE
+conformal sets per answer, evaluation, the auto-accept rule when the queue has a target
+precision (the default policy has none), the promotion gate (paired bootstrap against the
+active model, or the first-model rule), the refit of the served model on every label, the
+input profile and the IsolationForest novelty detector, the model card and the skops saves)
+and *store* (write session: snapshot and version rows, examples marked as used, promotion).
+Inside `fit`, the parts are timed by wrapping the functions `fit` calls (module attributes,
+in the child only; each part is its function's own time, nested wrapped calls taken off);
+the split model's calibrated fit is the card's `fit_seconds` minus the feature table; the
+statements on `training_example` during the store (marking the examples as used) are timed
+with SQLAlchemy execute events. The peak RSS is the child's VmHWM right after the run (not
+`ru_maxrss`, which Linux carries over from the parent through fork and exec). Baseline, in
+the same child after the run: `build_pipeline(columns, seed).fit(x_train, y_train)` once on
+the same training rows (the feature table built before its clock starts), no calibration,
+conformal step, evaluation, refit or input guard (two more bare fits follow, only to show
+the spread). Ratio = run total ÷ bare fit. Unless `--no-single-thread`, each run is repeated
+on a second queue holding the same rows with the child started under
+`OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1` (the app sets no thread limit).
 
 Re-scoring: the model trained on the first size is the queue's active model; `--rescore`
 generated claims are inserted as `pending` items with no prediction rows, then
 `app.learning.rescoring.rescore_queue` is timed (in this process; its first batch loads the
-model from its skops bytes, as a fresh work-horse would). Afterwards every pending item must
-have exactly one prediction, from that version and of source `model` (asserted). Baseline: the
+model and its novelty detector from their skops bytes, as a fresh work-horse would; each
+batch is scored with the input guard and its items routed again). Afterwards every inserted
+item must have exactly one prediction, from that version and of source `model`, and be
+pending or auto-accepted with an `auto` label (asserted). Baseline: the
 same payloads, already in memory as dicts, through the loaded model's
 `candidates(predict_proba(payloads))` in one call, best of 3 (also in slices of 1,000, for
 comparison). Ratio = re-scoring items/s ÷ raw items/s (one call). The parts of the re-scoring
@@ -155,7 +161,7 @@ def insert_labelled(engine, queue_id: int, claims: list[dict]) -> None:
     """Items (done), human final labels and training examples, decided one second apart."""
     from app.bulk import insert_rows
     from app.db import session_scope
-    from app.models import Item, Label, TrainingExample
+    from app.models import UNRANKED, Item, Label, TrainingExample
 
     tables = ["item", "final_label", "training_example"]
     now = datetime.now(UTC)
@@ -177,6 +183,7 @@ def insert_labelled(engine, queue_id: int, claims: list[dict]) -> None:
                     "route_decision": "review",
                     "route_reason": None,
                     "created_at": decided - timedelta(seconds=30),
+                    "uncertainty_rank": UNRANKED,
                 }
             )
             labels.append(
@@ -219,7 +226,7 @@ def insert_pending(engine, queue_id: int, claims: list[dict]) -> None:
     """Items waiting for review, scored by no model: status pending, no prediction rows."""
     from app.bulk import insert_rows
     from app.db import session_scope
-    from app.models import Item
+    from app.models import UNRANKED, Item
 
     now = datetime.now(UTC)
     with session_scope(engine) as s:
@@ -235,6 +242,7 @@ def insert_pending(engine, queue_id: int, claims: list[dict]) -> None:
                 "route_decision": "review",
                 "route_reason": None,
                 "created_at": now,
+                "uncertainty_rank": UNRANKED,  # no prediction yet: last in the order
             }
             for n, c in enumerate(claims)
         ]
@@ -280,23 +288,34 @@ class _StatementClock:
 
 
 class _Clock:
-    """Accumulates the time spent in wrapped functions, by name."""
+    """Accumulates the time spent in wrapped functions, by name, each call's own time only:
+    the time of a wrapped call made inside another wrapped call counts for the inner one's
+    name and is taken off the outer one's."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
         self._originals: list[tuple[object, str, object]] = []
+        self._inner: list[float] = []  # per open wrapped call: time spent in wrapped calls inside
 
-    def wrap(self, module, name: str, key: str) -> None:
-        """Replaces `module.name` (a module function or a class's method) by a timed call."""
+    def wrap(self, module, name: str, key) -> None:
+        """Replaces `module.name` (a module function or a class's method) by a timed call;
+        `key` is the name its time counts under, or a function of the call's arguments that
+        returns it."""
         inner = getattr(module, name)
         self._originals.append((module, name, inner))
 
         def timed(*args, **kwargs):
+            self._inner.append(0.0)
             t0 = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+                spent = time.perf_counter() - t0
+                nested = self._inner.pop()
+                if self._inner:
+                    self._inner[-1] += spent
+                k = key(*args, **kwargs) if callable(key) else key
+                self.seconds[k] = self.seconds.get(k, 0.0) + spent - nested
 
         setattr(module, name, timed)
 
@@ -304,6 +323,11 @@ class _Clock:
         for module, name, inner in reversed(self._originals):
             setattr(module, name, inner)
         self._originals.clear()
+
+
+def _save_key(*args, compressed: bool = False, **kwargs) -> str:
+    """`artifacts.save` writes the model (plain) and the novelty detector (compressed)."""
+    return "novelty_save" if compressed else "skops_save"
 
 
 def train_child(url: str, queue_id: int) -> dict:
@@ -314,7 +338,7 @@ def train_child(url: str, queue_id: int) -> dict:
 
     from app import settle_heap
     from app.db import dispose_all, get_engine, session_scope
-    from app.learning import artifacts, evaluation, fitting, training
+    from app.learning import artifacts, fitting, training
     from app.learning.features import choose_columns, table
     from app.learning.pipeline import build_pipeline
     from app.learning.snapshot import TRAIN, split_roles, take_snapshot
@@ -334,10 +358,19 @@ def train_child(url: str, queue_id: int) -> dict:
     clock.wrap(fitting, "choose_columns", "columns")
     clock.wrap(fitting, "table", "table")
     clock.wrap(fitting, "conformalize", "conformal")
-    clock.wrap(fitting, "evaluate", "evaluate")  # the new model on the held-out rows
-    clock.wrap(evaluation, "evaluate", "evaluate")  # both models on the rows to compare on
+    clock.wrap(fitting, "evaluate", "evaluate")  # the split model on the evaluation rows
+    clock.wrap(fitting, "_auto_accept_rule", "auto_accept")  # only with a target precision
+    # The promotion gate: the split model's held-out answers, then the paired bootstrap
+    # against the active model, or the first-model rule when the queue has none.
+    clock.wrap(fitting, "_answers", "promotion")
+    clock.wrap(fitting, "compare_with_active", "promotion")
+    clock.wrap(fitting, "_first_model", "promotion")
+    clock.wrap(fitting, "_refit_on_everything", "refit")
+    clock.wrap(fitting, "_input_guard", "guard_rest")  # its own time: the row sample
+    clock.wrap(fitting, "build_profile", "profile")
+    clock.wrap(fitting, "fit_novelty", "novelty")
     clock.wrap(fitting, "code_version", "code_version")
-    clock.wrap(artifacts, "save", "skops_save")
+    clock.wrap(artifacts, "save", _save_key)
     engine = get_engine(url)
     marking = _StatementClock(engine, "training_example")  # store: examples marked as used
     store = training.store
@@ -363,6 +396,7 @@ def train_child(url: str, queue_id: int) -> dict:
     version = outcome.version
     version_id, version_name, active_now = version.id, version.version, version.active
     artifact_bytes = len(version.artifact)
+    novelty_bytes = len(version.novelty) if version.novelty else 0
     metrics, card = version.metrics, version.card
     rss_peak = peak_rss_mib()
     rusage_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -418,6 +452,12 @@ def train_child(url: str, queue_id: int) -> dict:
         "version": version_name,
         "active": active_now,
         "artifact_bytes": artifact_bytes,
+        "novelty_bytes": novelty_bytes,
+        "served": card.get("served"),
+        "novelty_card": {
+            k: v for k, v in (card.get("novelty") or {}).items() if k not in ("threshold",)
+        },
+        "promotion_reason": metrics.get("promotion_reason"),
         "split": card["data"]["split"],
         "calibration": card["calibration"],
         "columns": [f"{c['name']}:{c['kind']}" for c in card["columns"]],
@@ -456,27 +496,46 @@ def run_train(url: str, queue_id: int, env: dict | None = None) -> dict:
 
 
 def check_rescored(engine, queue_id: int, version: str, expected: int) -> dict:
-    """Every pending item of the queue: exactly one prediction, from `version`, source model."""
+    """Every item inserted as pending: exactly one prediction, from `version`, source model;
+    and each now routed by it (still pending, or auto-accepted with its label)."""
     from sqlalchemy import text
 
+    mine = "i.queue_id = :q AND i.external_id LIKE 'pending-%'"
     with engine.connect() as c:
-        pending = c.execute(
-            text("SELECT count(*) FROM item WHERE queue_id = :q AND status = 'pending'"),
-            {"q": queue_id},
-        ).scalar_one()
+        statuses = dict(
+            c.execute(
+                text(f"SELECT i.status, count(*) FROM item i WHERE {mine} GROUP BY i.status"),
+                {"q": queue_id},
+            ).all()
+        )
         rows, items, ours = c.execute(
             text(
                 "SELECT count(*), count(DISTINCT p.item_id),"
                 " coalesce(sum(CASE WHEN p.model_version = :v AND p.source = 'model'"
                 " THEN 1 ELSE 0 END), 0)"
-                " FROM prediction p JOIN item i ON i.id = p.item_id"
-                " WHERE i.queue_id = :q AND i.status = 'pending'"
+                f" FROM prediction p JOIN item i ON i.id = p.item_id WHERE {mine}"
             ),
             {"q": queue_id, "v": version},
         ).one()
-    got = {"pending": pending, "prediction_rows": rows, "items_predicted": items, "ours": ours}
-    assert pending == expected, got
-    assert rows == items == ours == pending, got
+        auto_labels = c.execute(
+            text(
+                "SELECT count(*) FROM final_label l JOIN item i ON i.id = l.item_id"
+                f" WHERE {mine} AND l.source = 'auto' AND l.model_version = :v"
+            ),
+            {"q": queue_id, "v": version},
+        ).scalar_one()
+    got = {
+        "items": sum(statuses.values()),
+        "statuses": statuses,
+        "prediction_rows": rows,
+        "items_predicted": items,
+        "ours": ours,
+        "auto_labels": auto_labels,
+    }
+    assert got["items"] == expected, got
+    assert rows == items == ours == expected, got
+    assert set(statuses) <= {"pending", "auto_accepted"}, got
+    assert auto_labels == statuses.get("auto_accepted", 0), got
     return got
 
 
@@ -511,10 +570,11 @@ def run_rescore(engine, queue_id: int, version_id: int, version: str, claims: li
     clock = _Clock()
     clock.wrap(rescoring, "load_version", "load")
     clock.wrap(rescoring, "_waiting_batch", "read")
-    clock.wrap(scoring.LoadedModel, "predict_proba", "predict_proba")
+    clock.wrap(scoring.LoadedModel, "assess", "assess")  # the model and the input guard
     clock.wrap(scoring.LoadedModel, "candidates", "candidates")
     clock.wrap(rescoring, "_still_waiting", "still_waiting")
-    clock.wrap(rescoring, "insert_rows", "insert")
+    clock.wrap(rescoring, "insert_rows", "insert")  # predictions, audit frames, auto labels
+    clock.wrap(rescoring, "_reroute", "reroute")  # its own time: placement and item updates
     try:
         t0 = time.perf_counter()
         rescored = rescoring.rescore_queue(engine, queue_id=queue_id, version_id=version_id)
@@ -544,8 +604,9 @@ def run_rescore(engine, queue_id: int, version_id: int, version: str, claims: li
         "parts": {
             "load": parts.get("load", 0.0),
             "read": parts.get("read", 0.0),
-            "model": parts.get("predict_proba", 0.0) + parts.get("candidates", 0.0),
+            "model": parts.get("assess", 0.0) + parts.get("candidates", 0.0),
             "write": parts.get("still_waiting", 0.0) + parts.get("insert", 0.0),
+            "reroute": parts.get("reroute", 0.0),
         },
         "checked": checked,
     }
@@ -653,29 +714,36 @@ def train_table(results: list[dict]) -> str:
 
 
 def _fit_parts(r: dict) -> dict:
+    """The parts of the *fit* step, in seconds; each wrapped function's own time (see _Clock)."""
     p = r["phases"]
     features = p.get("columns", 0.0) + p.get("table", 0.0)
-    calibrated = r["card_fit_s"] - features
-    named = features + calibrated + p.get("conformal", 0) + p.get("evaluate", 0)
-    named += p.get("code_version", 0)
-    return {
+    parts = {
         "features": features,
-        "calibrated": calibrated,
+        # the card's fit_seconds: column choice, feature table and the split model's fit
+        "calibrated": r["card_fit_s"] - features,
         "conformal": p.get("conformal", 0.0),
         "evaluate": p.get("evaluate", 0.0),
-        "code_version": p.get("code_version", 0.0),
-        "rest": r["fit_s"] - named,
+        "auto_accept": p.get("auto_accept", 0.0),
+        "promotion": p.get("promotion", 0.0),
+        "refit": p.get("refit", 0.0),
+        "profile": p.get("profile", 0.0),
+        # the IsolationForest on the transformed rows, its threshold, the row sample, its save
+        "novelty": p.get("novelty", 0.0) + p.get("guard_rest", 0.0) + p.get("novelty_save", 0.0),
         "skops_save": p.get("skops_save", 0.0),
-        "mark_used": p.get("mark_used", 0.0),
+        "code_version": p.get("code_version", 0.0),
     }
+    parts["rest"] = r["fit_s"] - sum(parts.values())
+    parts["mark_used"] = p.get("mark_used", 0.0)
+    return parts
 
 
 def phase_table(results: list[dict]) -> str:
     lines = [
-        "| backend | examples | fit: columns + feature table s "
-        "| fit: calibrated fit (5-fold CV + refit) s | fit: conformal s | fit: evaluation s "
-        "| fit: rest s | fit: skops save s | store: marking examples used s | model bytes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | examples | columns + feature table s | split model: calibrated fit s "
+        "| conformal sets s | evaluation s | promotion gate s | refit on every label s "
+        "| input profile s | novelty detector s | model skops save s | rest of fit s "
+        "| store: marking examples used s | model bytes | detector bytes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         for r in res["runs"]:
@@ -683,8 +751,10 @@ def phase_table(results: list[dict]) -> str:
             lines.append(
                 f"| {r['backend']} | {r['examples']:,} | {f['features']:.2f} "
                 f"| {f['calibrated']:.2f} | {f['conformal']:.2f} | {f['evaluate']:.2f} "
-                f"| {f['rest'] + f['code_version']:.2f} | {f['skops_save']:.2f} "
-                f"| {f['mark_used']:.2f} | {r['artifact_bytes']:,} |"
+                f"| {f['promotion']:.2f} | {f['refit']:.2f} | {f['profile']:.2f} "
+                f"| {f['novelty']:.2f} | {f['skops_save']:.2f} "
+                f"| {f['rest'] + f['code_version'] + f['auto_accept']:.2f} "
+                f"| {f['mark_used']:.2f} | {r['artifact_bytes']:,} | {r['novelty_bytes']:,} |"
             )
     return "\n".join(lines)
 
@@ -713,8 +783,9 @@ def rescore_table(results: list[dict]) -> str:
     lines = [
         "| backend | model (examples) | pending items | `rescore_queue` s | re-scoring items/s "
         "| raw model items/s, one call | ratio | raw model items/s, batches of 1,000 "
-        "| model load s | read s | model s | write s | rest s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model load s | read s | model + guard s | write s | re-routing s | rest s "
+        "| auto-accepted by re-routing |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         r = res["rescore"]
@@ -726,7 +797,8 @@ def rescore_table(results: list[dict]) -> str:
             f"| {res['backend']} | {r['model']} ({r['model_examples']:,}) | {r['items']:,} "
             f"| {r['rescore_s']:.2f} | {r['rescore_per_s']:,.0f} | {r['raw_per_s']:,.0f} "
             f"| {r['ratio']:.2f} | {r['raw_batched_per_s']:,.0f} | {p['load']:.2f} "
-            f"| {p['read']:.2f} | {p['model']:.2f} | {p['write']:.2f} | {rest:.2f} |"
+            f"| {p['read']:.2f} | {p['model']:.2f} | {p['write']:.2f} | {p['reroute']:.2f} "
+            f"| {rest:.2f} | {r['checked']['statuses'].get('auto_accepted', 0):,} |"
         )
     return "\n".join(lines)
 
@@ -755,48 +827,67 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
         "**Retraining** is timed in a fresh child process (modules imported and heap settled "
         "first, as `loupe worker` does), one call of "
         "`app.learning.training.train_model_version` on the engine, as the retraining job "
-        "makes it, which times its three steps: *snapshot* = the read session "
-        "(`take_snapshot`, `snapshot_is_new`, `active_for_comparison`; the queue has no model "
-        "yet, so there is no active model to load or compare with); *fit* = "
-        "`app.learning.fitting.fit` "
-        "(time-ordered split: oldest 60% train, next 20% conformal, newest 20% evaluation, "
+        "makes it, which times its three steps: *snapshot* = the read sessions (the policy, "
+        "`take_snapshot`, the settings hash, `snapshot_is_new`, `active_for_comparison`; the "
+        "queue has no model yet, so there is no active model to load or compare with); *fit* "
+        "= `app.learning.fitting.fit`, in memory: the time-ordered split (oldest 60% train, "
+        "next 20% conformal, newest 20% evaluation, "
         f"e.g. {split['train']:,}/{split['conformal']:,}/{split['evaluation']:,} rows at "
-        f"{first['examples']:,}; the column choice and the feature table; the "
+        f"{first['examples']:,}); the column choice and feature table; the *split model*, the "
         "ColumnTransformer + logistic-regression pipeline inside "
         '`CalibratedClassifierCV(method="temperature", cv=StratifiedKFold(5), '
-        "ensemble=False)`; the MAPIE conformal threshold; evaluation; the model card; "
-        "the skops save); "
-        "*store* = the write session (snapshot and version rows, every example "
-        "marked as used in chunks of 10,000 ids, promotion). Not included: the Redis lock and "
-        "the `training_run` rows of the retraining job. The parts of *fit* and *store* "
-        "come from timing the functions `fit` and `store` call (wrapped in the child only) and "
+        "ensemble=False)` fitted on the training part (five fold fits and one on all of it); "
+        "the MAPIE conformal sets on the conformal part (a threshold per answer, Mondrian, "
+        "when every answer has enough labels there); evaluation on the evaluation part; the "
+        "auto-accept rule (MAPIE Learn-Then-Test), only when the queue has a target precision, "
+        "which the default policy has not, so it is not run here; the *promotion gate* (the "
+        "split model's held-out answers, then a paired bootstrap against the active model, "
+        "or, as here for a queue's first model, the rule of at least 5 human labels per "
+        "answer); the *refit* of the served model: the same calibrated pipeline (again five "
+        "fold fits and one on all rows) on every label, the held-out ones included; the "
+        "*input profile* of the training rows (ranges, categories, known words) and the "
+        "*novelty detector* (an IsolationForest of 100 trees on the served pipeline's features "
+        "of at most 20,000 training rows, its threshold set on the held-out rows, saved as "
+        "compressed skops); the model card and the served model's skops save. *store* = the "
+        "write session (snapshot and version rows with both files, every example marked as "
+        "used in chunks of 10,000 ids, promotion). Not included: the Redis lock and the "
+        "`training_run` rows of the retraining job. The parts of *fit* and *store* come from "
+        "timing the functions `fit` and `store` call (wrapped in the child only; each part "
+        "is its function's own time, calls to other wrapped functions taken off) and "
         "SQLAlchemy `before_execute`/`after_execute` events for the statements on "
-        "`training_example` during the store; the calibrated fit is the card's `fit_seconds` "
-        "minus the column choice and feature table. Peak RSS is the child's `VmHWM` "
-        "(/proc/self/status) right after the store; `getrusage(RUSAGE_SELF).ru_maxrss` is not "
-        "used because Linux carries it over from the parent through fork and exec. About "
-        f"{first['rss_start_mib']:,.0f} MiB of it is the interpreter with Flask, SQLAlchemy and "
-        "scikit-learn imported, before the run. **Baseline**: in the same child after the "
-        "run, `build_pipeline(columns, seed).fit(x_train, y_train)` once on the same training "
-        "rows (feature table built before its clock), with no calibration, conformal step or "
-        "evaluation. Ratio = run total ÷ bare fit. Model metrics are the run's own, on the "
-        "newest 20% of the labels (held out).",
+        "`training_example` during the store; the split model's calibrated fit is the card's "
+        "`fit_seconds` minus the column choice and feature table. Peak RSS is the child's "
+        "`VmHWM` (/proc/self/status) right after the store; `getrusage(RUSAGE_SELF).ru_maxrss` "
+        "is not used because Linux carries it over from the parent through fork and exec. "
+        f"About {first['rss_start_mib']:,.0f} MiB of it is the interpreter with Flask, "
+        "SQLAlchemy and scikit-learn imported, before the run. **Baseline**: in the same child "
+        "after the run, `build_pipeline(columns, seed).fit(x_train, y_train)` once on the "
+        "same training rows (feature table built before its clock), with no calibration, "
+        "conformal step, evaluation, refit or input guard. Ratio = run total ÷ bare fit. "
+        "Model metrics are the split model's, on the newest 20% of the labels (held out).",
         "",
         (
             f"**Re-scoring**: the model trained on {args.sizes[0]:,} examples is the queue's "
             f"active model; {args.rescore:,} more generated claims are inserted as `pending` items "
             "with no prediction rows, then `app.learning.rescoring.rescore_queue(engine, "
             "queue_id=..., version_id=...)` is timed in the parent process (batches of 1,000 by "
-            "item id: read, score with no transaction open, insert the predictions in a short "
-            "write transaction; the first batch loads the model from its skops bytes). Its parts "
-            "come from wrapping what `rescore_batch` calls: model load (`load_version`), read "
-            "(`_waiting_batch`: payloads and latest predictions), model (`predict_proba` and "
-            "`candidates`), write (`_still_waiting` and `insert_rows`); rest = sessions, commits "
-            "and row building. Afterwards the script asserts that every pending item has exactly "
-            "one prediction row, from the new version, source `model`. **Baseline**: the same "
+            "item id: read, score with the input guard with no transaction open, then in a "
+            "short write transaction insert the predictions and route each item again by its "
+            "new answers, as on arrival; the first batch loads the model and its novelty "
+            "detector from their skops bytes). Its parts come from wrapping what "
+            "`rescore_batch` calls, each its own time: model load (`load_version`), read "
+            "(`_waiting_batch`: payloads and latest predictions), model + guard "
+            "(`LoadedModel.assess`: `predict_proba`, the profile checks and the novelty "
+            "detector on the rows that could be auto-accepted; and `candidates`), write "
+            "(`_still_waiting` and every `insert_rows`: predictions, audit frames, `auto` "
+            "labels), re-routing (`_reroute` less its inserts: placement, route reasons, "
+            "uncertainty ranks, the item updates); rest = sessions, commits and row building. "
+            "Afterwards the script asserts that every inserted item has exactly one prediction "
+            "row, from the new version, source `model`, and is either still pending or "
+            "auto-accepted with an `auto` label from that version. **Baseline**: the same "
             "payloads, already in memory as dicts, through the loaded model's "
-            "`candidates(predict_proba(payloads))` in one call, best of 3; also shown in slices "
-            "of 1,000. Ratio = re-scoring items/s ÷ raw items/s (one call)."
+            "`candidates(predict_proba(payloads))` (no input guard) in one call, best of 3; "
+            "also shown in slices of 1,000. Ratio = re-scoring items/s ÷ raw items/s (one call)."
             if args.rescore
             else "**Re-scoring**: not measured in this run (`--rescore 0`)."
         ),
@@ -837,9 +928,12 @@ def section(results: list[dict], info: dict, args, interpretation: str) -> str:
     if any(r["rescore"] for r in results):
         out += ["### Re-scoring", "", rescore_table(results), ""]
         checks = [
-            f"{r['backend']} {r['rescore']['checked']['pending']:,} pending items, "
+            f"{r['backend']} {r['rescore']['checked']['items']:,} items, "
             f"{r['rescore']['checked']['prediction_rows']:,} prediction rows, all from "
-            f"{r['rescore']['model']}"
+            f"{r['rescore']['model']}; "
+            f"{r['rescore']['checked']['statuses'].get('pending', 0):,} still pending, "
+            f"{r['rescore']['checked']['statuses'].get('auto_accepted', 0):,} auto-accepted "
+            f"with as many `auto` labels"
             for r in results
             if r["rescore"]
         ]
@@ -853,7 +947,7 @@ def _pct(part: float, whole: float) -> str:
 
 
 def interpret(results: list[dict]) -> str:
-    """Where the time goes, in two sentences, from the figures of this run."""
+    """Where the time goes, in a few sentences, from the figures of this run."""
     runs = [r for res in results for r in res["runs"]]
     size = max(r["examples"] for r in runs)
     big = [r for r in runs if r["examples"] == size]
@@ -861,20 +955,28 @@ def interpret(results: list[dict]) -> str:
     def name(r):
         return "SQLite" if r["backend"] == "sqlite" else "PostgreSQL"
 
+    def each(fn) -> str:
+        return " / ".join(fn(r) for r in big)
+
+    def share(key: str) -> str:
+        return each(lambda r: _pct(_fit_parts(r)[key], r["total_s"]))
+
+    on = " / ".join(name(r) for r in big)
+    most = all(_fit_parts(r)["calibrated"] + _fit_parts(r)["refit"] > r["total_s"] / 2 for r in big)
     first = (
-        f"Where the time goes: at {size:,} examples the calibrated fit (six fits of the "
-        "whole pipeline: five cross-validation folds, then all the training rows) is "
-        + " and ".join(
-            f"{_pct(_fit_parts(r)['calibrated'], r['total_s'])} of the run on {name(r)}"
-            for r in big
-        )
-        + ", the rest mainly the snapshot ("
-        + " / ".join(f"{r['snapshot_s']:.1f} s" for r in big)
+        f"Where the time goes: at {size:,} examples ({on}) the two calibrated pipelines "
+        "(each six fits of the whole pipeline: five cross-validation folds, then all its "
+        f"rows) are {'most' if most else 'a large part'} of the run: the split model "
+        f"{share('calibrated')} and the refit "
+        f"of the served model on every label {share('refit')}; then the novelty detector "
+        f"({share('novelty')}: the served pipeline's features of the sampled rows, the forest, "
+        "its scores on the held-out rows and its compressed save), the snapshot ("
+        + each(lambda r: f"{r['snapshot_s']:.1f} s")
         + ": every example's JSON decoded, then encoded again for the content hash), the "
         "column choice and feature table ("
-        + " / ".join(f"{_fit_parts(r)['features']:.1f} s" for r in big)
+        + each(lambda r: f"{_fit_parts(r)['features']:.1f} s")
         + ") and marking the examples as used ("
-        + " / ".join(f"{_fit_parts(r)['mark_used']:.1f} s" for r in big)
+        + each(lambda r: f"{_fit_parts(r)['mark_used']:.1f} s")
         + ": per chunk of 10,000 ids, an `UPDATE` and a `count(*)`, the ids bound as one "
         "array (`id = ANY(:ids)`) on PostgreSQL and as an `IN` list on SQLite)"
     )
@@ -891,6 +993,10 @@ def interpret(results: list[dict]) -> str:
     text = [first + "."]
     rs = [(res["backend"], res["rescore"]) for res in results if res["rescore"]]
     if rs:
+
+        def part(key: str) -> str:
+            return " / ".join(_pct(r["parts"][key], r["rescore_s"]) for _, r in rs)
+
         model_half = all(r["parts"]["model"] < r["rescore_s"] / 2 for _, r in rs)
         text.append(
             "Re-scoring reaches "
@@ -900,15 +1006,19 @@ def interpret(results: list[dict]) -> str:
                 for b, r in rs
             )
             + (
-                ": the model is under half of its time ("
+                ": the model with its input guard is under half of its time ("
                 if model_half
-                else ": the model is most of its time ("
+                else ": the model with its input guard is most of its time ("
             )
-            + " / ".join(f"{_pct(r['parts']['model'], r['rescore_s'])}" for _, r in rs)
+            + part("model")
             + "), the rest is each batch's read of payloads and latest predictions ("
-            + " / ".join(f"{_pct(r['parts']['read'], r['rescore_s'])}" for _, r in rs)
-            + "), claim check and insert of the predictions ("
-            + " / ".join(f"{_pct(r['parts']['write'], r['rescore_s'])}" for _, r in rs)
+            + part("read")
+            + "), claim check and inserts ("
+            + part("write")
+            + "), re-routing the items ("
+            + part("reroute")
+            + ") and loading the model and its detector ("
+            + part("load")
             + ")."
         )
     return " ".join(text)

@@ -20,8 +20,9 @@ parsed from the page, the `session` cookie carried by hand over `http.client`).
 A WSGI middleware times every request on the server side (time.perf_counter around the
 call and the iteration of the body). Measured, after one unrecorded page per reviewer:
 
-- page: `GET /queues/claims/review` as a full page that claims the next item (the reviewer's
-  claim is released before each one, as the browser does on leaving the page);
+- page: `GET /queues/claims/review` as a full page reloaded: before each one `POST /me/leave`,
+  as the browser's sendBeacon does on leaving a page, then the page takes the held item up
+  again (the first page of the session, unrecorded, claimed it);
 - decide, one reviewer at a time: the htmx decision `POST .../claims/<token>/decide`
   (`HX-Request: true`, `X-CSRFToken`, label = the first candidate button), which stores the
   decision and claims and renders the next item as the swapped fragment;
@@ -201,16 +202,16 @@ class Reviewer:
         self._read_item(html)
         return html
 
-    def release(self) -> None:
-        """What the browser's sendBeacon does on leaving the page."""
+    def leave(self) -> None:
+        """What the browser's sendBeacon does on leaving the page: the held item stays the
+        reviewer's for a short grace, in which the next page takes it up again."""
         self.request(
             "POST",
-            f"/queues/{QUEUE}/claims/{self.claim}/release",
+            "/me/leave",
             body={"csrf_token": self.csrf},
-            phase="release",
+            phase="leave",
             expect=(204,),
         )
-        self.claim = None
 
     def decide(self, phase: str) -> str:
         """The htmx decision on the first candidate; the answer is the next item's fragment."""
@@ -418,7 +419,7 @@ def run_backend(backend: str, args) -> dict:
         port = server.server_port
 
         # Enough waiting items that at least `waiting` are still pending after the last
-        # decision (the page phase releases what it claims; each decision takes one item).
+        # decision (each decision takes one item; a reloaded page takes up the one held).
         decided = 2 * args.decisions + (args.profile_requests if args.profile else 0)
         target = args.waiting + decided + 2 * args.reviewers
         print(f"{backend}: seeded the demo queue in {seed_s:.1f}s; ingesting to {target:,} pending")
@@ -439,11 +440,12 @@ def run_backend(backend: str, args) -> dict:
             r.page("warmup")  # first page of the session: claims, not recorded
         pending_before = count_pending(engine, queue_id)
 
-        # (a) Full pages, each claiming an item: release what is held, then load the page.
+        # (a) Full pages, each a reload: leave the page, then load it again (it takes the held
+        # item up again).
         for r in reviewers:
             r.client_ms.clear()
             for _ in range(args.pages // len(reviewers)):
-                r.release()
+                r.leave()
                 r.page("page")
         page_client = [ms for r in reviewers for ms in r.client_ms[1::2]]
 
@@ -623,8 +625,10 @@ def section(results: list[dict], info: dict, args) -> str:
         "server in the same process, the heap settled (`settle_heap`) as the server does. "
         "Times are server-side: a WSGI middleware takes `time.perf_counter` around the app call "
         "and the iteration of the response body. After one unrecorded page per reviewer, three "
-        "series are measured: the full page `GET /queues/claims/review`, each claiming an item "
-        "(the held claim is released first, as the browser's `sendBeacon` does on leaving); "
+        "series are measured: the full page `GET /queues/claims/review` reloaded, each time "
+        "after `POST /me/leave` (what the browser's `sendBeacon` sends on leaving a page: the "
+        "held item stays the reviewer's for a short grace), so the page takes the held item up "
+        "again and renders it; "
         "the htmx decision `POST /queues/claims/claims/<token>/decide` (`HX-Request: true`, "
         "`X-CSRFToken` from the body's `hx-headers`, label = the first `button.candidate`), "
         "which stores the decision, hands the training example to Redis and claims and renders "

@@ -59,6 +59,65 @@ class LabelsQuery(BaseModel):
     since: str | None = None
 
 
+class PrecisionOut(BaseModel):
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    n: int
+    method: str
+
+
+class AutoAcceptOut(BaseModel):
+    """Whether auto-accept runs, what it promises and its audited precision."""
+
+    enabled: bool
+    paused: bool
+    target_precision: float | None
+    confidence: float
+    expected_share: float | None
+    precision: PrecisionOut
+
+
+class CoverageOut(BaseModel):
+    """Candidate-set coverage measured on recent human decisions."""
+
+    target: float
+    measured: float | None
+    lower: float | None
+    n: int
+    per_answer: dict[str, dict]
+
+
+class DriftFeatureOut(BaseModel):
+    name: str
+    psi: float
+
+
+class DriftOut(BaseModel):
+    """Recent inputs against the active model's training profile (status: ok, warning,
+    alarm, unknown)."""
+
+    status: str
+    window: int
+    features: list[DriftFeatureOut]
+
+
+class AlarmOut(BaseModel):
+    kind: str  # precision_below_target, input_drift
+    since: str
+    detail: str
+    paused: bool
+
+
+class QualityOut(BaseModel):
+    """A queue's quality report (docs/API.md lists every field; more may be added)."""
+
+    auto_accept: AutoAcceptOut
+    coverage: CoverageOut
+    drift: DriftOut
+    alarms: list[AlarmOut]
+
+
 class ResumeIn(BaseModel):
     """Why a lead resumes auto-accept after an alarm paused it (kept with the event)."""
 

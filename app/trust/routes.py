@@ -13,6 +13,7 @@ from app.models import Queue
 from app.queues.events import history, pause_state
 from app.queues.service import get_queue
 from app.trust.alarms import alarms_json, resume_auto_accept
+from app.trust.drift import drift_section
 from app.trust.precision import auto_accept_section
 
 bp = Blueprint("trust", __name__)
@@ -22,6 +23,16 @@ MAX_REASON = 2000
 
 def _may_resume() -> bool:
     return current_user.is_authenticated and current_user.role in PERMISSIONS["configure"]
+
+
+@bp.app_context_processor
+def _drift_on_pages() -> dict:
+    """`drift_of(queue)` for the queue's pages (the Models page shows it)."""
+
+    def drift_of(queue: Queue) -> dict:
+        return drift_section(session=db_session(), queue=queue)
+
+    return {"drift_of": drift_of}
 
 
 @bp.app_context_processor

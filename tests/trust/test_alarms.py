@@ -7,6 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from app.api.schemas import QualityOut
 from app.db import session_scope
 from app.models import AuditFrame, Item, Queue, QueueEvent
 from app.states import QueueEventKind
@@ -69,6 +70,7 @@ def test_bad_audits_raise_the_alarm_pause_auto_accept_until_a_lead_resumes(clien
         body = client.get(QUALITY, headers=reviewer["headers"]).json
         # Below alarm_min_audits answers a bad bound proves nothing yet.
         assert bool(body["alarms"]) == (n >= 10), n
+        QualityOut.model_validate(body)  # the shape the OpenAPI document declares
         if n == 10:
             precision = body["auto_accept"]["precision"]
             assert precision["n"] == 10 and precision["estimate"] == 0.6

@@ -208,7 +208,10 @@ def score_items(*, session: Session, queue: Queue, items: list[ItemIn]) -> dict[
         return {}
     payloads = list(todo.values())
     scored = score_payloads(
-        session=session, queue=queue, payloads=payloads, crowded=drift_hold(session, queue)
+        session=session,
+        queue=queue,
+        payloads=payloads,
+        crowded=drift_hold(session, queue, payloads),
     )
     rules = (queue.policy or {}).get("rules") or []
     unanswered = payloads[scored.model_answered :]

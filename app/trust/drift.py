@@ -140,6 +140,11 @@ def _measure(session: Session, queue: Queue, model, profile: dict, window: int):
             .limit(window)
         )
     )
+    return _measure_payloads(model, profile, payloads)
+
+
+def _measure_payloads(model, profile: dict, payloads: list[dict]):
+    """_measure's figures for these payloads (the recent window, or an arriving batch)."""
     n = len(payloads)
     if n < MIN_WINDOW:
         return _unknown(f"{n} items in the queue; at least {MIN_WINDOW} are needed", n), {}
@@ -192,11 +197,13 @@ def _measure(session: Session, queue: Queue, model, profile: dict, window: int):
     return report, crowded
 
 
-def drift_hold(session: Session, queue: Queue) -> dict | None:
+def drift_hold(session: Session, queue: Queue, incoming: list[dict] | None = None) -> dict | None:
     """What scoring holds back while the queue's inputs drift: {"version_id", "features":
     {name: {"buckets", "psi"}}} for each feature in alarm, or None. Measured again once
     HOLD_REFRESH_ITEMS items arrived or HOLD_SECONDS passed, so a busy queue does not read its
-    window on every batch."""
+    window on every batch. An arriving batch of at least MIN_WINDOW items (`incoming`) is
+    measured on its own as well: a shift that arrives all at once is held from its first
+    batch, not only once it is stored."""
     with _cache_lock:
         last = _latest.get(id_of(queue))
     if last is not None:
@@ -209,7 +216,18 @@ def drift_hold(session: Session, queue: Queue) -> dict | None:
     if last is None:
         last = _measured(session, queue)
     crowded = {k: v for k, v in last.crowded.items() if v["buckets"]}
-    return {"version_id": last.version_id, "features": crowded} if crowded else None
+    version_id = last.version_id
+    if incoming is not None and len(incoming) >= MIN_WINDOW:
+        model, _ = active_model(session=session, queue=queue)
+        profile = model.profile if model is not None else None
+        if model is not None and profile and profile.get("features"):
+            _, batch = _measure_payloads(model, profile, incoming)
+            if model.version_id != version_id:
+                crowded, version_id = {}, model.version_id
+            for name, found in batch.items():
+                if found["buckets"] and name not in crowded:
+                    crowded[name] = found
+    return {"version_id": version_id, "features": crowded} if crowded else None
 
 
 def drift_alarm(session: Session, queue: Queue) -> str | None:

@@ -117,6 +117,9 @@ def test_shifted_amounts_and_unseen_values_go_to_a_person_and_raise_drift(
         f"{auto_inside} auto-accepted within it"
     )
     assert outside >= 0.75 * len(shifted), said
+    # Those still inside the range look ordinary one at a time, but the batch as a whole is
+    # in drift alarm: none of the shifted items is auto-accepted, from the first batch on.
+    assert out["routed"]["auto_accepted"] == 0 and auto_inside == 0, said
     quality = client.get("/api/v1/queues/claims/quality", headers=producer["headers"]).json
     drift = quality["drift"]
     assert drift["status"] == "alarm", drift

@@ -385,7 +385,7 @@ def precision_table(rows) -> str:
                 else "no audit drawn"
             )
             lines.append(
-                f"| {r['name']} | {_rule(r['target'])} | {r['fits']} fits | {why} | | | | | | | |"
+                f"| {r['name']} | {_rule(r['target'])} | {r['fits']} fits | {why} | | | | | | | | |"
             )
             continue
         tp = r["true"]

@@ -64,6 +64,12 @@ def _model(n_train: int):
     )
 
 
+def _guarded(model: LoadedModel, payloads: list[dict]):
+    """Scoring as score_payloads does it: the input guard's findings go into the details."""
+    proba, unlike = model.assess(payloads)
+    return model.candidates(proba, unlike=unlike)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", type=int, default=3000)
@@ -80,8 +86,8 @@ def main() -> None:
     fresh = [c["payload"] for c in generate_claims(args.items, seed=5)]
     variants = {
         "model only": lambda c: model.candidates(model.predict_proba(c)),
-        "with profile checks": lambda c: bare.candidates(*bare.assess(c)),
-        "with profile and novelty checks": lambda c: model.candidates(*model.assess(c)),
+        "with profile checks": lambda c: _guarded(bare, c),
+        "with profile and novelty checks": lambda c: _guarded(model, c),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
     load = os.getloadavg()

@@ -195,7 +195,7 @@ def run_one(name, seed, data, args) -> list[dict]:
         fitted = fit(snap, queue=queue, seed=seed)
         model = loaded(fitted)
         proba, hits = model.assess(fresh_payloads)
-        cands = model.candidates(proba, hits, answers)
+        cands = model.candidates(proba, queue_labels=answers, unlike=hits)
         # Coverage: the sets as reviewers see them (never empty) plus the unseen answers.
         shown, empty = model.conformal.shown_sets(proba, model.classes)
         col = {c: j for j, c in enumerate(model.classes)}

@@ -64,7 +64,7 @@ def _model(n_train: int):
     )
 
 
-def _guarded(model: LoadedModel, payloads: list[dict]):
+def _guarded(model, payloads: list[dict]):
     """Scoring as score_payloads does it: the input guard's findings go into the details."""
     proba, unlike = model.assess(payloads)
     return model.candidates(proba, unlike=unlike)

@@ -67,7 +67,7 @@ class PrecisionOut(BaseModel):
     method: str
 
 
-class AutoAcceptOut(BaseModel):
+class AutomationOut(BaseModel):
     """Whether auto-accept runs, what it promises and its audited precision."""
 
     enabled: bool
@@ -112,7 +112,7 @@ class AlarmOut(BaseModel):
 class QualityOut(BaseModel):
     """A queue's quality report (docs/API.md lists every field; more may be added)."""
 
-    auto_accept: AutoAcceptOut
+    auto_accept: AutomationOut
     coverage: CoverageOut
     drift: DriftOut
     alarms: list[AlarmOut]

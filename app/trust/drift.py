@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import chi2_contingency, entropy
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.learning.features import table
@@ -95,6 +95,9 @@ class _Measured:
     version_id: int | None
     newest: int
     at: float
+    # When the newest item was stored: with its id, it names the window's contents even
+    # where ids come round again (a restored or emptied database, the test suite).
+    newest_at: object = None
 
 
 def drift_section(*, session: Session, queue: Queue, window: int = WINDOW) -> dict:
@@ -107,27 +110,36 @@ def _measured(session: Session, queue: Queue, window: int = WINDOW) -> _Measured
     model, why = active_model(session=session, queue=queue)
     if model is None:
         return _Measured(_unknown(why or "no trained model yet"), {}, None, 0, time.monotonic())
-    newest = (
-        session.scalar(select(func.max(col(Item.id))).where(col(Item.queue_id) == queue.id)) or 0
-    )
+    newest, newest_at = _newest(session, queue)
     profile = model.profile
     if not profile or not profile.get("features"):
         why = f"model {model.version} was trained without an input profile"
         return _Measured(_unknown(why), {}, model.version_id, newest, time.monotonic())
     queue_id = id_of(queue)
-    key = (queue_id, model.version_id, newest, window)
+    key = (queue_id, model.version_id, newest, newest_at, window)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
     report, crowded = _measure(session, queue, model, profile, window)
-    measured = _Measured(report, crowded, model.version_id, newest, time.monotonic())
+    measured = _Measured(report, crowded, model.version_id, newest, time.monotonic(), newest_at)
     with _cache_lock:
         _cache[key] = measured
         _latest[queue_id] = measured
         while len(_cache) > 64:
             _cache.popitem(last=False)
     return measured
+
+
+def _newest(session: Session, queue: Queue) -> tuple[int, object]:
+    """(id, stored at) of the queue's newest item, or (0, None)."""
+    row = session.execute(
+        select(col(Item.id), col(Item.created_at))
+        .where(col(Item.queue_id) == queue.id)
+        .order_by(col(Item.id).desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else (0, None)
 
 
 def _measure(session: Session, queue: Queue, model, profile: dict, window: int):
@@ -207,11 +219,23 @@ def drift_hold(session: Session, queue: Queue, incoming: list[dict] | None = Non
     with _cache_lock:
         last = _latest.get(id_of(queue))
     if last is not None:
-        newest = (
-            session.scalar(select(func.max(col(Item.id))).where(col(Item.queue_id) == queue.id))
-            or 0
+        newest, _ = _newest(session, queue)
+        # The item the last report ended at, still there as it was: else the queue's history
+        # is not the one measured (ids came round again), and the report is stale.
+        same_history = (
+            last.newest == 0
+            or session.scalar(
+                select(col(Item.created_at)).where(
+                    col(Item.id) == last.newest, col(Item.queue_id) == queue.id
+                )
+            )
+            == last.newest_at
         )
-        if newest - last.newest >= HOLD_REFRESH_ITEMS or time.monotonic() - last.at >= HOLD_SECONDS:
+        if (
+            not same_history
+            or newest - last.newest >= HOLD_REFRESH_ITEMS
+            or time.monotonic() - last.at >= HOLD_SECONDS
+        ):
             last = None
     if last is None:
         last = _measured(session, queue)

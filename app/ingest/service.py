@@ -17,6 +17,7 @@ from app.bulk import insert_rows
 from app.errors import ValidationFailed, pydantic_details
 from app.ingest.bulk import insert_items
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
+from app.learning.drift import drift_hold
 from app.learning.scoring import score_payloads
 from app.models import AuditFrame, Label, Prediction, Queue, id_of, table_of, utcnow
 from app.queues.events import paused_reason
@@ -25,7 +26,6 @@ from app.queues.service import policy_of
 from app.routing.placement import STATUS_FOR_ROUTE, place, record_rows
 from app.routing.rules import rule_fallbacks
 from app.states import ItemStatus, RouteDecision
-from app.trust.drift import drift_hold
 
 _ITEMS = TypeAdapter(list[ItemIn])
 _ONE = TypeAdapter(ItemIn)

@@ -2,7 +2,7 @@
 quantile bins, per categorical field its known values and their shares, per text field the
 share of words the model knows. Scoring checks each item against it (an item outside what the
 model learned from is never auto-accepted) and the queue's drift report compares recent items
-with it (see app/trust/drift.py).
+with it (see app/learning/drift.py).
 
 Everything here is plain JSON, vectorised over a features.table() array.
 """

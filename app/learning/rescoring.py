@@ -2,7 +2,8 @@
 
 Batches by item id; each batch is read, scored with no transaction open, then written in a
 short transaction that only touches items still waiting, which are routed again by their new
-answers exactly as arriving items are (app.routing.placement). Items a reviewer holds keep
+answers exactly as arriving items are (app.routing.placement), drift and novelty guard
+included. Items a reviewer holds keep
 the prediction they see, and producers' own predictions are left alone.
 """
 
@@ -18,6 +19,7 @@ from sqlmodel import Session, col
 
 from app.bulk import insert_rows
 from app.db import session_scope
+from app.learning.drift import drift_hold
 from app.learning.feedback import mark_enqueued
 from app.learning.job_queues import enqueue_once, job_engine
 from app.learning.scoring import load_version
@@ -80,8 +82,11 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         if version is None or not version.active:
             return Progress(0, None)
         model = load_version(session, version)
-        queue_labels = session.get_one(Queue, queue_id).labels
+        queue = session.get_one(Queue, queue_id)
         items, latest = _waiting_batch(session, queue_id, after_id, size)
+        # The queue-level drift guard holds re-scored items as it holds arriving ones: a
+        # value in a bucket recent inputs crowd goes to a person, whichever model answers.
+        hold = drift_hold(session, queue) if items else None
     if not items:
         return Progress(0, None)
     todo = [
@@ -90,11 +95,12 @@ def rescore_batch(engine, *, queue_id: int, version_id: int, after_id: int = 0, 
         if latest.get(i.id, ("model", None))[0] != "producer"
         and latest.get(i.id, (None, None))[1] != version.version
     ]
-    # The drift and novelty guard judges each item as at arrival (not the queue-level hold,
-    # which is measured against recent arrivals).
+    # The hold was measured for the version active when it was read; a newer one (this
+    # version, just promoted) has a profile of its own and its own crowded buckets.
+    crowded = hold["features"] if hold is not None and hold["version_id"] == version_id else None
     if todo:
-        proba, unlike = model.assess([i.payload for i in todo], None)
-        scored = model.candidates(proba, queue_labels, unlike)
+        proba, unlike = model.assess([i.payload for i in todo], crowded)
+        scored = model.candidates(proba, queue.labels, unlike)
     else:
         scored = []
     now = utcnow()

@@ -77,7 +77,7 @@ class LoadedModel:
     ) -> tuple[np.ndarray, list[list[dict]]]:
         """(probabilities, per item what makes it unlike the training data): the fields
         outside the training profile, "novelty" when the detector flags the whole item, and,
-        while the queue's inputs drift (`crowded`, see trust/drift.py: drift_hold), a value
+        while the queue's inputs drift (`crowded`, see learning/drift.py: drift_hold), a value
         where the recent items crowd."""
         x = self.inputs(payloads)
         proba = self.model.predict_proba(x)
@@ -280,7 +280,7 @@ def score_payloads(
 ) -> Scores:
     """The queue's model scores the payloads in chunks while the time budget lasts; the rest
     (all of them when there is no usable model) are left to the caller's fallback.
-    `crowded`: the drifted features' crowded buckets (trust/drift.py: drift_hold), used
+    `crowded`: the drifted features' crowded buckets (learning/drift.py: drift_hold), used
     when they were measured against the version that scores."""
     if budget_seconds is None:
         budget_seconds = current_settings().scoring_budget_seconds

@@ -7,10 +7,10 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from app.db import new_session
+from app.learning.drift import DRIFT_LEVELS, drift_section
 from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
 from app.queues.events import pause_state
 from app.trust.alarms import alarms_json
-from app.trust.drift import DRIFT_LEVELS, drift_section
 from app.trust.precision import headline
 
 

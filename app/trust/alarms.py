@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.errors import Conflict
+from app.learning.drift import drift_alarm
 from app.models import AuditFrame, Queue, User
 from app.queues.events import open_alarms, pause_state, record
 from app.queues.service import policy_of
 from app.states import QueueEventKind
-from app.trust.drift import drift_alarm
 from app.trust.precision import alarm_target, headline
 
 AlarmCheck = Callable[[Session, Queue], str | None]
@@ -51,7 +51,7 @@ INPUT_DRIFT = "input_drift"
 CHECKS: dict[str, AlarmCheck] = {
     PRECISION_BELOW_TARGET: precision_below_target,
     # The queue's recent inputs differ from what the active model learned from (PSI past
-    # the alarm level on a feature, beyond sampling noise: app.trust.drift).
+    # the alarm level on a feature, beyond sampling noise: app.learning.drift).
     INPUT_DRIFT: drift_alarm,
 }
 

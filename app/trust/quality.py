@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from app.learning.drift import drift_section
 from app.models import Queue
 from app.trust.alarms import alarms_json
 from app.trust.coverage import coverage_section
-from app.trust.drift import drift_section
 from app.trust.precision import auto_accept_section
 
 

@@ -9,11 +9,11 @@ from flask_login import current_user, login_required
 from app.auth.service import PERMISSIONS, require
 from app.errors import Conflict
 from app.extensions import db_session, write_session
+from app.learning.drift import drift_section
 from app.models import Queue
 from app.queues.events import history, pause_state
 from app.queues.service import get_queue
 from app.trust.alarms import alarms_json, resume_auto_accept
-from app.trust.drift import drift_section
 from app.trust.precision import auto_accept_section
 
 bp = Blueprint("trust", __name__)

@@ -89,3 +89,54 @@ def test_a_batch_scored_while_its_version_was_replaced_is_not_written(
     assert rescore_batch(engine, queue_id=queue_id, version_id=v2) == Progress(0, None)
     assert db.count(Prediction, Prediction.model_version == v2_name) == 0
     assert set(_latest_versions(db).values()) == {v1_name}
+
+
+def test_rescoring_holds_back_what_the_drift_guard_holds_at_arrival(make, engine, db):
+    """Items waiting while the queue's inputs drift are not auto-accepted by the next model
+    either: a shifted value inside the training range looks ordinary one item at a time, and
+    only the queue-level hold (the buckets recent inputs crowd) keeps it from a person-free
+    route, on re-scoring as at arrival."""
+    queue_id = make.queue(audit_rate=0, retrain_after=0, auto_accept_threshold=1, min_margin=1)
+    make.user("reviewer", queues=["claims"])
+    _labelled(engine, 600)
+    with session_scope(engine) as s:
+        v1 = train_model_version(db=s, queue_id=queue_id).version
+        v1_id, high = v1.id, v1.card["profile"]["features"]["amount"]["high"]
+    _labelled(engine, 60, seed=2)
+    with session_scope(engine) as s:
+        v2_id = train_model_version(db=s, queue_id=queue_id).version.id
+    _make_active(engine, v1_id, "test")
+    shifted = [
+        {
+            "external_id": f"x{i}",
+            "payload": {**c["payload"], "amount": c["payload"]["amount"] * 100},
+        }
+        for i, c in enumerate(generate_claims(400, seed=12))
+    ]
+    ordinary = [
+        {"external_id": f"o{i}", "payload": c["payload"]}
+        for i, c in enumerate(generate_claims(300, seed=13))
+    ]
+    with session_scope(engine) as s:
+        ingest_items(session=s, queue=s.get(Queue, queue_id), items=parse_rows(shifted + ordinary))
+    # Nothing was auto-accepted at arrival (threshold 1); now the lead lowers the bar and a
+    # new version is promoted, which re-scores every waiting item.
+    with session_scope(engine) as s:
+        queue = s.get(Queue, queue_id)
+        queue.policy = {**queue.policy, "auto_accept_threshold": 0.6, "min_margin": 0}
+    _make_active(engine, v2_id, "promoted")
+    assert rescore_queue(engine, queue_id=queue_id, version_id=v2_id) == 700
+
+    routes = {
+        ext: (status, reason)
+        for ext, status, reason in db.all(select(Item.external_id, Item.status, Item.route_reason))
+    }
+    inside = [it for it in shifted if it["payload"]["amount"] <= high]
+    assert len(inside) >= 10, "some shifted amounts lie inside the training range"
+    assert all(routes[it["external_id"]][0] == "pending" for it in shifted), [
+        routes[it["external_id"]] for it in shifted if routes[it["external_id"]][0] != "pending"
+    ][:3]
+    assert all("recent items crowd" in routes[it["external_id"]][1] for it in inside)
+    # The guard holds the shifted values only: ordinary items now qualify and go through.
+    accepted = sum(routes[it["external_id"]][0] == "auto_accepted" for it in ordinary)
+    assert accepted >= 30, accepted

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.api.schemas import QualityOut
 from app.db import session_scope
+from app.learning.drift import drift_alarm
 from app.models import AuditFrame, Item, Queue, QueueEvent
 from app.states import QueueEventKind
 from app.trust.alarms import (
@@ -18,7 +19,6 @@ from app.trust.alarms import (
     check_queue,
     register,
 )
-from app.trust.drift import drift_alarm
 from tests.conftest import item, wait_for
 from tests.review.test_review_pages import login
 

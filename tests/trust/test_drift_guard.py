@@ -7,11 +7,11 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.demo.claims import generate_claims
+from app.learning.drift import drift_alarm
 from app.learning.profile import number
 from app.models import ModelVersion, Queue
 from app.queues.events import history
 from app.trust.alarms import INPUT_DRIFT, check_queue
-from app.trust.drift import drift_alarm
 from tests.conftest import wait_for
 from tests.learning.test_training import _labelled
 from tests.review.test_review_pages import login

@@ -11,6 +11,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from app.demo.claims import generate_claims
 from app.learning import artifacts
 from app.learning.conformal import Conformal
+from app.learning.drift import psi
 from app.learning.fitting import fit
 from app.learning.novelty import ALPHA, Novelty, features_step
 from app.learning.profile import known_values
@@ -19,7 +20,6 @@ from app.learning.snapshot import Row, Snapshot, hash_rows
 from app.models import Queue
 from app.queues.service import Policy
 from app.routing.decision import route_item
-from app.trust.drift import psi
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

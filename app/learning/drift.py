@@ -25,7 +25,7 @@ from sqlmodel import Session, col
 from app.learning.features import table
 from app.learning.profile import bucket_shares, text_vectorizers
 from app.learning.scoring import active_model
-from app.models import Item, Queue, id_of
+from app.models import Item, ModelVersion, Queue, id_of
 
 WINDOW = 1000
 # Fewer recent items than this: no status (the bins would be mostly noise).
@@ -231,8 +231,15 @@ def drift_hold(session: Session, queue: Queue, incoming: list[dict] | None = Non
             )
             == last.newest_at
         )
+        # A newer active version (just promoted) is judged against its own profile.
+        active_id = session.scalar(
+            select(col(ModelVersion.id)).where(
+                col(ModelVersion.queue_id) == queue.id, col(ModelVersion.active)
+            )
+        )
         if (
             not same_history
+            or active_id != last.version_id
             or newest - last.newest >= HOLD_REFRESH_ITEMS
             or time.monotonic() - last.at >= HOLD_SECONDS
         ):

@@ -81,7 +81,7 @@ def test_bad_audits_raise_the_alarm_pause_auto_accept_until_a_lead_resumes(clien
         if n == 10:
             precision = body["auto_accept"]["precision"]
             assert precision["n"] == 10 and precision["estimate"] == 0.6
-            assert precision["lower"] < 0.9 and precision["method"] == "wilson"
+            assert precision["lower"] < 0.9 and precision["method"] == "clopper-pearson"
     alarm = body["alarms"][0]
     assert alarm["kind"] == "precision_below_target" and alarm["since"]
     assert "below the target 0.900" in alarm["detail"] and alarm["paused"] is True
@@ -215,10 +215,11 @@ def test_a_maintenance_loop_in_a_real_worker_raises_and_clears_the_alarm(
     _push(client, producer, [item(f"a-{i:02d}", "fraud", 0.97) for i in range(30)])
     for _ in range(30):
         _answer(client, reviewer, "fraud")
-    # 30 of 30 right: at least 0.948 with 90% confidence, above the implied target 0.90.
+    # 30 of 30 right: at least 0.1 ** (1 / 30) = 0.926 with 90% confidence (Clopper-Pearson),
+    # above the implied target 0.90.
     body = client.get(QUALITY, headers=lead["headers"]).json
     assert body["alarms"] == [] and body["auto_accept"]["alarm_target"] == 0.9
-    assert body["auto_accept"]["precision"]["lower"] > 0.94
+    assert body["auto_accept"]["precision"]["lower"] == pytest.approx(0.1 ** (1 / 30), abs=1e-4)
 
     client.patch(POLICY, json={"target_precision": 0.99}, headers=lead["headers"])
     worker_process()

@@ -165,6 +165,8 @@ class Item(SQLModel, table=True):
             "id",
         ),
         sa.Index("ix_item_lease_expiry", "queue_id", "status", "lease_expires_at"),
+        # The queue's newest items (the drift guard's window) without sorting the queue.
+        sa.Index("ix_item_queue_newest", "queue_id", "id"),
         _check("item", "status", ItemStatus),
         _check("item", "route_decision", RouteDecision),
     )

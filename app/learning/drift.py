@@ -131,27 +131,35 @@ def _measured(session: Session, queue: Queue, window: int = WINDOW) -> _Measured
     return measured
 
 
-def _newest(session: Session, queue: Queue) -> tuple[int, object]:
-    """(id, stored at) of the queue's newest item, or (0, None)."""
-    row = session.execute(
+def newest_stmt(queue_id: int):
+    """The queue's newest item (id, stored at): one probe of ix_item_queue_newest."""
+    return (
         select(col(Item.id), col(Item.created_at))
-        .where(col(Item.queue_id) == queue.id)
+        .where(col(Item.queue_id) == queue_id)
         .order_by(col(Item.id).desc())
         .limit(1)
-    ).first()
+    )
+
+
+def window_stmt(queue_id: int, window: int):
+    """The payloads of the queue's last `window` items, newest first (ix_item_queue_newest)."""
+    return (
+        select(col(Item.payload))
+        .where(col(Item.queue_id) == queue_id)
+        .order_by(col(Item.id).desc())
+        .limit(window)
+    )
+
+
+def _newest(session: Session, queue: Queue) -> tuple[int, object]:
+    """(id, stored at) of the queue's newest item, or (0, None)."""
+    row = session.execute(newest_stmt(id_of(queue))).first()
     return (row[0], row[1]) if row else (0, None)
 
 
 def _measure(session: Session, queue: Queue, model, profile: dict, window: int):
     """(the report, {feature in alarm: {"buckets": crowded buckets, "psi"}})."""
-    payloads = list(
-        session.scalars(
-            select(col(Item.payload))
-            .where(col(Item.queue_id) == queue.id)
-            .order_by(col(Item.id).desc())
-            .limit(window)
-        )
-    )
+    payloads = list(session.scalars(window_stmt(id_of(queue), window)))
     return _measure_payloads(model, profile, payloads)
 
 

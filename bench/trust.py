@@ -16,7 +16,7 @@ default rule: a single-answer set and confidence >= 0.90) and with targets 0.90 
 then sets at 0.90 with target 0.98; confidence 0.9 and audit rate 5% (`--audit-rate`).
 
 1. Audited precision: every fresh item routed to auto-accept or to its audit is in the audit
-   frame (`Placement.in_audit_frame`) with `audit_frame.band_of` of its top score; the items
+   frame (`Placement.in_audit_frame`) with `bands.band_of` of its top score; the items
    `audit_draw` sent to a person are answered with their true label; the frame becomes
    `trust.precision.Cell`s and `stratified_precision` gives the estimate and its one-sided
    0.9 bounds, compared with the true precision of the whole frame. The audit draw depends on
@@ -66,8 +66,8 @@ from app.learning.profile import known_values  # noqa: E402
 from app.learning.scoring import LoadedModel, _rule_of  # noqa: E402
 from app.learning.snapshot import Row, Snapshot  # noqa: E402
 from app.models import Queue  # noqa: E402
+from app.queues.bands import band_of  # noqa: E402
 from app.queues.service import policy_of  # noqa: E402
-from app.routing.audit_frame import band_of  # noqa: E402
 from app.routing.placement import place  # noqa: E402
 from app.states import RouteDecision  # noqa: E402
 from app.trust.precision import Cell, stratified_precision  # noqa: E402
@@ -652,7 +652,7 @@ def section(results, info, args, seconds) -> tuple[str, list[str]]:
         "sets), so per-fit figures vary with the calibration draw as the promises allow.",
         "",
         "**Audited precision**: the audit frame is every fresh item auto-accept was planned "
-        "for (auto-accepted or sent to its random audit), banded by `audit_frame.band_of`; "
+        "for (auto-accepted or sent to its random audit), banded by `bands.band_of`; "
         "the items `decision.audit_draw` sends to a person are answered with their true "
         "label and `trust.precision.stratified_precision` gives the estimate with one-sided "
         f"{CONFIDENCE:.0%} bounds, compared with the true precision of the whole frame. The "

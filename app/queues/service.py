@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
@@ -24,6 +24,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.queues.bands import BANDS, band_of
 from app.states import ItemStatus, LabelSource
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -71,6 +72,12 @@ class Policy(BaseModel):
     auto_accept_threshold: float = Field(0.9, ge=0, le=1)
     min_margin: float = Field(0.2, ge=0, le=1)
     audit_rate: float = Field(0.05, ge=0, le=1)
+    # Audit rates of single confidence bands (app.queues.bands: "0.90-0.95", ...), overriding
+    # audit_rate there: audit the bands where the model is less sure more often. The
+    # precision estimate weights each band by its share, so it stays unbiased.
+    audit_rate_by_band: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict, max_length=len(BANDS)
+    )
     reviews_required: int = Field(1, ge=1, le=10)
     lease_seconds: int = Field(300, ge=10, le=86_400)
     # Retrain after this many new human labels (0: only on request).
@@ -101,6 +108,20 @@ class Policy(BaseModel):
     # The order claims take, after priority: "arrival" (oldest first) or "uncertainty" (the
     # least sure model answers first, spread out: app.queues.order).
     order: Literal["arrival", "uncertainty"] = "arrival"
+
+    @model_validator(mode="after")
+    def _known_bands(self) -> Policy:
+        unknown = sorted(set(self.audit_rate_by_band) - set(BANDS))
+        if unknown:
+            raise ValueError(
+                f"audit_rate_by_band: unknown band {unknown[0]!r}; the bands are "
+                + ", ".join(BANDS)
+            )
+        return self
+
+    def audit_rate_for(self, score: float) -> float:
+        """The chance an item the model would auto-accept at this top score is audited."""
+        return self.audit_rate_by_band.get(band_of(score), self.audit_rate)
 
 
 class FieldDisplay(BaseModel):

@@ -77,6 +77,7 @@ def route_item(
         policy,
         queue_name,
         external_id,
+        top,
         f"score {top:.2f}",
         f"top score {top:.2f} ≥ {policy.auto_accept_threshold:.2f} "
         f"and {margin:.2f} ahead of the next candidate",
@@ -99,13 +100,14 @@ def unlike_training_reason(hits: list[dict]) -> str:
     return shown + tail
 
 
-def _accept_or_audit(policy, queue_name, external_id, what: str, why: str) -> Route:
-    """An item that may be auto-accepted: unless the audit draw picks it for a person."""
-    if audit_draw(queue_name, external_id) < policy.audit_rate:
+def _accept_or_audit(policy, queue_name, external_id, top: float, what: str, why: str) -> Route:
+    """An item that may be auto-accepted: unless the audit draw picks it for a person, at the
+    audit rate of its confidence band."""
+    rate = policy.audit_rate_for(top)
+    if audit_draw(queue_name, external_id) < rate:
         return Route(
             RouteDecision.AUDIT,
-            f"random audit ({policy.audit_rate:.0%}) of an item that would be auto-accepted "
-            f"({what})",
+            f"random audit ({rate:.0%}) of an item that would be auto-accepted ({what})",
         )
     return Route(RouteDecision.AUTO_ACCEPT, why)
 
@@ -163,6 +165,7 @@ def _route_by_set(policy, candidates, detail, queue_name, external_id) -> Route:
         policy,
         queue_name,
         external_id,
+        top,
         f"confidence {top:.2f}",
         f"the only answer in the {coverage:.0%} candidate set, "
         f"calibrated confidence {top:.2f} ≥ {policy.auto_accept_threshold:.2f}",
@@ -213,6 +216,7 @@ def _route_by_target(policy, candidates, detail, queue_name, external_id) -> Rou
         policy,
         queue_name,
         external_id,
+        top,
         f"confidence {top:.2f}",
         f"calibrated confidence {top:.2f} ≥ {threshold:.2f}, the threshold chosen for {promise}",
     )

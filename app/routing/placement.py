@@ -109,7 +109,7 @@ def record_rows(
         model_version=model_version,
         audited=placement.planned.decision == RouteDecision.AUDIT,
         paused=paused,
-        audit_rate=policy.audit_rate,
+        policy=policy,
         now=now,
     )
     if not placement.auto_accepted:

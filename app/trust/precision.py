@@ -185,20 +185,26 @@ def headline(*, session: Session, queue: Queue) -> dict:
 
 
 def _budget(session: Session, queue: Queue, policy: Policy, estimate: float | None) -> dict:
-    """What the audit rate buys: audits a week at the last four weeks' pace, and the
-    interval's half-width after one and four weeks of them."""
+    """What the audit rates buy: audits a week at the last four weeks' pace (each band's
+    eligible items at its band's rate), and the interval's half-width after one and four
+    weeks of them."""
     since = utcnow() - timedelta(days=28)
-    recent = session.scalar(
-        select(func.count())
-        .select_from(AuditFrame)
+    per_band = session.execute(
+        select(col(AuditFrame.band), func.count())
         .where(col(AuditFrame.queue_id) == queue.id, col(AuditFrame.created_at) >= since)
-    )
-    weekly = (recent or 0) / 4
-    audits = weekly * policy.audit_rate
+        .group_by(col(AuditFrame.band))
+    ).all()
+    weekly = sum(n for _, n in per_band) / 4
+    audits = sum(
+        n * policy.audit_rate_by_band.get(band, policy.audit_rate) for band, n in per_band
+    ) / 4
     around = estimate if estimate is not None else alarm_target(policy)
     week = half_width(audits, around, policy.confidence)
     month = half_width(4 * audits, around, policy.confidence)
     rate = f"{policy.audit_rate:.0%}"
+    if policy.audit_rate_by_band:
+        overall = audits / weekly if weekly else policy.audit_rate
+        rate = f"{overall:.1%} (rates per band)"
     if week is None and month is None:
         sentence = (
             f"At {rate} audits, about {audits:.1f} audits a week at the last four weeks' "
@@ -213,6 +219,7 @@ def _budget(session: Session, queue: Queue, policy: Policy, estimate: float | No
         )
     return {
         "audit_rate": policy.audit_rate,
+        "audit_rate_by_band": policy.audit_rate_by_band,
         "eligible_per_week": round(weekly, 1),
         "audits_per_week": round(audits, 1),
         "half_width_one_week": week,

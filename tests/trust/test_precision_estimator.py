@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 from statsmodels.stats.proportion import proportion_confint
 
-from app.routing.audit_frame import band_of
+from app.queues.bands import band_of
 from app.routing.decision import audit_draw
 from app.trust.precision import Cell, half_width, stratified_precision
 

@@ -225,6 +225,7 @@ def test_a_maintenance_loop_in_a_real_worker_raises_and_clears_the_alarm(
     worker_process()
     raised = wait_for(
         lambda: client.get(QUALITY, headers=lead["headers"]).json["alarms"],
+        timeout=120,  # the worker's start: seconds of imports on a busy machine
         what="the worker's maintenance to raise the alarm",
     )
     assert raised[0]["kind"] == "precision_below_target"
@@ -233,6 +234,7 @@ def test_a_maintenance_loop_in_a_real_worker_raises_and_clears_the_alarm(
     client.patch(POLICY, json={"target_precision": 0.9}, headers=lead["headers"])
     wait_for(
         lambda: client.get(QUALITY, headers=lead["headers"]).json["alarms"] == [],
+        timeout=120,
         what="the worker's maintenance to clear the alarm",
     )
     assert client.get(QUALITY, headers=lead["headers"]).json["auto_accept"]["paused"] is True

@@ -109,7 +109,10 @@ def _reasons(item: Item, n_reviews: int, events: list[tuple[ItemEvent, str]]) ->
         elif event.kind == ADJUDICATE:
             reasons.clear()  # what came before was answered by a lead
     if item.status == ItemStatus.ESCALATED and n_reviews > 1:
-        reasons.append({"kind": "disagreement", "by": None, "text": item.route_reason, "at": None})
+        # The route reason's latest part says how the reviews failed to agree.
+        parts = (item.route_reason or "").split("; ")
+        why = next((p for p in reversed(parts) if p.startswith("reviewers disagreed")), None)
+        reasons.append({"kind": "disagreement", "by": None, "text": why, "at": None})
     return reasons
 
 

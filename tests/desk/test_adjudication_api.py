@@ -258,3 +258,20 @@ def test_two_leads_adjudicating_the_same_items_at_once_one_wins(desk, make, live
     assert db.count(Label) == len(ids)
     assert db.count(ItemEvent, ItemEvent.kind == "adjudicate") == len(ids)
     assert db.count(Review) == 0
+
+
+def test_the_review_page_says_what_waits_for_a_lead(desk, client):
+    from tests.review.test_review_pages import login
+
+    desk.setup(reviewers=1)
+    desk.push_ids("e1")
+    desk.escalate(desk.reviewers[0])
+    login(client, desk.reviewers[0])
+    html = client.get("/queues/claims/review").data.decode()
+    assert "Nothing to review" in html and "1 item waits for a lead." in html
+    assert "/queues/claims/desk" not in html  # a reviewer gets no link to the desk
+    assert client.get("/queues/claims/desk").status_code == 403
+    client2 = desk.client.application.test_client()
+    login(client2, desk.lead)
+    html = client2.get("/queues/claims/review").data.decode()
+    assert "open the lead's desk" in html

@@ -275,3 +275,16 @@ def test_the_review_page_says_what_waits_for_a_lead(desk, client):
     login(client2, desk.lead)
     html = client2.get("/queues/claims/review").data.decode()
     assert "open the lead's desk" in html
+
+
+def test_a_reviewer_cannot_reopen_what_a_lead_decided(desk, db):
+    desk.setup(reviews_required=2)
+    desk.push_ids("r1")
+    a, b = desk.reviewers
+    desk.answer(a, "legit")
+    desk.answer(b, "fraud")
+    assert desk.adjudicate("r1", "fraud").status_code == 200
+    r = desk.client.post("/api/v1/queues/claims/items/r1/reopen", headers=a["headers"])
+    assert r.status_code == 409 and "lead has decided" in r.json["message"]
+    ((value, source, _, _),) = _label(db, "r1")
+    assert (value, source) == ("fraud", LabelSource.ADJUDICATED)

@@ -176,3 +176,20 @@ def test_a_queue_with_fewer_members_than_its_overlap_says_so(desk, client):
         "short": False,
         "message": None,
     }
+
+
+def test_bad_consensus_policy_values_are_refused_naming_the_field(desk, client):
+    desk.setup()
+    for changes, field in (
+        ({"consensus": "vote"}, "policy.consensus"),
+        ({"consensus": None}, "policy.consensus"),
+        ({"second_review_on_override": 1.5}, "policy.second_review_on_override"),
+        ({"second_review_below_accuracy": "low"}, "policy.second_review_below_accuracy"),
+    ):
+        r = client.patch("/api/v1/queues/claims/policy", json=changes, headers=desk.lead["headers"])
+        assert r.status_code == 422, (changes, r.json)
+        assert [d["field"] for d in r.json["details"]][0].startswith(field), r.json
+    policy = client.get("/api/v1/queues/claims", headers=desk.lead["headers"]).json["policy"]
+    assert policy["consensus"] == "unanimous"
+    assert policy["second_review_on_override"] is None
+    assert policy["second_review_below_accuracy"] is None

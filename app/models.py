@@ -231,13 +231,20 @@ class Review(SQLModel, table=True):
     # The reviewer's word on the model: "right", "wrong" or "all_wrong" (no candidate fit).
     model_feedback: str | None = Field(default=None, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # What the reviewer was shown: {"prediction_id", "model_version", "source",
+    # "candidates": [{"label", "score"}, ...] in their order}; None before 0014.
+    shown: dict | None = _json()
 
 
 class ItemEvent(SQLModel, table=True):
     """What happened to an item besides decisions: skip, escalate, flag, undo, reopen."""
 
     __tablename__ = "item_event"
-    __table_args__ = (sa.Index("ix_item_event_user_time", "user_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_item_event_user_time", "user_id", "created_at"),
+        # The lead's desk finds flags not yet adjudicated (app.desk.adjudication).
+        sa.Index("ix_item_event_kind_item", "kind", "item_id", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="item.id", index=True)
     user_id: int = Field(foreign_key="user_account.id")

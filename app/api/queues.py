@@ -6,6 +6,8 @@ from flask import Blueprint, jsonify
 from sqlalchemy.exc import IntegrityError
 
 from app.api.endpoint import endpoint, json_object
+from app.desk.adjudication import waiting_counts
+from app.desk.consensus import overlap_status
 from app.errors import Conflict
 from app.extensions import db_session, redis_conn, write_session
 from app.learning.activation import retrain_for_policy
@@ -65,20 +67,36 @@ def update_policy_view(queue: Queue, user: User):
 @bp.get("/queues")
 @endpoint(tag="queues")
 def list_queues_view(user: User):
-    """The queues the caller belongs to, with item counts."""
+    """The queues the caller belongs to, with item counts and how many items wait for a
+    lead (`waiting_for_lead`)."""
     session = db_session()
     queues = queues_for(session=session, user=user)
-    counts = item_counts(session=session, queue_ids=[id_of(q) for q in queues])
-    return jsonify({"queues": [queue_json(q, counts[id_of(q)]) for q in queues]})
+    ids = [id_of(q) for q in queues]
+    counts = item_counts(session=session, queue_ids=ids)
+    waiting = waiting_counts(session=session, queue_ids=ids)
+    return jsonify(
+        {
+            "queues": [
+                {**queue_json(q, counts[id_of(q)]), "waiting_for_lead": waiting[id_of(q)]}
+                for q in queues
+            ]
+        }
+    )
 
 
 @bp.get("/queues/<name>")
 @endpoint(tag="queues")
 def get_queue_view(queue: Queue):
-    """One queue with its policy, counts and training backlog."""
+    """One queue with its policy, counts, training backlog, items waiting for a lead, and
+    whether it has the members its overlap needs (`overlap.short`, with a message)."""
     session = db_session()
     queue_id = id_of(queue)
     body = queue_json(queue, item_counts(session=session, queue_ids=[queue_id])[queue_id])
-    body["policy"] = policy_of(queue).model_dump()
+    policy = policy_of(queue)
+    body["policy"] = policy.model_dump()
     body["training"] = training_counts(session=session, queue=queue)
+    body["waiting_for_lead"] = waiting_counts(session=session, queue_ids=[queue_id])[queue_id]
+    body["overlap"] = overlap_status(
+        session=session, queue=queue, reviews_required=policy.reviews_required
+    )
     return jsonify(body)

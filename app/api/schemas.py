@@ -125,3 +125,68 @@ class ResumeIn(BaseModel):
     noun: ClassVar[str] = "resume request"  # "The resume request is not valid."
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class AdjudicateIn(BaseModel):
+    """A lead's final answer for an item waiting for one, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    noun: ClassVar[str] = "adjudication"  # "The adjudication is not valid."
+
+    label: str = Field(min_length=1, max_length=200)
+    comment: str | None = Field(None, max_length=MAX_TEXT)
+
+
+class ReviewShownOut(BaseModel):
+    """What a reviewer was shown of the model when answering."""
+
+    prediction_id: int | None
+    model_version: str | None
+    source: str | None
+    candidates: list[dict]
+
+
+class AdjudicationReviewOut(BaseModel):
+    reviewer: str
+    label: str
+    comment: str | None
+    model_feedback: str | None
+    created_at: str
+    shown: ReviewShownOut | None
+
+
+class AdjudicationReasonOut(BaseModel):
+    kind: str  # escalated, disagreement, flagged
+    by: str | None
+    text: str | None
+    at: str | None
+
+
+class AdjudicationEntryOut(BaseModel):
+    """One item waiting for a lead (docs/API.md lists every field)."""
+
+    external_id: str
+    status: str
+    payload: dict
+    reasons: list[AdjudicationReasonOut]
+    reviews: list[AdjudicationReviewOut]
+    flags: list[dict]
+    second_reviews: list[str]
+    prediction: dict | None
+    label: dict | None
+    created_at: str
+
+
+class AdjudicationsOut(BaseModel):
+    waiting: int
+    items: list[AdjudicationEntryOut]
+
+
+class AdjudicationOut(BaseModel):
+    """The item after the lead's decision (shaped as GET .../items/{external_id}) and what
+    the decision did."""
+
+    external_id: str
+    status: str
+    label: dict | None
+    adjudication: dict

@@ -24,6 +24,8 @@ PERMISSIONS = {
     "promote": {"lead", "scientist", "admin"},
     "configure": {"lead", "scientist", "admin"},
     "create_queue": {"lead", "admin"},
+    # The final word on escalated, disputed and flagged items (app.desk.adjudication).
+    "adjudicate": {"lead", "admin"},
     "manage_jobs": {"admin"},
 }
 

@@ -17,7 +17,8 @@ from app.ingest.service import ingest_items, parse_rows
 from app.learning.feedback import make_training_example
 from app.learning.training import train_model_version
 from app.models import Item, Outbox, Queue, User, id_of
-from app.queues.service import create_queue
+from app.queues.service import create_queue, update_policy
+from app.review.actions import escalate, flag
 from app.review.service import claim_next, decide
 
 QUEUE = "claims"
@@ -108,7 +109,8 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
     reviewer = create_user(session=s, name="reviewer", role="lead", password=password)
     producer = create_user(session=s, name="producer", role="scientist", password=None)
     archivist = create_user(session=s, name="history", role="reviewer", password=None)
-    for u in (reviewer, producer, archivist):
+    colleague = create_user(session=s, name="colleague", role="reviewer", password=None)
+    for u in (reviewer, producer, archivist, colleague):
         add_membership(session=s, user=u, queue=queue)
 
     claims = generate_claims(history + incoming)
@@ -132,4 +134,44 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
         queue=queue,
         items=parse_rows({"external_id": c["external_id"], "payload": c["payload"]} for c in new),
     )
+    _waiting_for_the_lead(s, queue=queue, reviewer=archivist, colleague=colleague)
     return reviewer
+
+
+ESCALATIONS = (
+    "The note says the card was stolen but the amount matches a regular payment: which one wins?",
+    "Same merchant and amount as a claim settled last month; I cannot see that history.",
+    "Customer called twice about this; a lead should decide before we answer.",
+)
+
+
+def _waiting_for_the_lead(s: Session, *, queue: Queue, reviewer: User, colleague: User) -> None:
+    """A few escalations, one flagged answer and one disagreement, for the lead's desk."""
+    for reason in ESCALATIONS:
+        claim = claim_next(session=s, queue=queue, user=reviewer)
+        if claim is None:
+            return
+        escalate(session=s, token=claim.token, user=reviewer, reason=reason)
+    claim = claim_next(session=s, queue=queue, user=reviewer)
+    if claim is None:
+        return
+    flag(session=s, token=claim.token, user=reviewer, comment="The amount looks typed in cents.")
+    decide(session=s, token=claim.token, user=reviewer, label="legit")
+    # A disagreement: for one item the queue asks two reviews (as a queue with
+    # reviews_required 2 does for all), and the two reviewers answer differently.
+    update_policy(session=s, queue=queue, changes={"reviews_required": 2})
+    claim = claim_next(session=s, queue=queue, user=reviewer)
+    if claim is not None:
+        disputed = decide(session=s, token=claim.token, user=reviewer, label="fraud").item
+        disputed.priority = 1  # the colleague's next claim is this item
+        s.flush()
+        second = claim_next(session=s, queue=queue, user=colleague)
+        if second is not None:
+            decide(
+                session=s,
+                token=second.token,
+                user=colleague,
+                label="duplicate",
+                comment="Same amount and date as the claim before it.",
+            )
+    update_policy(session=s, queue=queue, changes={"reviews_required": 1})

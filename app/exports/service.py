@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.errors import ValidationFailed
-from app.models import Item, Label
+from app.models import Item, Label, Review, User
 
 FORMATS = {
     "jsonl": "application/x-ndjson",
@@ -30,12 +30,47 @@ COLUMNS = [
     "model_score",
     "model_feedback",
     "payload",
+    "shown",
 ]
 CHUNK_ROWS = 2000
 
 
+def _shown(session: Session, item_ids: list[int]) -> dict[int, list[dict]]:
+    """What each reviewer of these items was shown, per item in review order."""
+    out: dict[int, list[dict]] = {i: [] for i in item_ids}
+    for item_id, name, shown in session.execute(
+        select(col(Review.item_id), col(User.name), col(Review.shown))
+        .join(User, col(User.id) == col(Review.user_id))
+        .where(col(Review.item_id).in_(item_ids))
+        .order_by(col(Review.id))
+    ):
+        out[item_id].append({"reviewer": name, **(shown or {"prediction_id": None})})
+    return out
+
+
 def label_rows(*, session: Session, queue_id: int, since: datetime | None = None) -> Iterator[dict]:
-    """Every final label of the queue, oldest first, fetched in chunks."""
+    """Every final label of the queue, oldest first, fetched in chunks. `shown` lists, per
+    review, what its reviewer was shown (prediction id, model version, candidates in their
+    order); empty for labels no person gave."""
+    chunk: list[dict] = []
+    for row in _label_rows(session=session, queue_id=queue_id, since=since):
+        chunk.append(row)
+        if len(chunk) >= CHUNK_ROWS:
+            yield from _with_shown(session, chunk)
+            chunk = []
+    yield from _with_shown(session, chunk)
+
+
+def _with_shown(session: Session, rows: list[dict]) -> Iterator[dict]:
+    if not rows:
+        return
+    shown = _shown(session, [r["item_id"] for r in rows])
+    for row in rows:
+        row["shown"] = shown[row.pop("item_id")]
+        yield row
+
+
+def _label_rows(*, session: Session, queue_id: int, since: datetime | None) -> Iterator[dict]:
     stmt = (
         select(
             col(Item.external_id),
@@ -48,6 +83,7 @@ def label_rows(*, session: Session, queue_id: int, since: datetime | None = None
             col(Label.model_score),
             col(Label.model_feedback),
             col(Item.payload),
+            col(Item.id),
         )
         .join(Item, col(Item.id) == col(Label.item_id))
         .where(col(Label.queue_id) == queue_id)
@@ -68,6 +104,7 @@ def label_rows(*, session: Session, queue_id: int, since: datetime | None = None
             "model_score": row[7],
             "model_feedback": row[8],
             "payload": row[9],
+            "item_id": row[10],
         }
 
 
@@ -98,6 +135,7 @@ def _flat(row: dict) -> dict:
         **row,
         "reviewers": ";".join(row["reviewers"]),
         "payload": json.dumps(row["payload"], ensure_ascii=False),
+        "shown": json.dumps(row["shown"], ensure_ascii=False),
     }
 
 
@@ -148,6 +186,7 @@ def _parquet(rows: Iterator[dict]) -> Iterator[bytes]:
             ("model_score", pa.float64()),
             ("model_feedback", pa.string()),
             ("payload", pa.string()),
+            ("shown", pa.string()),  # JSON, as payload
         ]
     )
     sink = _Sink()
@@ -157,6 +196,7 @@ def _parquet(rows: Iterator[dict]) -> Iterator[bytes]:
     def flush():
         batch = {c: [r[c] for r in chunk] for c in COLUMNS}
         batch["payload"] = [json.dumps(p, ensure_ascii=False) for p in batch["payload"]]
+        batch["shown"] = [json.dumps(p, ensure_ascii=False) for p in batch["shown"]]
         writer.write_table(pa.table(batch, schema=schema))
         chunk.clear()
 

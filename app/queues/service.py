@@ -108,6 +108,14 @@ class Policy(BaseModel):
     # The order claims take, after priority: "arrival" (oldest first) or "uncertainty" (the
     # least sure model answers first, spread out: app.queues.order).
     order: Literal["arrival", "uncertainty"] = "arrival"
+    # How k > 1 reviews settle an item: all agree, a strict majority, or Dawid-Skene (each
+    # reviewer's reliability learned from the queue's history). Unresolved: a lead decides.
+    consensus: Literal["unanimous", "majority", "dawid_skene"] = "unanimous"
+    # With one review per item, ask one more when the reviewer overrides a model whose top
+    # answer scored at least this (None: never) ...
+    second_review_on_override: float | None = Field(None, ge=0, le=1)
+    # ... or when the reviewer's measured accuracy (app.desk.accuracy) is below this.
+    second_review_below_accuracy: float | None = Field(None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _known_bands(self) -> Policy:

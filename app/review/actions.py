@@ -25,7 +25,7 @@ from app.models import (
 )
 from app.queues.service import policy_of
 from app.review.service import _claim_for, _release, check_still_held
-from app.states import ClaimState, ItemStatus
+from app.states import ClaimState, ItemStatus, LabelSource
 
 UNDO_WINDOW = timedelta(minutes=2)
 MAX_TEXT = 2000
@@ -137,6 +137,9 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
     if item.status == ItemStatus.IN_REVIEW:
         raise Conflict("Someone is reviewing this item right now; try again later.")
     label = session.scalar(select(Label).where(col(Label.item_id) == item.id))
+    if label is not None and label.source == LabelSource.ADJUDICATED:
+        # A lead's decision is not taken back by one of the reviewers it overruled.
+        raise Conflict("A lead has decided this item; it cannot be reopened.")
     if label is not None:
         # Lock the example first: a training run may be marking it used right now
         # (PostgreSQL); once it commits, the label is final and the reopen is refused.
@@ -247,12 +250,20 @@ def history(
     if since is not None:
         stmt = stmt.where(col(Review.created_at) >= since)
     rows = session.execute(stmt).all()
+    ids = [r[0].item_id for r in rows]
     used = (
         set(
             session.scalars(
                 select(col(TrainingExample.item_id)).where(
-                    col(TrainingExample.item_id).in_([r[0].item_id for r in rows]),
+                    col(TrainingExample.item_id).in_(ids),
                     col(TrainingExample.used_by_version_id).is_not(None),
+                )
+            )
+        )
+        | set(
+            session.scalars(
+                select(col(Label.item_id)).where(
+                    col(Label.item_id).in_(ids), col(Label.source) == LabelSource.ADJUDICATED
                 )
             )
         )

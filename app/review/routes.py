@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.auth.service import require
+from app.desk.adjudication import outcomes_for
 from app.errors import Conflict, Gone, LoupeError, NotFound, ValidationFailed
 from app.exports.service import parse_since
 from app.extensions import db_session, redis_conn, write_session
@@ -367,7 +368,10 @@ def history():
         label=request.args.get("label") or None,
         since=since,
     )
-    return render_template("review/history.html", rows=rows, queues=queues, filters=request.args)
+    outcomes = outcomes_for(session=s, item_ids=[r["review"].item_id for r in rows])
+    return render_template(
+        "review/history.html", rows=rows, queues=queues, filters=request.args, outcomes=outcomes
+    )
 
 
 @bp.post("/me/reviews/<int:review_id>/reopen")

@@ -11,6 +11,12 @@ from sqlmodel import Session, col
 
 from app.auth.service import is_member
 from app.db import is_sqlite
+from app.desk.consensus import (
+    ask_second_review,
+    consensus,
+    reviews_needed,
+    second_review_reason,
+)
 from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from app.learning.feedback import add_to_outbox
 from app.models import (
@@ -310,14 +316,17 @@ def decide(
         )
     check_still_held(session=session, claim=claim, item=item, now=now)
 
+    # Rescoring leaves leased items alone, so the prediction now is the one the reviewer saw.
+    prediction = current_prediction(session=session, item_id=id_of(item))
     review = Review(
         item_id=id_of(item),
         claim_id=id_of(claim),
         user_id=id_of(user),
         label=label,
         comment=comment or None,
-        model_feedback=model_feedback or _implied_feedback(session, id_of(item), label),
+        model_feedback=model_feedback or implied_feedback(prediction, label),
         created_at=now,
+        shown=shown_of(prediction),
     )
     session.add(review)
     claim.state = ClaimState.DECIDED
@@ -325,9 +334,28 @@ def decide(
     return _settle(session=session, queue=queue, item=item, review=review, now=now)
 
 
-def _implied_feedback(session: Session, item_id: int, label: str) -> str | None:
+# At most this many candidates are kept of what a reviewer was shown.
+SHOWN_CANDIDATES = 50
+
+
+def shown_of(prediction: Prediction | None) -> dict | None:
+    """What the reviewer was shown of the model: the prediction, its version and source, and
+    its candidates in their order (stored with the review and exported as `shown`)."""
+    if prediction is None:
+        return None
+    return {
+        "prediction_id": prediction.id,
+        "model_version": prediction.model_version,
+        "source": prediction.source,
+        "candidates": [
+            {"label": c["label"], "score": c.get("score")}
+            for c in prediction.candidates[:SHOWN_CANDIDATES]
+        ],
+    }
+
+
+def implied_feedback(prediction: Prediction | None, label: str) -> str | None:
     """What the answer says about the model when the reviewer did not say it explicitly."""
-    prediction = current_prediction(session=session, item_id=item_id)
     if not prediction or not prediction.candidates:
         return None
     if prediction.candidates[0]["label"] == label:
@@ -338,11 +366,12 @@ def _implied_feedback(session: Session, item_id: int, label: str) -> str | None:
 
 
 def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) -> Decision:
-    """Closes the item once it has all its reviews; disagreement goes to adjudication."""
+    """Closes the item once it has all its reviews and they reach an answer under the
+    queue's consensus rule; an unresolved item goes to adjudication (app.desk)."""
     policy = policy_of(queue)
     reviews = list(
         session.execute(
-            select(col(Review.label), col(User.name))
+            select(col(Review.user_id), col(Review.label), col(User.name))
             .join(User, col(User.id) == col(Review.user_id))
             .where(col(Review.item_id) == item.id)
             .order_by(col(Review.id))
@@ -351,30 +380,67 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     item.lease_owner_id = None
     item.lease_token = None
     item.lease_expires_at = None
-    if len(reviews) < policy.reviews_required:
+    waiting = Decision(item=item, label=None, review=review, outbox_id=None)
+    needed = reviews_needed(
+        session=session, item_id=id_of(item), reviews_required=policy.reviews_required
+    )
+    if len(reviews) < needed:
         item.status = ItemStatus.PENDING
         session.flush()
-        return Decision(item=item, label=None, review=review, outbox_id=None)
-    if len({r.label for r in reviews}) > 1:
-        item.status = ItemStatus.ESCALATED
-        item.route_reason = (item.route_reason or "") + "; reviewers disagreed: needs adjudication"
-        session.flush()
-        return Decision(item=item, label=None, review=review, outbox_id=None)
-
+        return waiting
     prediction = current_prediction(session=session, item_id=id_of(item))
+    if len(reviews) == 1:
+        why = second_review_reason(
+            session=session,
+            queue=queue,
+            on_override=policy.second_review_on_override,
+            below_accuracy=policy.second_review_below_accuracy,
+            user_id=review.user_id,
+            label=review.label,
+            prediction=prediction,
+        )
+        if why is not None:
+            ask_second_review(
+                session=session, item_id=id_of(item), user_id=review.user_id, why=why, now=now
+            )
+            item.status = ItemStatus.PENDING
+            item.route_reason = _truncated(f"{item.route_reason or ''}; second review: {why}")
+            session.flush()
+            return waiting
+        value = review.label
+    else:
+        verdict = consensus(
+            session=session,
+            queue=queue,
+            rule=policy.consensus,
+            item_id=id_of(item),
+            votes=[(r.user_id, r.label) for r in reviews],
+        )
+        if verdict.label is None:
+            item.status = ItemStatus.ESCALATED
+            item.route_reason = _truncated(
+                f"{item.route_reason or ''}; reviewers disagreed ({verdict.why}): "
+                "needs adjudication"
+            )
+            session.flush()
+            return waiting
+        value = verdict.label
+
     top = prediction.candidates[0] if prediction and prediction.candidates else None
     audited = item.route_decision == RouteDecision.AUDIT
     final = Label(
         item_id=id_of(item),
         queue_id=item.queue_id,
-        value=review.label,
+        value=value,
         source=LabelSource.AUDIT if audited else LabelSource.HUMAN,
         reviewers=[r.name for r in reviews],
         decided_at=now,
         model_version=prediction.model_version if prediction else None,
         model_label=top["label"] if top else None,
         model_score=top["score"] if top else None,
-        model_feedback=review.model_feedback,
+        model_feedback=implied_feedback(prediction, value)
+        if value != review.label
+        else review.model_feedback,
     )
     session.add(final)
     item.status = ItemStatus.DONE
@@ -382,6 +448,12 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
     after_answer(session=session, queue=queue, item_id=id_of(item), value=final.value)
     outbox = add_to_outbox(session=session, label=final)
     return Decision(item=item, label=final, review=review, outbox_id=outbox.id if outbox else None)
+
+
+def _truncated(reason: str) -> str:
+    """A route reason that fits its column (500), keeping its latest part."""
+    reason = reason.removeprefix("; ")
+    return reason if len(reason) <= 500 else "…" + reason[-499:]
 
 
 def release(*, session: Session, token: str, user: User) -> Claim | None:
@@ -397,15 +469,38 @@ def release(*, session: Session, token: str, user: User) -> Claim | None:
     return claim
 
 
-def item_json(*, session: Session, item: Item) -> dict:
-    """The API's view of one item, per API.md."""
+# Roles that see every review of an item whatever its state: they adjudicate or study.
+SEE_ALL_REVIEWS = ("lead", "scientist", "admin")
+
+
+def _blind_to_others(item: Item, viewer: User | None, reviewed: bool) -> bool:
+    """Reviewing is blind: whoever may still answer the item sees no one else's answer."""
+    if viewer is None or reviewed:
+        return False
+    if item.lease_owner_id == viewer.id:
+        return True
+    if viewer.role in SEE_ALL_REVIEWS:
+        return False
+    return item.status not in (ItemStatus.DONE, ItemStatus.AUTO_ACCEPTED)
+
+
+def item_json(*, session: Session, item: Item, viewer: User | None = None) -> dict:
+    """The API's view of one item, per API.md. Given the `viewer`, other reviewers' answers
+    are left out while the viewer may still answer it (see _blind_to_others)."""
     prediction = current_prediction(session=session, item_id=id_of(item))
-    reviews = session.execute(
-        select(Review, col(User.name))
-        .join(User, col(User.id) == col(Review.user_id))
-        .where(col(Review.item_id) == item.id)
-        .order_by(col(Review.id))
-    ).all()
+    reviews: list[tuple[Review, str]] = [
+        (r, name)
+        for r, name in session.execute(
+            select(Review, col(User.name))
+            .join(User, col(User.id) == col(Review.user_id))
+            .where(col(Review.item_id) == item.id)
+            .order_by(col(Review.id))
+        )
+    ]
+    if viewer is not None and _blind_to_others(
+        item, viewer, any(r.user_id == viewer.id for r, _ in reviews)
+    ):
+        reviews = [(r, name) for r, name in reviews if r.user_id == viewer.id]
     final = session.scalar(select(Label).where(col(Label.item_id) == item.id))
     return {
         "external_id": item.external_id,

@@ -273,6 +273,7 @@ def test_the_openapi_document_lists_every_endpoint_with_its_body(app, client):
         ("post", "/api/v1/claims/{token}/escalate"): "EscalateIn",
         ("post", "/api/v1/claims/{token}/flag"): "FlagIn",
         ("patch", "/api/v1/queues/{name}/policy"): "Policy",
+        ("post", "/api/v1/queues/{name}/items/{external_id}/adjudicate"): "AdjudicateIn",
     }
     for (method, path), model in bodies.items():
         content = paths[path][method]["requestBody"]["content"]["application/json"]

@@ -18,6 +18,7 @@ FIELDS = {
     "model_score",
     "model_feedback",
     "payload",
+    "shown",  # what each reviewer was shown (issue 11, point 8)
 }
 
 

@@ -184,7 +184,7 @@ def test_queue_home_shows_waiting_age_and_today(client, make):
     assert "Oldest waiting" in html and "just now" in html
     row = re.search(r"<strong>claims</strong>.*?</tr>", html, re.S).group(0)
     cells = re.findall(r'<td class="count[^"]*"[^>]*>([^<]+)</td>', row)
-    assert cells == ["1", "just now", "1", "1"]
+    assert cells == ["1", "0", "just now", "1", "1"]  # 0: waiting for a lead
 
 
 def test_login_redirect_stays_on_the_site(client, make):

@@ -18,18 +18,21 @@ from app.review.workflow import next_for_reviewer, skip
 bp = Blueprint("claims", __name__)
 
 
-def _claim_json(session, claim, item) -> dict:
+def _claim_json(session, claim, item, user) -> dict:
     return {
         "claim": {
             "token": claim.token,
             "expires_at": claim.expires_at.isoformat(),
-            "item": item_json(session=session, item=item),
+            "item": item_json(session=session, item=item, viewer=user),
         }
     }
 
 
-def _reopened_json(session, back) -> dict:
-    return {**_claim_json(session, back.claim, back.item), "previous_label": back.previous_label}
+def _reopened_json(session, back, user) -> dict:
+    return {
+        **_claim_json(session, back.claim, back.item, user),
+        "previous_label": back.previous_label,
+    }
 
 
 def _on_claim(session, action):
@@ -55,7 +58,7 @@ def claim_view(user: User, queue: Queue):
     if claim is None:
         session.commit()
         return Response(status=204)
-    body = _claim_json(session, claim, session.get(Item, claim.item_id))
+    body = _claim_json(session, claim, session.get(Item, claim.item_id), user)
     session.commit()
     return jsonify(body)
 
@@ -72,7 +75,7 @@ def decision_view(user: User, token: str, body: DecisionIn):
         ),
     )
     hand_over_outbox(current_app.extensions["loupe.engine"], redis_conn(), decision.outbox_id)
-    return jsonify(item_json(session=session, item=decision.item))
+    return jsonify(item_json(session=session, item=decision.item, viewer=user))
 
 
 @bp.delete("/claims/<token>")
@@ -96,7 +99,9 @@ def escalate_view(user: User, token: str, body: EscalateIn):
         session,
         lambda: actions.escalate(session=session, token=token, user=user, reason=body.reason),
     )
-    return jsonify({**item_json(session=session, item=item), "reason": body.reason.strip()})
+    return jsonify(
+        {**item_json(session=session, item=item, viewer=user), "reason": body.reason.strip()}
+    )
 
 
 @bp.post("/claims/<token>/flag")
@@ -110,7 +115,7 @@ def flag_view(user: User, token: str, body: FlagIn):
         lambda: actions.flag(session=session, token=token, user=user, comment=body.comment),
     )
     flags = actions.flags_of(session=session, item_id=item.id)
-    return jsonify({**item_json(session=session, item=item), "flags": flags})
+    return jsonify({**item_json(session=session, item=item, viewer=user), "flags": flags})
 
 
 @bp.post("/claims/<token>/heartbeat")
@@ -131,7 +136,7 @@ def undo_view(user: User, queue: Queue):
     nothing recent to undo; 409 when a model trained on it or someone is reviewing it."""
     session = write_session()
     back = actions.undo_last(session=session, queue=queue, user=user)
-    body = _reopened_json(session, back)
+    body = _reopened_json(session, back, user)
     session.commit()
     return jsonify(body)
 
@@ -145,6 +150,6 @@ def reopen_view(user: User, queue: Queue, external_id: str):
     session = write_session()
     review = actions.latest_review(session=session, queue=queue, user=user, external_id=external_id)
     back = actions.reopen(session=session, review_id=id_of(review), user=user)
-    body = _reopened_json(session, back)
+    body = _reopened_json(session, back, user)
     session.commit()
     return jsonify(body)

@@ -11,7 +11,7 @@ from app.errors import TooLarge, UnsupportedMediaType
 from app.extensions import db_session, write_session
 from app.ingest.schemas import BatchIn
 from app.ingest.service import ingest_items, parse_json_batch, parse_ndjson, score_items
-from app.models import Queue
+from app.models import Queue, User
 from app.review.service import get_item, item_json
 
 bp = Blueprint("items", __name__)
@@ -59,11 +59,10 @@ def ingest_view(queue: Queue):
 
 @bp.get("/queues/<name>/items/<path:external_id>")
 @endpoint(tag="items")
-def get_item_view(queue: Queue, external_id: str):
-    """One item with its prediction, route, reviews and final label."""
+def get_item_view(queue: Queue, user: User, external_id: str):
+    """One item with its prediction, route, reviews and final label. A reviewer sees a gold
+    item as any other (app.desk.gold.as_seen_by); leads see its status `gold`."""
     session = db_session()
-    return jsonify(
-        item_json(
-            session=session, item=get_item(session=session, queue=queue, external_id=external_id)
-        )
-    )
+    item = get_item(session=session, queue=queue, external_id=external_id)
+    viewer = user if user.role == "reviewer" else None
+    return jsonify(item_json(session=session, item=item, viewer=viewer))

@@ -6,11 +6,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, or_, select, text, update
 from sqlmodel import Session, col
 
 from app.auth.service import is_member
 from app.db import is_sqlite
+from app.desk.gold import as_seen_by, claim_gold, is_gold
 from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from app.learning.feedback import add_to_outbox
 from app.models import (
@@ -119,7 +120,8 @@ def live_claim(
             col(Claim.user_id) == user.id,
             col(Claim.state) == state,
             col(Claim.expires_at) > now,
-            col(Item.lease_token) == col(Claim.token),
+            # A gold item keeps no lease of its own: the claim alone holds it.
+            or_(col(Item.lease_token) == col(Claim.token), col(Item.status) == ItemStatus.GOLD),
         )
         .order_by(col(Claim.id).desc())
         .limit(1)
@@ -145,6 +147,19 @@ def claim_next(
     policy = policy_of(queue)
     expires_at = now + timedelta(seconds=policy.lease_seconds)
     exclude = [int(i) for i in exclude_item_ids][:200]
+    gold = claim_gold(
+        session=session,
+        queue=queue,
+        user=user,
+        policy=policy,
+        token=token,
+        now=now,
+        expires_at=expires_at,
+        state=state,
+        exclude_item_ids=exclude,
+    )
+    if gold is not None:
+        return gold
     stmt = text(_claim_sql(is_sqlite(session), bool(exclude), policy.order)).bindparams(
         bindparam("expires_at", type_=UTCDateTime())
     )
@@ -221,11 +236,13 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
 def check_still_held(*, session: Session, claim: Claim, item: Item, now) -> None:
     """Raises Gone unless the claim still holds the item. A lapsed lease is ended here and
     its item released, before the maintenance loop would: the caller commits that."""
-    if claim.state != ClaimState.LIVE or item.lease_token != claim.token:
+    held = item.lease_token == claim.token or is_gold(item)
+    if claim.state != ClaimState.LIVE or not held:
         raise Gone("This claim has ended (expired or released); the item went back to the queue.")
     if claim.expires_at <= now:
         claim.state = ClaimState.EXPIRED
-        _release(item)
+        if not is_gold(item):
+            _release(item)
         session.flush()
         raise Gone("This claim expired; the item went back to the queue.")
 
@@ -339,6 +356,9 @@ def _implied_feedback(session: Session, item_id: int, label: str) -> str | None:
 
 def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) -> Decision:
     """Closes the item once it has all its reviews; disagreement goes to adjudication."""
+    if is_gold(item):
+        # A gold answer only measures the reviewer (app.desk.gold): the item never settles.
+        return Decision(item=item, label=None, review=review, outbox_id=None)
     policy = policy_of(queue)
     reviews = list(
         session.execute(
@@ -397,8 +417,9 @@ def release(*, session: Session, token: str, user: User) -> Claim | None:
     return claim
 
 
-def item_json(*, session: Session, item: Item) -> dict:
-    """The API's view of one item, per API.md."""
+def item_json(*, session: Session, item: Item, viewer: User | None = None) -> dict:
+    """The API's view of one item, per API.md. With a `viewer` who reviews it, a gold item
+    looks like any item (app.desk.gold.as_seen_by)."""
     prediction = current_prediction(session=session, item_id=id_of(item))
     reviews = session.execute(
         select(Review, col(User.name))
@@ -407,7 +428,7 @@ def item_json(*, session: Session, item: Item) -> dict:
         .order_by(col(Review.id))
     ).all()
     final = session.scalar(select(Label).where(col(Label.item_id) == item.id))
-    return {
+    data = {
         "external_id": item.external_id,
         "status": item.status,
         "priority": item.priority,
@@ -444,6 +465,11 @@ def item_json(*, session: Session, item: Item) -> dict:
         ),
         "created_at": item.created_at.isoformat(),
     }
+    if viewer is not None and is_gold(item):
+        return as_seen_by(
+            data, item=item, viewer=viewer, queue=session.get_one(Queue, item.queue_id)
+        )
+    return data
 
 
 def get_item(*, session: Session, queue: Queue, external_id: str) -> Item:

@@ -265,7 +265,8 @@ def history(
         {
             "review": r,
             "external_id": ext,
-            "status": status,
+            # A gold item looks like any answered item to its reviewers (app.desk.gold).
+            "status": ItemStatus.DONE if status == ItemStatus.GOLD else status,
             "queue": qname,
             "reopenable": r.item_id not in used and status != ItemStatus.IN_REVIEW,
         }

@@ -66,7 +66,7 @@ def mark(name: str):
             label=request.form.get("label"),
         )
         session.commit()
-        flash(f"{external_id} is a gold item now.", "success")
+        flash(f"{external_id} is a gold item now.", "ok")
     except (Conflict, NotFound, ValidationFailed, Forbidden) as exc:
         session.rollback()
         flash(exc.message, "error")
@@ -87,7 +87,7 @@ def unmark(name: str, external_id: str):
         flash(
             f"{external_id} is no longer gold"
             + (" and waits for review again." if outcome == "returned" else " (retired)."),
-            "success",
+            "ok",
         )
     except (NotFound, Forbidden) as exc:
         session.rollback()

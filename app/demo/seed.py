@@ -145,6 +145,15 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
 GOLD_ITEMS = 8
 
 
+def _wrong(label: str) -> dict:
+    """A prediction whose top answer is not `label`."""
+    others = [x for x in LABELS if x != label]
+    return {
+        "model_version": "producer-demo",
+        "candidates": [{"label": others[0], "score": 0.7}, {"label": label, "score": 0.3}],
+    }
+
+
 def _gold(s: Session, *, queue: Queue, reviewers: list[User]) -> None:
     """A few gold items (known answers, scored by the baseline like today's claims), each
     answered by two reviewers: one answers from the evidence, one follows the model's top
@@ -155,8 +164,14 @@ def _gold(s: Session, *, queue: Queue, reviewers: list[User]) -> None:
         session=s,
         queue=queue,
         items=parse_rows(
-            {"external_id": ext, "payload": c["payload"], "gold_label": truth[ext]}
-            for ext, c in zip(truth, claims, strict=True)
+            {
+                "external_id": ext,
+                "payload": c["payload"],
+                "gold_label": truth[ext],
+                # A producer's confident wrong answer on some, so automation bias shows.
+                **({"prediction": _wrong(truth[ext])} if n % 2 == 0 else {}),
+            }
+            for n, (ext, c) in enumerate(zip(truth, claims, strict=True))
         ),
     )
     policy = policy_of(queue)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from app.api.endpoint import endpoint
+from app.api.endpoint import endpoint, validated_body
 from app.api.schemas import (
     AgreementOut,
     AgreementQuery,
@@ -15,7 +15,7 @@ from app.api.schemas import (
     MyStatsOut,
 )
 from app.desk.agreement import MAX_DAYS, agreement_report
-from app.desk.gold import gold_report, mark_gold, unmark_gold
+from app.desk.gold import check_marker, gold_report, mark_gold, unmark_gold
 from app.desk.my_stats import my_stats
 from app.errors import ValidationFailed
 from app.extensions import db_session, write_session
@@ -37,10 +37,13 @@ def window_days(raw: str | None) -> int:
 
 
 @bp.post("/queues/<name>/items/<path:external_id>/gold")
-@endpoint(tag="desk", body=GoldIn, ok={200: GoldMarkOut}, errors=(409,))
-def mark_gold_view(queue: Queue, user: User, external_id: str, body: GoldIn):
+@endpoint(tag="desk", body=GoldIn, view_reads_body=True, ok={200: GoldMarkOut}, errors=(409,))
+def mark_gold_view(queue: Queue, user: User, external_id: str):
     """Make a waiting item a gold item with its known answer, or change that answer (leads,
     admins). 409 when the item is leased, answered, audited or labelled already."""
+    check_marker(user)  # a reviewer hears 403 whatever the body
+    body = validated_body(GoldIn)
+    assert isinstance(body, GoldIn)
     session = write_session()
     gold = mark_gold(
         session=session, queue=queue, user=user, external_id=external_id, label=body.label

@@ -63,7 +63,8 @@ def is_gold(item: Item) -> bool:
     return item.status == ItemStatus.GOLD
 
 
-def _check_marker(user: User) -> None:
+def check_marker(user: User) -> None:
+    """403 unless the user may mark gold items (leads, admins)."""
     if user.role not in MARKERS:
         raise Forbidden(f"Your role ({user.role}) may not mark gold items; leads and admins may.")
 
@@ -101,7 +102,7 @@ def mark_gold(
     """Makes a waiting item a gold item with the known answer `label` (or changes the answer
     of a gold item). Only a waiting item nobody has answered can become gold: an answered,
     leased, audited or labelled one would take part in the labelled data already (409)."""
-    _check_marker(user)
+    check_marker(user)
     now = now or utcnow()
     label = check_gold_label(queue, label)
     item = _locked_item(session, queue, external_id)
@@ -142,7 +143,7 @@ def unmark_gold(*, session: Session, queue: Queue, user: User, external_id: str,
     """Stops using an item as gold. Unanswered, it goes back to the queue as an ordinary item
     ("returned"); answered, it is retired ("retired"): served and counted no more, and still
     kept out of the labelled data, since reviewers answered it as a test."""
-    _check_marker(user)
+    check_marker(user)
     now = now or utcnow()
     item = _locked_item(session, queue, external_id)
     gold = session.get(GoldItem, item.id)

@@ -229,6 +229,7 @@ def test_leads_mark_and_unmark_gold_items(client, make, db):
         client.post(url.format("zz"), json={"label": "fraud"}, headers=lead["headers"]).status_code
         == 404
     )
+    assert client.post(url.format("a"), json={}, headers=reviewer["headers"]).status_code == 403
     bad = client.post(url.format("a"), json={"label": "nope"}, headers=lead["headers"])
     assert bad.status_code == 422 and bad.json["details"][0]["field"] == "label"
     for body in ({}, {"label": 3}, {"label": "fraud", "x": 1}, {"label": "\u0000"}):

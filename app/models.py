@@ -427,3 +427,20 @@ class QueueEvent(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="user_account.id")
     reason: str = Field(max_length=2000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class GoldItem(SQLModel, table=True):
+    """An item with a known answer, mixed into reviewers' streams to measure them
+    (app.desk.gold). Its item has status `gold`: never a label, a training example, an
+    audit-frame entry or an export. Retired (unmarked after answers came) it is served no
+    more and counts no more, and still stays out of the labelled data."""
+
+    __tablename__ = "gold_item"
+    __table_args__ = (sa.Index("ix_gold_item_serving", "queue_id", "retired_at", "item_id"),)
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    label: str = Field(max_length=200)
+    # The lead who marked it; None when it came in with `gold_label` at ingest.
+    marked_by_id: int | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    retired_at: datetime | None = _ts()

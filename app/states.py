@@ -17,6 +17,9 @@ class ItemStatus(StrEnum):
     DONE = "done"
     AUTO_ACCEPTED = "auto_accepted"
     ESCALATED = "escalated"
+    # A gold item (app.desk.gold): known answer, served to reviewers to measure them, never
+    # labelled. The claim statement only takes pending items, so it never hands one out.
+    GOLD = "gold"
 
 
 class RouteDecision(StrEnum):

@@ -62,7 +62,8 @@ def ingest_view(queue: Queue):
 def get_item_view(queue: Queue, user: User, external_id: str):
     """One item with its prediction, route, reviews and final label. Reviewing is blind:
     while the caller may still answer the item (a reviewer, or anyone holding its claim),
-    other reviewers' answers are left out."""
+    other reviewers' answers are left out; a reviewer sees a gold item as any other
+    (app.desk.gold.as_seen_by), leads see its status `gold`."""
     session = db_session()
     item = get_item(session=session, queue=queue, external_id=external_id)
     return jsonify(item_json(session=session, item=item, viewer=user))

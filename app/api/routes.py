@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.api import adjudications, claims, items, labels, outbox, quality, queues, registry
+from app.api import adjudications, claims, desk, items, labels, outbox, quality, queues, registry
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 for resource in (
@@ -20,5 +20,6 @@ for resource in (
     outbox.bp,
     quality.bp,
     adjudications.bp,
+    desk.bp,
 ):
     bp.register_blueprint(resource)

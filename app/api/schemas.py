@@ -190,3 +190,108 @@ class AdjudicationOut(BaseModel):
     status: str
     label: dict | None
     adjudication: dict
+
+
+class GoldIn(BaseModel):
+    """The known answer of a gold item (one of the queue's labels)."""
+
+    model_config = ConfigDict(extra="forbid")
+    noun: ClassVar[str] = "gold item"  # "The gold item is not valid."
+
+    label: str = Field(min_length=1, max_length=200)
+
+
+class IntervalOut(BaseModel):
+    """A measured share with its 95% interval (None figures when nothing was measured)."""
+
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    n: int
+    method: str
+
+
+class GoldItemOut(BaseModel):
+    external_id: str
+    label: str
+    model_label: str | None
+    answers: int
+    correct: int
+    retired: bool
+    created_at: str
+
+
+class GoldReviewerOut(BaseModel):
+    reviewer: str
+    accuracy: IntervalOut
+    automation_bias: IntervalOut
+
+
+class GoldOut(BaseModel):
+    """Gold items and reviewers' accuracy on them; automation bias is the share of answers
+    that followed the model's top answer on gold items where it was wrong."""
+
+    queue: str
+    gold_rate: float
+    items: list[GoldItemOut]
+    accuracy: IntervalOut
+    automation_bias: IntervalOut
+    reviewers: list[GoldReviewerOut]
+
+
+class GoldMarkOut(BaseModel):
+    external_id: str
+    gold: bool
+    label: str | None
+    # "marked", "returned" (back to the queue as an ordinary item) or "retired".
+    outcome: str
+
+
+class AgreementQuery(BaseModel):
+    days: int = Field(30, ge=1, le=3650)
+
+
+class FigureOut(BaseModel):
+    """An agreement figure with its bootstrap interval; `note` says why a figure is missing."""
+
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    n: int
+    method: str
+    note: str | None
+
+
+class PairOut(BaseModel):
+    reviewers: list[str]
+    kappa: FigureOut
+
+
+class AgreementOut(BaseModel):
+    queue: str
+    days: int
+    since: str
+    min_items: int
+    items: int
+    reviewers: list[str]
+    alpha: FigureOut
+    pairs: list[PairOut]
+
+
+class MyQueueStatsOut(BaseModel):
+    queue: str
+    today: int
+    week: int
+    gold_accuracy: IntervalOut | None = None
+
+
+class MyStatsOut(BaseModel):
+    """The caller's own figures: decisions today and this week (UTC), median seconds from
+    claim to decision this week, agreement with others over the last 30 days."""
+
+    user: str
+    today: int
+    week: int
+    median_seconds_per_item: float | None
+    agreement: dict
+    queues: list[MyQueueStatsOut]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -12,14 +13,16 @@ from werkzeug.security import generate_password_hash
 from app.auth.service import add_membership, create_token, create_user
 from app.db import session_scope
 from app.demo.claims import FIELDS, LABELS, generate_claims
+from app.desk.gold import claim_gold
 from app.errors import Conflict
 from app.ingest.service import ingest_items, parse_rows
 from app.learning.feedback import make_training_example
 from app.learning.training import train_model_version
-from app.models import Item, Outbox, Queue, User, id_of
-from app.queues.service import create_queue, update_policy
+from app.models import Item, Outbox, Queue, User, id_of, utcnow
+from app.queues.service import create_queue, policy_of, update_policy
 from app.review.actions import escalate, flag
-from app.review.service import claim_next, decide
+from app.review.service import claim_next, current_prediction, decide
+from app.states import ClaimState
 
 QUEUE = "claims"
 
@@ -86,6 +89,8 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
                 "retrain_after": 25,
                 "lease_seconds": 600,
                 "coverage": 0.95,
+                # One claim in twenty is a gold item (a known answer) measuring the reviewer.
+                "gold_rate": 0.05,
                 # What reviewers see when the model cannot answer in time (or is gone).
                 "rules": [
                     {
@@ -135,6 +140,8 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
         items=parse_rows({"external_id": c["external_id"], "payload": c["payload"]} for c in new),
     )
     _waiting_for_the_lead(s, queue=queue, reviewer=archivist, colleague=colleague)
+    kim = create_user(session=s, name="kim", role="reviewer", password=None)
+    _gold(s, queue=queue, reviewers=[archivist, kim])
     return reviewer
 
 
@@ -175,3 +182,59 @@ def _waiting_for_the_lead(s: Session, *, queue: Queue, reviewer: User, colleague
                 comment="Same amount and date as the claim before it.",
             )
     update_policy(session=s, queue=queue, changes={"reviews_required": 1})
+
+
+GOLD_ITEMS = 8
+
+
+def _wrong(label: str) -> dict:
+    """A prediction whose top answer is not `label`."""
+    others = [x for x in LABELS if x != label]
+    return {
+        "model_version": "producer-demo",
+        "candidates": [{"label": others[0], "score": 0.7}, {"label": label, "score": 0.3}],
+    }
+
+
+def _gold(s: Session, *, queue: Queue, reviewers: list[User]) -> None:
+    """A few gold items (known answers, scored by the baseline like today's claims), each
+    answered by two reviewers: one answers from the evidence, one follows the model's top
+    answer, so accuracy and automation bias both show on the Reviewers page."""
+    claims = generate_claims(GOLD_ITEMS, seed=29)
+    truth = {f"claim-{900001 + i}": c["label"] for i, c in enumerate(claims)}
+    ingest_items(
+        session=s,
+        queue=queue,
+        items=parse_rows(
+            {
+                "external_id": ext,
+                "payload": c["payload"],
+                "gold_label": truth[ext],
+                # A producer's confident wrong answer on some, so automation bias shows.
+                **({"prediction": _wrong(truth[ext])} if n % 2 == 0 else {}),
+            }
+            for n, (ext, c) in enumerate(zip(truth, claims, strict=True))
+        ),
+    )
+    policy = policy_of(queue)
+    for careful, user in zip((True, False), reviewers, strict=True):
+        add_membership(session=s, user=user, queue=queue)
+        now = utcnow()
+        while (
+            claim := claim_gold(
+                session=s,
+                queue=queue,
+                user=user,
+                policy=policy,
+                token=secrets.token_urlsafe(24),
+                now=now,
+                expires_at=now + timedelta(seconds=policy.lease_seconds),
+                state=ClaimState.LIVE,
+                draw=lambda: 0.0,
+            )
+        ) is not None:
+            item = s.get_one(Item, claim.item_id)
+            model = current_prediction(session=s, item_id=id_of(item))
+            top = model.candidates[0]["label"] if model and model.candidates else None
+            answer = truth[item.external_id] if careful or top is None else top
+            decide(session=s, token=claim.token, user=user, label=answer)

@@ -37,6 +37,8 @@ class ItemIn(TypedDict):
     payload: dict
     prediction: NotRequired[PredictionIn | None]
     priority: NotRequired[Annotated[int, Field(ge=-1000, le=1000)]]
+    # The known answer: the item becomes a gold item (app.desk.gold), never a label.
+    gold_label: NotRequired[LabelText | None]
 
 
 class BatchIn(BaseModel):

@@ -14,12 +14,13 @@ from pydantic import TypeAdapter, ValidationError
 from sqlmodel import Session
 
 from app.bulk import insert_rows
+from app.desk.gold import gold_placement, gold_rows
 from app.errors import ValidationFailed, pydantic_details
 from app.ingest.bulk import insert_items
 from app.ingest.schemas import BatchIn, ItemIn, unstorable_values
 from app.learning.drift import drift_hold
 from app.learning.scoring import score_payloads
-from app.models import AuditFrame, Label, Prediction, Queue, id_of, table_of, utcnow
+from app.models import AuditFrame, GoldItem, Label, Prediction, Queue, id_of, table_of, utcnow
 from app.queues.events import paused_reason
 from app.queues.order import rank_of
 from app.queues.service import policy_of
@@ -129,8 +130,8 @@ def _cell(value: str):
 
 
 def parse_csv(text: str) -> list[ItemIn]:
-    """Parses CSV: `external_id`, optional `priority`, `model_version`, `candidates` (JSON);
-    every other column is a payload field."""
+    """Parses CSV: `external_id`, optional `priority`, `model_version`, `candidates` (JSON),
+    `gold_label` (the known answer of a gold item); every other column is a payload field."""
     reader = csv.DictReader(io.StringIO(text))
     rows: list[dict] = []
     details: list[dict] = []
@@ -139,6 +140,9 @@ def parse_csv(text: str) -> list[ItemIn]:
         if record.get("priority"):
             row["priority"] = record.pop("priority")
         record.pop("priority", None)
+        gold_label = record.pop("gold_label", None)
+        if gold_label:
+            row["gold_label"] = gold_label
         model_version = record.pop("model_version", None)
         candidates = record.pop("candidates", None)
         if candidates:
@@ -181,6 +185,15 @@ def _check_labels(queue: Queue, items: list[ItemIn]) -> None:
     allowed = set(queue.labels)
     details = []
     for index, item in enumerate(items):
+        gold_label = item.get("gold_label")
+        if gold_label is not None and gold_label not in allowed:
+            details.append(
+                {
+                    "index": index,
+                    "field": "gold_label",
+                    "message": f"{gold_label!r} is not one of the queue's labels",
+                }
+            )
         prediction = item.get("prediction")
         if prediction is None:
             continue
@@ -271,11 +284,22 @@ def ingest_items(
         )
         for it, c, d in zip(batch, candidates, details, strict=True)
     ]
+    # Gold items (a known answer) are routed to review and never recorded as labels or in
+    # the audit frame: app.desk.gold.
+    gold: dict[str, str] = {
+        it["external_id"]: known for it in batch if (known := it.get("gold_label"))
+    }
+    placements = [
+        gold_placement(p) if it["external_id"] in gold else p
+        for it, p in zip(batch, placements, strict=True)
+    ]
     rows = [
         {
             "external_id": it["external_id"],
             "payload": it["payload"],
-            "status": STATUS_FOR_ROUTE[p.route.decision],
+            "status": (
+                ItemStatus.GOLD if it["external_id"] in gold else STATUS_FOR_ROUTE[p.route.decision]
+            ),
             "priority": it.get("priority", 0),
             "route_decision": p.route.decision,
             "route_reason": p.route.reason,
@@ -284,6 +308,11 @@ def ingest_items(
         for it, p, c, d in zip(batch, placements, candidates, details, strict=True)
     ]
     created = insert_items(session=session, queue_id=id_of(queue), rows=rows, now=now)
+    insert_rows(
+        session=session,
+        table=table_of(GoldItem),
+        rows=gold_rows(queue_id=id_of(queue), created=created, gold=gold, now=now),
+    )
 
     prediction_rows, label_rows, frame_rows = [], [], []
     # API.md's count keys: the route, but auto-accepted items count under their status.
@@ -316,6 +345,8 @@ def ingest_items(
             paused=paused is not None,
             now=now,
         )
+        if it["external_id"] in gold:
+            continue
         if frame is not None:
             frame_rows.append(frame)
         if label is not None:

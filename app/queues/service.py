@@ -108,6 +108,11 @@ class Policy(BaseModel):
     # The order claims take, after priority: "arrival" (oldest first) or "uncertainty" (the
     # least sure model answers first, spread out: app.queues.order).
     order: Literal["arrival", "uncertainty"] = "arrival"
+    # The share of claims that serve a gold item (known answer) to measure the reviewer
+    # (app.desk.gold); 0: none.
+    gold_rate: float = Field(0, ge=0, le=1)
+    # Reviewers see their own gold accuracy in My stats (app.desk.my_stats).
+    gold_feedback_to_reviewers: bool = False
     # How k > 1 reviews settle an item: all agree, a strict majority, or Dawid-Skene (each
     # reviewer's reliability learned from the queue's history). Unresolved: a lead decides.
     consensus: Literal["unanimous", "majority", "dawid_skene"] = "unanimous"

@@ -65,8 +65,9 @@ def escalate(*, session: Session, token: str, user: User, reason, now=None) -> I
     reason = _text(reason, "reason", required=True)
     claim, item = _live(session, token, user, now)
     claim.state = ClaimState.ESCALATED
-    _release(item)
-    item.status = ItemStatus.ESCALATED
+    if item.status != ItemStatus.GOLD:  # a gold item stays gold: only the claim ends
+        _release(item)
+        item.status = ItemStatus.ESCALATED
     record(session, item_id=id_of(item), user=user, kind="escalate", comment=reason, now=now)
     session.flush()
     return item
@@ -165,10 +166,11 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
         expires_at=now + timedelta(seconds=policy_of(queue).lease_seconds),
     )
     session.add(claim)
-    item.status = ItemStatus.IN_REVIEW
-    item.lease_owner_id = user.id
-    item.lease_token = claim.token
-    item.lease_expires_at = claim.expires_at
+    if item.status != ItemStatus.GOLD:  # a gold item keeps no lease: the claim holds it
+        item.status = ItemStatus.IN_REVIEW
+        item.lease_owner_id = user.id
+        item.lease_token = claim.token
+        item.lease_expires_at = claim.expires_at
     record(session, item_id=id_of(item), user=user, kind=kind, comment=f"was {previous!r}", now=now)
     session.flush()
     return Reopened(item=item, claim=claim, previous_label=previous)
@@ -274,7 +276,8 @@ def history(
         {
             "review": r,
             "external_id": ext,
-            "status": status,
+            # A gold item looks like any answered item to its reviewers (app.desk.gold).
+            "status": ItemStatus.DONE if status == ItemStatus.GOLD else status,
             "queue": qname,
             "reopenable": r.item_id not in used and status != ItemStatus.IN_REVIEW,
         }

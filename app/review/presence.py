@@ -110,7 +110,10 @@ def resume(*, session: Session, queue: Queue, claims: list[Claim | None], now=No
     for claim in claims:
         if claim is not None:
             item = session.get(Item, claim.item_id)
-            if item is not None and item.lease_token == claim.token:
+            # A gold item keeps no lease of its own (app.desk.gold): only the claim's counts.
+            if item is not None and (
+                item.lease_token == claim.token or item.status == ItemStatus.GOLD
+            ):
                 _set_expiry(claim, item, until)
     session.flush()
 

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, or_, select, text, update
 from sqlmodel import Session, col
 
 from app.auth.service import is_member
@@ -17,6 +17,7 @@ from app.desk.consensus import (
     reviews_needed,
     second_review_reason,
 )
+from app.desk.gold import as_seen_by, claim_gold, is_gold
 from app.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from app.learning.feedback import add_to_outbox
 from app.models import (
@@ -125,7 +126,8 @@ def live_claim(
             col(Claim.user_id) == user.id,
             col(Claim.state) == state,
             col(Claim.expires_at) > now,
-            col(Item.lease_token) == col(Claim.token),
+            # A gold item keeps no lease of its own: the claim alone holds it.
+            or_(col(Item.lease_token) == col(Claim.token), col(Item.status) == ItemStatus.GOLD),
         )
         .order_by(col(Claim.id).desc())
         .limit(1)
@@ -151,6 +153,19 @@ def claim_next(
     policy = policy_of(queue)
     expires_at = now + timedelta(seconds=policy.lease_seconds)
     exclude = [int(i) for i in exclude_item_ids][:200]
+    gold = claim_gold(
+        session=session,
+        queue=queue,
+        user=user,
+        policy=policy,
+        token=token,
+        now=now,
+        expires_at=expires_at,
+        state=state,
+        exclude_item_ids=exclude,
+    )
+    if gold is not None:
+        return gold
     stmt = text(_claim_sql(is_sqlite(session), bool(exclude), policy.order)).bindparams(
         bindparam("expires_at", type_=UTCDateTime())
     )
@@ -227,11 +242,13 @@ def _claim_for(session: Session, token: str, user: User) -> tuple[Claim, Item]:
 def check_still_held(*, session: Session, claim: Claim, item: Item, now) -> None:
     """Raises Gone unless the claim still holds the item. A lapsed lease is ended here and
     its item released, before the maintenance loop would: the caller commits that."""
-    if claim.state != ClaimState.LIVE or item.lease_token != claim.token:
+    held = item.lease_token == claim.token or is_gold(item)
+    if claim.state != ClaimState.LIVE or not held:
         raise Gone("This claim has ended (expired or released); the item went back to the queue.")
     if claim.expires_at <= now:
         claim.state = ClaimState.EXPIRED
-        _release(item)
+        if not is_gold(item):
+            _release(item)
         session.flush()
         raise Gone("This claim expired; the item went back to the queue.")
 
@@ -368,6 +385,9 @@ def implied_feedback(prediction: Prediction | None, label: str) -> str | None:
 def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) -> Decision:
     """Closes the item once it has all its reviews and they reach an answer under the
     queue's consensus rule; an unresolved item goes to adjudication (app.desk)."""
+    if is_gold(item):
+        # A gold answer only measures the reviewer (app.desk.gold): the item never settles.
+        return Decision(item=item, label=None, review=review, outbox_id=None)
     policy = policy_of(queue)
     reviews = list(
         session.execute(
@@ -486,7 +506,8 @@ def _blind_to_others(item: Item, viewer: User | None, reviewed: bool) -> bool:
 
 def item_json(*, session: Session, item: Item, viewer: User | None = None) -> dict:
     """The API's view of one item, per API.md. Given the `viewer`, other reviewers' answers
-    are left out while the viewer may still answer it (see _blind_to_others)."""
+    are left out while the viewer may still answer it (see _blind_to_others), and to a
+    reviewer a gold item looks like any item (app.desk.gold.as_seen_by)."""
     prediction = current_prediction(session=session, item_id=id_of(item))
     reviews: list[tuple[Review, str]] = [
         (r, name)
@@ -502,7 +523,7 @@ def item_json(*, session: Session, item: Item, viewer: User | None = None) -> di
     ):
         reviews = [(r, name) for r, name in reviews if r.user_id == viewer.id]
     final = session.scalar(select(Label).where(col(Label.item_id) == item.id))
-    return {
+    data = {
         "external_id": item.external_id,
         "status": item.status,
         "priority": item.priority,
@@ -539,6 +560,11 @@ def item_json(*, session: Session, item: Item, viewer: User | None = None) -> di
         ),
         "created_at": item.created_at.isoformat(),
     }
+    if viewer is not None and viewer.role not in SEE_ALL_REVIEWS and is_gold(item):
+        return as_seen_by(
+            data, item=item, viewer=viewer, queue=session.get_one(Queue, item.queue_id)
+        )
+    return data
 
 
 def get_item(*, session: Session, queue: Queue, external_id: str) -> Item:

@@ -73,6 +73,8 @@ PAGES = {
     "models": "/queues/claims/models",
     "model card": "/queues/claims/models/claims-v1",
     "quality": "/queues/claims/quality",
+    "reviewers": "/queues/claims/reviewers",
+    "my stats": "/me/stats",
     "error": "/queues/" + LONG_WORD.replace("/", "-") + "/review",
 }
 

@@ -195,9 +195,9 @@ def _budget(session: Session, queue: Queue, policy: Policy, estimate: float | No
         .group_by(col(AuditFrame.band))
     ).all()
     weekly = sum(n for _, n in per_band) / 4
-    audits = sum(
-        n * policy.audit_rate_by_band.get(band, policy.audit_rate) for band, n in per_band
-    ) / 4
+    audits = (
+        sum(n * policy.audit_rate_by_band.get(band, policy.audit_rate) for band, n in per_band) / 4
+    )
     around = estimate if estimate is not None else alarm_target(policy)
     week = half_width(audits, around, policy.confidence)
     month = half_width(4 * audits, around, policy.confidence)

@@ -203,8 +203,13 @@ def test_breaches_count_late_decisions_and_late_waiting_items(client, make, engi
     assert read["breaches"] == body["breaches"] and read["sla_hours"] == SLA
     with session_scope(engine) as s:
         assert sla_breaches(session=s) == [
-            {"queue": "claims", "sla_hours": SLA, "decided_late": 1, "waiting_late": 0,
-             "nearing": 0}
+            {
+                "queue": "claims",
+                "sla_hours": SLA,
+                "decided_late": 1,
+                "waiting_late": 0,
+                "nearing": 0,
+            }
         ]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'loupe_sla_breaches{kind="decided_late",queue="claims"} 1.0' in metrics
@@ -239,7 +244,10 @@ def test_the_queue_list_says_the_oldest_age_against_the_sla(client, make):
 
 def test_sla_words():
     assert sla_words(age_seconds=None, sla_hours=4) == "Nothing is waiting."
-    assert sla_words(age_seconds=3600, sla_hours=4) == "The oldest item has waited 60 min of the 4 h target."
+    assert (
+        sla_words(age_seconds=3600, sla_hours=4)
+        == "The oldest item has waited 60 min of the 4 h target."
+    )
     assert "nearing its deadline" in sla_words(age_seconds=3.5 * 3600, sla_hours=4)
     assert sla_words(age_seconds=4 * 86400, sla_hours=24) == (
         "The oldest item has waited 4 days: 3 days past the 24 h target."

@@ -196,9 +196,7 @@ def test_domain_change_policy_is_all_or_nothing(make, engine):
 def _form(page_html: str) -> dict:
     """The policy form's fields as the page shows them (a switch's last value wins)."""
     data = {}
-    for tag, name, value in re.findall(
-        r'<input([^>]*)name="(\w+)" value="([^"]*)"', page_html
-    ):
+    for tag, name, value in re.findall(r'<input([^>]*)name="(\w+)" value="([^"]*)"', page_html):
         if 'type="checkbox"' not in tag:
             data[name] = value
     for name, body in re.findall(r'<textarea[^>]*name="(\w+)"[^>]*>([^<]*)</textarea>', page_html):

@@ -49,6 +49,14 @@ HELP = {
 }
 
 
+# Labels where the field's name does not read well on its own.
+LABELS = {"sla_hours": "Service level (hours)", "min_margin": "Minimum margin"}
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if x == int(x) else f"{x:g}"
+
+
 @dataclass
 class PolicyField:
     """One input of the form."""
@@ -70,9 +78,9 @@ class PolicyField:
         """The bounds in words: "A number, at least 0 and at most 1."."""
         parts = []
         if self.low is not None:
-            parts.append(f"{'more than' if self.low_open else 'at least'} {self.low:g}")
+            parts.append(f"{'more than' if self.low_open else 'at least'} {_number(self.low)}")
         if self.high is not None:
-            parts.append(f"{'less than' if self.high_open else 'at most'} {self.high:g}")
+            parts.append(f"{'less than' if self.high_open else 'at most'} {_number(self.high)}")
         if not parts:
             return ""
         noun = "A whole number" if self.kind == "integer" else "A number"
@@ -80,7 +88,7 @@ class PolicyField:
 
     @property
     def label(self) -> str:
-        return self.name.replace("_", " ").capitalize()
+        return LABELS.get(self.name) or self.name.replace("_", " ").capitalize()
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:

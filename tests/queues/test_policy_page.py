@@ -220,7 +220,7 @@ def test_the_page_renders_every_policy_field_from_the_model(client, make):
     for name in Policy.model_fields:
         assert f'id="field-{name}"' in html, name
     assert '<option value="uncertainty">' in html  # choices come from the Literal
-    assert "A number, more than 0 and at most 8784." in html  # sla_hours' bounds
+    assert "A number, more than 0 and at most 8,784." in html  # sla_hours' bounds
     fields = {f.name: f for f in policy_fields(Policy(sla_hours=6))}
     assert fields["sla_hours"].optional and fields["sla_hours"].value == "6.0"
     assert fields["rules"].kind == "json" and fields["train_on_auto"].kind == "switch"

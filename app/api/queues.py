@@ -11,8 +11,8 @@ from app.errors import Conflict
 from app.extensions import db_session, redis_conn, write_session
 from app.learning.activation import retrain_for_policy
 from app.models import Queue, User, id_of
+from app.policy.preview import preview_policy
 from app.queues.policy_changes import change_policy, policy_history
-from app.queues.policy_preview import preview_policy
 from app.queues.service import (
     Policy,
     QueueIn,

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.learning.job_queues import TRAINING_QUEUE
 from app.models import PolicyChange, Queue
+from app.policy.form import policy_fields
+from app.policy.preview import preview_policy
 from app.queues.policy_changes import change_policy, diff_policies
-from app.queues.policy_form import policy_fields
-from app.queues.policy_preview import preview_policy
 from app.queues.service import Policy, get_queue
 from tests.conftest import item
 from tests.review.test_review_pages import login

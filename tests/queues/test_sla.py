@@ -252,3 +252,65 @@ def test_sla_words():
     assert sla_words(age_seconds=4 * 86400, sla_hours=24) == (
         "The oldest item has waited 4 days: 3 days past the 24 h target."
     )
+
+
+def test_concurrent_reviewers_with_an_sla_never_share_an_item(live_server, make, engine, db):
+    """Six reviewers over real HTTP on a queue where a third of the items are nearing
+    their deadline: the two-probe claim hands each item to one reviewer only."""
+    import threading
+    from collections import Counter
+
+    from app.models import Claim, Review
+    from tests.conftest import item
+    from tests.review.test_concurrency import _call
+
+    make.queue(audit_rate=0, retrain_after=0, order="uncertainty", sla_hours=SLA)
+    producer = make.user("scientist", queues=["claims"])
+    reviewers = [make.user("reviewer", queues=["claims"]) for _ in range(6)]
+    n = 60
+    status, body = _call(
+        f"{live_server}/api/v1/queues/claims/items",
+        body={"items": [item(f"c-{i}", "fraud", 0.4 + (i % 7) / 20) for i in range(n)]},
+        token=producer["token"],
+    )
+    assert status == 200 and body["created"] == n
+    _age(engine, {f"c-{i}": 8 + i / 100 for i in range(0, n, 3)})
+    problems, decided, first = [], Counter(), []
+    lock = threading.Lock()
+
+    def review(reviewer):
+        while True:
+            status, body = _call(
+                f"{live_server}/api/v1/queues/claims/claims", token=reviewer["token"]
+            )
+            if status == 204:
+                return
+            if status != 200:
+                problems.append(("claim", status, body))
+                return
+            claim = body["claim"]
+            with lock:
+                first.append(claim["item"]["external_id"])
+            status, body = _call(
+                f"{live_server}/api/v1/claims/{claim['token']}/decision",
+                body={"label": "legit"},
+                token=reviewer["token"],
+            )
+            if status != 200:
+                problems.append(("decide", status, body))
+            else:
+                with lock:
+                    decided[claim["item"]["external_id"]] += 1
+
+    threads = [threading.Thread(target=review, args=(r,)) for r in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not problems, problems[:5]
+    assert len(decided) == n and set(decided.values()) == {1}
+    assert db.count(Review) == n and db.count(Claim) == n
+    # The nearing items (every third) were handed out before the others.
+    nearing = {f"c-{i}" for i in range(0, n, 3)}
+    # (up to one claim per reviewer may be in flight when another is recorded).
+    assert set(first[: len(nearing) - len(reviewers)]) <= nearing

@@ -35,6 +35,8 @@ def change_policy(
     """Validates and applies `changes` (all or nothing, app.queues.service.update_policy) and
     records what changed. Returns the new policy, the policy before (a dict) and the record
     (None when nothing changed value). The caller commits."""
+    # Read the policy under a row lock: two changes at once each record what they replaced.
+    session.refresh(queue, with_for_update=True)
     before = policy_of(queue).model_dump()
     policy = update_policy(session=session, queue=queue, changes=changes)
     changed = diff_policies(before, policy.model_dump())

@@ -332,3 +332,17 @@ def test_the_preview_fragment(client, make, queue_with_items):
         headers={"HX-Request": "true", "X-CSRFToken": csrf},
     )
     assert "would not be saved" in r.get_data(as_text=True)
+
+
+def test_the_new_endpoints_are_in_the_openapi_document(client):
+    paths = client.get("/api/openapi.json").json["paths"]
+
+    def schema(path, method, status="200"):
+        content = paths[path][method]["responses"][status]["content"]["application/json"]
+        return content["schema"]["$ref"].split("/")[-1].split(".")[0]
+
+    assert schema("/api/v1/queues/{name}/sla", "get") == "SlaOut"
+    assert schema("/api/v1/queues/{name}/policy/changes", "get") == "PolicyChangesOut"
+    assert schema("/api/v1/queues/{name}/policy/preview", "post") == "PolicyPreviewOut"
+    body = paths["/api/v1/queues/{name}/policy/preview"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["$ref"].split("/")[-1].startswith("Policy")

@@ -8,13 +8,13 @@ decided before it was set or changed: a breach count answers "against today's ta
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlmodel import Session, col
 
 from app.db import is_sqlite
-from app.models import Item, Queue, utcnow
+from app.models import Item, Queue, UTCDateTime, utcnow
 from app.queues.service import policy_of
 from app.states import ItemStatus
 
@@ -29,13 +29,17 @@ def nearing_before(*, sla_hours: float, now: datetime) -> datetime:
     return now - timedelta(hours=sla_hours * NEARING_SHARE)
 
 
-def _decided_late(session: Session, queue_id: int, seconds: float) -> int:
+def _late_sql(session: Session) -> str:
     # The deadline is per item (arrival + SLA), so the comparison is in SQL, per dialect.
-    late = (
+    return (
         "(julianday(l.decided_at) - julianday(i.created_at)) * 86400.0 > :seconds"
         if is_sqlite(session)
         else "l.decided_at > i.created_at + :seconds * interval '1 second'"
     )
+
+
+def _decided_late(session: Session, queue_id: int, seconds: float) -> int:
+    late = _late_sql(session)
     return (
         session.execute(
             text(
@@ -146,3 +150,43 @@ def sla_breaches(*, session: Session, now: datetime | None = None) -> list[dict]
             }
         )
     return rows
+
+
+def sla_by_day(
+    *, session: Session, queue: Queue, days: int = 14, now: datetime | None = None
+) -> list[dict]:
+    """Decisions per UTC day over the last `days` days and how many came after their
+    deadline, oldest day first, days without decisions included:
+    [{"day": "2026-12-01", "decided", "decided_late"}] (decided_late None without an SLA)."""
+    now = now or utcnow()
+    sla_hours = policy_of(queue).sla_hours
+    first = (now - timedelta(days=days - 1)).date()
+    day = "date(l.decided_at)" if is_sqlite(session) else "to_char(l.decided_at, 'YYYY-MM-DD')"
+    late = _late_sql(session) if sla_hours is not None else "1 = 0"
+    rows = session.execute(
+        text(
+            f"SELECT {day} AS day, count(*) AS decided,"
+            f" sum(CASE WHEN {late} THEN 1 ELSE 0 END) AS late"
+            " FROM final_label AS l JOIN item AS i ON i.id = l.item_id"
+            " WHERE l.queue_id = :queue_id AND l.decided_at >= :since"
+            f" GROUP BY {day}"
+        ).bindparams(bindparam("since", type_=UTCDateTime())),
+        {
+            "queue_id": queue.id,
+            "since": datetime(first.year, first.month, first.day, tzinfo=UTC),
+            "seconds": (sla_hours or 0) * 3600,
+        },
+    ).all()
+    found = {str(r.day): (r.decided, r.late or 0) for r in rows}
+    out = []
+    for n in range(days):
+        key = (first + timedelta(days=n)).isoformat()
+        decided, late_n = found.get(key, (0, 0))
+        out.append(
+            {
+                "day": key,
+                "decided": decided,
+                "decided_late": late_n if sla_hours is not None else None,
+            }
+        )
+    return out

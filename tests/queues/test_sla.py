@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, text, update
 from app.db import session_scope
 from app.models import Item, User, utcnow
 from app.queues.service import get_queue
-from app.queues.sla import NEARING_SHARE, sla_breaches, sla_status, sla_words
+from app.queues.sla import NEARING_SHARE, sla_breaches, sla_by_day, sla_status, sla_words
 from app.review.service import _claim_sql, claim_next
 from tests.review.test_claim_order import _push, _scored
 from tests.review.test_review_pages import login
@@ -211,6 +211,11 @@ def test_breaches_count_late_decisions_and_late_waiting_items(client, make, engi
                 "nearing": 0,
             }
         ]
+    with session_scope(engine) as s:
+        days = sla_by_day(session=s, queue=get_queue(session=s, name="claims"), days=3)
+    assert [d["day"] for d in days][-1] == utcnow().date().isoformat() and len(days) == 3
+    assert days[-1]["decided"] == 3 and days[-1]["decided_late"] == 1
+    assert days[0] == {"day": days[0]["day"], "decided": 0, "decided_late": 0}
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'loupe_sla_breaches{kind="decided_late",queue="claims"} 1.0' in metrics
     assert 'loupe_sla_breaches{kind="waiting_late",queue="claims"} 0.0' in metrics

@@ -55,6 +55,7 @@ def test_a_lead_edits_previews_saves_and_sees_the_history(client, make, db, page
         page.locator("#save-policy").focus()
         page.keyboard.press("Enter")
     expect(page.locator("#error-sla_hours")).to_contain_text("greater than 0")
+    expect(page.locator("#field-sla_hours")).to_be_focused()  # the keyboard lands on it
     expect(page.locator("#policy-form-error")).to_contain_text("Nothing was saved")
     expect(page.locator("#field-auto_accept_threshold")).to_have_value("0.8")
     assert _policy(db)["auto_accept_threshold"] == 0.99 and _policy(db)["sla_hours"] is None

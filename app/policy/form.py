@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import types
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
@@ -103,6 +104,8 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
 def _kind(annotation: Any) -> tuple[str, list[str]]:
     if get_origin(annotation) is Literal:
         return "choice", [str(a) for a in get_args(annotation)]
+    if isinstance(annotation, type) and issubclass(annotation, Enum):  # before str: StrEnum
+        return "choice", [str(m.value) for m in annotation]
     if isinstance(annotation, type) and issubclass(annotation, bool):
         return "switch", []
     if isinstance(annotation, type) and issubclass(annotation, int):
@@ -111,8 +114,6 @@ def _kind(annotation: Any) -> tuple[str, list[str]]:
         return "number", []
     if isinstance(annotation, type) and issubclass(annotation, str):
         return "text", []
-    if isinstance(annotation, type) and hasattr(annotation, "__members__"):  # an Enum
-        return "choice", [str(m.value) for m in annotation]  # type: ignore[attr-defined]
     return "json", []
 
 
@@ -133,7 +134,7 @@ def policy_fields(
     `submitted` (the form as sent) the inputs show what was typed, and `errors` by field."""
     out = []
     dumped = policy.model_dump(mode="json")
-    for name, info in Policy.model_fields.items():
+    for name, info in type(policy).model_fields.items():
         annotation, optional = _unwrap_optional(info.annotation)
         kind, choices = _kind(annotation)
         low = high = None

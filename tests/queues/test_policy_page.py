@@ -227,6 +227,36 @@ def test_the_page_renders_every_policy_field_from_the_model(client, make):
     assert fields["reviews_required"].kind == "integer" and fields["order"].kind == "choice"
 
 
+def test_fields_other_branches_add_render_from_their_types():
+    """A field added to Policy needs no change to the form: its type picks the input."""
+    from enum import StrEnum
+    from typing import Literal
+
+    from pydantic import Field, create_model
+
+    from app.policy import form
+
+    class Rule(StrEnum):
+        MAJORITY = "majority"
+        UNANIMOUS = "unanimous"
+
+    wider = create_model(
+        "Wider",
+        __base__=Policy,
+        consensus=(Rule, Rule.MAJORITY),
+        gold_rate=(float, Field(0.0, ge=0, le=0.5)),
+        mode=(Literal["a", "b"] | None, None),
+        second_review=(dict | None, None),
+    )
+    fields = {f.name: f for f in form.policy_fields(wider())}
+    assert fields["consensus"].kind == "choice"
+    assert fields["consensus"].choices == ["majority", "unanimous"]
+    assert fields["consensus"].value == "majority"
+    assert fields["gold_rate"].kind == "number" and fields["gold_rate"].high == 0.5
+    assert fields["mode"].kind == "choice" and fields["mode"].optional
+    assert fields["second_review"].kind == "json" and fields["second_review"].optional
+
+
 def test_the_page_saves_through_the_same_validation_and_records_the_change(client, make, db):
     make.queue()
     lead = make.user("lead", queues=["claims"], name="lena")

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.desk.routes import bp as desk_bp
     from app.learning.routes import bp as registry_bp
     from app.ops.routes import bp as ops_bp
+    from app.policy.routes import bp as policy_bp
     from app.queues.routes import bp as queues_bp
     from app.review.routes import bp as review_bp
     from app.trust.routes import bp as trust_bp
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         admin_bp,
         trust_bp,
         desk_bp,
+        policy_bp,
     ):
         app.register_blueprint(bp)
     app.register_blueprint(desk_quality_bp)

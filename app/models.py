@@ -164,6 +164,9 @@ class Item(SQLModel, table=True):
             "uncertainty_rank",
             "id",
         ),
+        # Items nearing their service-level deadline, oldest first inside one priority
+        # (app.queues.sla): the claim's second probe.
+        sa.Index("ix_item_claim_deadline", "queue_id", "status", "priority", "created_at", "id"),
         sa.Index("ix_item_lease_expiry", "queue_id", "status", "lease_expires_at"),
         # The queue's newest items (the drift guard's window) without sorting the queue.
         sa.Index("ix_item_queue_newest", "queue_id", "id"),
@@ -444,3 +447,18 @@ class GoldItem(SQLModel, table=True):
     marked_by_id: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     retired_at: datetime | None = _ts()
+
+
+class PolicyChange(SQLModel, table=True):
+    """One change of a queue's policy: who (None: not known), when, and each changed field's
+    value before and after ({field: {"before": …, "after": …}})."""
+
+    __tablename__ = "policy_change"
+    __table_args__ = (sa.Index("ix_policy_change_queue", "queue_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    queue_id: int = Field(foreign_key="review_queue.id")
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    # Where the change came from: "page" or "api".
+    via: str = Field(max_length=10)
+    changes: dict = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

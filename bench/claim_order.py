@@ -5,9 +5,12 @@ One queue holds `--items` pending items (default 1,000,000), each with an
 (sqlite3 executemany in one transaction; psycopg COPY), then ANALYZE. Timed: `claim_next`
 (app.review.service: lease sweep + the one UPDATE … WHERE id = (SELECT … ORDER BY … LIMIT
 1) + the claim row), one write transaction per claim as the API does, `--claims` times per
-order by one reviewer, the queue's policy switched between the orders (arrival first). Also
-shown: the claim statement's plan (EXPLAIN QUERY PLAN / EXPLAIN) as the database chose it
-with the table's statistics, no planner settings changed.
+order by one reviewer, the queue's policy switched between the orders (arrival first), then
+each order again with a service level (`sla_hours`, SLA_HOURS): arrivals are spread over the
+last ARRIVAL_SPAN_HOURS, so the oldest items are nearing their deadline and the claim's second
+probe (ix_item_claim_deadline) finds them. Also shown: the claim statement's plan (EXPLAIN
+QUERY PLAN / EXPLAIN) as the database chose it with the table's statistics, no planner
+settings changed.
 
     .venv/bin/python bench/claim_order.py                         # SQLite and PostgreSQL
     .venv/bin/python bench/claim_order.py --backend sqlite --items 200000 --no-docs
@@ -31,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,22 +47,35 @@ from app.db import dispose_all, get_engine, session_scope, upgrade_database  # n
 from app.models import User  # noqa: E402
 from app.queues.order import uncertainty_rank  # noqa: E402
 from app.queues.service import create_queue, get_queue  # noqa: E402
+from app.queues.sla import nearing_before  # noqa: E402
 from app.review.service import _claim_sql, claim_next  # noqa: E402
 
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/loupe_bench")
 START, END = "<!-- claim-order:start -->", "<!-- claim-order:end -->"
 CHUNK = 50_000
+# Arrivals spread over the last day; with a 30 h SLA, items older than 22.5 h (NEARING_SHARE
+# of it), about the oldest 6%, are nearing their deadline.
+ARRIVAL_SPAN_HOURS = 24
+SLA_HOURS = 30
+RUNS = [
+    ("arrival", None),
+    ("uncertainty", None),
+    ("arrival", SLA_HOURS),
+    ("uncertainty", SLA_HOURS),
+]
 
 
 def _rows(n: int, seed: int = 1):
     rng = random.Random(seed)
-    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    step = timedelta(hours=ARRIVAL_SPAN_HOURS) / n
     for i in range(n):
         ext = f"b{i:07d}"
         # Producers' margins: many confident items, a tail of unsure ones; 5% unscored.
         margin = None if rng.random() < 0.05 else rng.betavariate(2, 1.2)
-        yield (1, ext, "{}", "pending", 0, "review", uncertainty_rank(margin, ext), now)
+        arrived = (now - (n - i) * step).isoformat(sep=" ")
+        yield (1, ext, "{}", "pending", 0, "review", uncertainty_rank(margin, ext), arrived)
 
 
 COLUMNS = (
@@ -96,17 +112,23 @@ def _reset_postgres(url: str) -> None:
     dispose_all()
 
 
-def _plan(engine, order: str) -> list[str]:
+def _plan(engine, order: str, sla_hours: float | None = None) -> list[str]:
     sqlite = engine.dialect.name == "sqlite"
-    stmt = text(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + _claim_sql(sqlite, True, order))
+    sql = _claim_sql(sqlite, True, order, sla=sla_hours is not None)
+    stmt = text(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + sql)
     stmt = stmt.bindparams(bindparam("excluded", expanding=True))
+    now = datetime.now(UTC)
     params = {
         "user_id": 1,
         "token": "t",
         "queue_id": 1,
-        "expires_at": datetime.now(UTC),
+        "expires_at": now,
         "excluded": [1, 2],
     }
+    if sla_hours is not None:
+        # As UTCDateTime binds it: naive UTC on SQLite.
+        cutoff = nearing_before(sla_hours=sla_hours, now=now)
+        params["nearing_before"] = cutoff.replace(tzinfo=None) if sqlite else cutoff
     with engine.begin() as conn:
         return [str(r[-1] if sqlite else r[0]) for r in conn.execute(stmt, params)]
 
@@ -127,9 +149,9 @@ def run_backend(name: str, url: str, n: int, claims: int) -> dict:
     fill = time.perf_counter() - started
     print(f"{name}: {n:,} items in {fill:.0f}s", flush=True)
     out = {"fill_seconds": fill, "orders": {}}
-    for order in ("arrival", "uncertainty"):
+    for order, sla_hours in RUNS:
         with session_scope(engine) as s:
-            get_queue(session=s, name="bench").policy = {"order": order}
+            get_queue(session=s, name="bench").policy = {"order": order, "sla_hours": sla_hours}
         times, first = [], []
         for _ in range(claims):
             t0 = time.perf_counter()
@@ -141,22 +163,31 @@ def run_backend(name: str, url: str, n: int, claims: int) -> dict:
             times.append((time.perf_counter() - t0) * 1000)
             first.append(item_id)
         with engine.connect() as conn:
-            ranks = [
+            claimed = [
                 conn.execute(
-                    text("SELECT uncertainty_rank FROM item WHERE id = :i"), {"i": i}
-                ).scalar()
+                    text("SELECT uncertainty_rank, created_at FROM item WHERE id = :i"), {"i": i}
+                ).one()
                 for i in first
             ]
+        ranks = [r[0] for r in claimed]
+        arrivals = [str(r[1]) for r in claimed]
         times.sort()
-        out["orders"][order] = {
+        run = order if sla_hours is None else f"{order} + SLA {sla_hours} h"
+        out["orders"][run] = {
             "p50": statistics.median(times),
             "p95": times[int(0.95 * (len(times) - 1))],
             "max": times[-1],
-            "plan": _plan(engine, order),
-            "ranks_ascending": ranks == sorted(ranks),
-            "ids_ascending": first == sorted(first),
+            "plan": _plan(engine, order, sla_hours),
+            # With an SLA the claimed items are the nearing ones, oldest arrival first.
+            "in_order": (
+                arrivals == sorted(arrivals)
+                if sla_hours is not None
+                else ranks == sorted(ranks)
+                if order == "uncertainty"
+                else first == sorted(first)
+            ),
         }
-        print(order, {k: v for k, v in out["orders"][order].items() if k != "plan"}, flush=True)
+        print(run, {k: v for k, v in out["orders"][run].items() if k != "plan"}, flush=True)
     if name == "postgresql":
         dispose_all()
         _reset_postgres(url)
@@ -176,9 +207,12 @@ def report(results: dict, args, seconds: float) -> str:
         "`app.queues.order.uncertainty_rank`), inserted raw, then ANALYZE. Timed: "
         "`claim_next` (the lease sweep, the one claim statement, the claim row) in its own "
         f"write transaction, {args.claims} claims per order by one reviewer; the queue's policy "
-        "switched from `arrival` to `uncertainty` in between. *In order* = the claimed items "
-        "came in the order's sequence (ids ascending for arrival, ranks ascending for "
-        "uncertainty). The plan is the database's own choice for the claim statement (with "
+        "switched from `arrival` to `uncertainty` in between, then each again with "
+        f"`sla_hours: {SLA_HOURS}` (arrivals spread over the last {ARRIVAL_SPAN_HOURS} h, so "
+        "the oldest ~6% are nearing their deadline and come first). *In order* = the claimed "
+        "items came in the order's sequence (ids ascending for arrival, ranks ascending for "
+        "uncertainty, arrival times ascending with an SLA: the nearing items, oldest first). "
+        "The plan is the database's own choice for the claim statement (with "
         "a reviewer's skipped items excluded), with the table's statistics.",
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -194,7 +228,7 @@ def report(results: dict, args, seconds: float) -> str:
     ]
     for backend, result in results.items():
         for order, r in result["orders"].items():
-            in_order = r["ranks_ascending"] if order == "uncertainty" else r["ids_ascending"]
+            in_order = r["in_order"]
             plan = "; ".join(
                 re.sub(r"\s+\(cost=[^)]*\)", "", p).strip().replace("|", "/") for p in r["plan"]
             )

@@ -6,12 +6,15 @@ from flask import Blueprint, jsonify
 from sqlalchemy.exc import IntegrityError
 
 from app.api.endpoint import endpoint, json_object
+from app.api.schemas import PolicyChangesOut, PolicyPreviewOut, SlaOut
 from app.desk.adjudication import waiting_counts
 from app.desk.consensus import overlap_status
 from app.errors import Conflict
 from app.extensions import db_session, redis_conn, write_session
 from app.learning.activation import retrain_for_policy
 from app.models import Queue, User, id_of
+from app.policy.preview import preview_policy
+from app.queues.policy_changes import change_policy, policy_history
 from app.queues.service import (
     Policy,
     QueueIn,
@@ -21,8 +24,8 @@ from app.queues.service import (
     queue_json,
     queues_for,
     training_counts,
-    update_policy,
 )
+from app.queues.sla import sla_status
 
 bp = Blueprint("queues", __name__)
 
@@ -50,18 +53,55 @@ def create_queue_view(user: User, body: QueueIn):
 @endpoint(tag="queues", permission="configure", body=Policy, view_reads_body=True)
 def update_policy_view(queue: Queue, user: User):
     """Change some of the queue's policy fields (routing, retraining, coverage, metric,
-    features, rules, target precision); the others keep their values. Applies to the next
-    items; a change to coverage, target_precision, confidence or features also starts a
-    retraining run, whose version the usual promotion gate promotes or not."""
+    features, rules, target precision, service level); the others keep their values. Applies
+    to the next items; a change to coverage, target_precision, confidence or features also
+    starts a retraining run, whose version the usual promotion gate promotes or not. Every
+    change is recorded with who and when (`GET .../policy/changes`)."""
     changes = json_object()
     session = write_session()
-    before = policy_of(queue).model_dump()
-    policy = update_policy(session=session, queue=queue, changes=changes)
+    policy, before, _ = change_policy(
+        session=session, queue=queue, user=user, changes=changes, via="api"
+    )
     session.commit()
     retraining = retrain_for_policy(
         redis=redis_conn(), queue=queue, user=user, before=before, after=policy.model_dump()
     )
     return jsonify({"name": queue.name, "policy": policy.model_dump(), "retraining": retraining})
+
+
+@bp.post("/queues/<name>/policy/preview")
+@endpoint(
+    tag="queues",
+    permission="configure",
+    body=Policy,
+    view_reads_body=True,
+    ok={200: PolicyPreviewOut},
+)
+def preview_policy_view(queue: Queue):
+    """What changing these policy fields would do, before saving: the share of the queue's
+    500 newest items with a prediction that would be auto-accepted, audited or reviewed,
+    the reviews they would need, and the waiting items past or nearing the deadline, under
+    the current and the proposed policy. Validated exactly as `PATCH .../policy`; nothing
+    is saved."""
+    preview = preview_policy(session=db_session(), queue=queue, changes=json_object())
+    return jsonify(preview)
+
+
+@bp.get("/queues/<name>/policy/changes")
+@endpoint(tag="queues", permission="configure", ok={200: PolicyChangesOut})
+def policy_changes_view(queue: Queue):
+    """The queue's policy changes, newest first (the last 50): who, when, from the page or
+    the API, and each changed field's value before and after (lead, scientist, admin)."""
+    return jsonify({"changes": policy_history(session=db_session(), queue=queue)})
+
+
+@bp.get("/queues/<name>/sla")
+@endpoint(tag="queues", ok={200: SlaOut})
+def sla_view(queue: Queue):
+    """The queue's service level (members): `sla_hours`, the oldest undecided item's age
+    against it, items nearing their deadline, and breaches: items decided after their
+    deadline (arrival + sla_hours) and items still undecided past it."""
+    return jsonify(sla_status(session=db_session(), queue=queue))
 
 
 @bp.get("/queues")
@@ -99,4 +139,5 @@ def get_queue_view(queue: Queue):
     body["overlap"] = overlap_status(
         session=session, queue=queue, reviews_required=policy.reviews_required
     )
+    body["sla"] = sla_status(session=session, queue=queue)
     return jsonify(body)

@@ -295,3 +295,57 @@ class MyStatsOut(BaseModel):
     median_seconds_per_item: float | None
     agreement: dict
     queues: list[MyQueueStatsOut]
+
+
+class SlaBreachesOut(BaseModel):
+    decided_late: int | None
+    waiting_late: int | None
+    total: int | None
+
+
+class SlaOut(BaseModel):
+    """A queue's service level: the target, the oldest undecided item's age against it, and
+    the breaches counted against the current target (counts are null without an SLA)."""
+
+    sla_hours: float | None
+    nearing_share: float
+    oldest_waiting_seconds: float | None
+    oldest_share: float | None
+    breaches: SlaBreachesOut
+    nearing: int | None
+    words: str
+
+
+class PolicyChangeOut(BaseModel):
+    id: int
+    at: str
+    by: str | None
+    via: str  # page, api
+    changes: dict[str, dict]  # field -> {"before", "after"}
+
+
+class PolicyChangesOut(BaseModel):
+    """A queue's policy changes, newest first."""
+
+    changes: list[PolicyChangeOut]
+
+
+class PolicyEffectOut(BaseModel):
+    auto_accept_share: float
+    audit_share: float
+    review_share: float
+    reviews_per_100_items: float
+    reviews_per_day: float | None
+    sla_hours: float | None
+    waiting_late: int | None
+    nearing: int | None
+
+
+class PolicyPreviewOut(BaseModel):
+    """What a policy change would do on the queue's recent items; nothing is saved."""
+
+    items: int
+    days: float | None
+    changed: list[str]
+    current: PolicyEffectOut
+    proposed: PolicyEffectOut

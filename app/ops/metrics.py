@@ -10,6 +10,7 @@ from app.db import new_session
 from app.learning.drift import DRIFT_LEVELS, drift_section
 from app.models import Item, ModelVersion, Outbox, Queue, TrainingExample
 from app.queues.events import pause_state
+from app.queues.sla import sla_breaches
 from app.trust.alarms import alarms_json
 from app.trust.precision import headline
 
@@ -89,7 +90,29 @@ class QueueCollector:
                 for f in drift["features"]:
                     drift_psi.add_metric([queue.name, f["name"]], f["psi"])
             trust = _trust_metrics(s)
-        yield from (items, examples, backlog, parked, versions, drift_psi, drift_level, *trust)
+            sla = _sla_metrics(s)
+        yield from (items, examples, backlog, parked, versions, drift_psi, drift_level)
+        yield from (*trust, *sla)
+
+
+def _sla_metrics(session) -> list[GaugeMetricFamily]:
+    """Service-level breaches of the queues that have an SLA (app.queues.sla)."""
+    breaches = GaugeMetricFamily(
+        "loupe_sla_breaches",
+        "Items past their service-level deadline (arrival + sla_hours): decided_late were "
+        "decided after it, waiting_late are still undecided",
+        labels=["queue", "kind"],
+    )
+    nearing = GaugeMetricFamily(
+        "loupe_sla_nearing",
+        "Undecided items past the nearing share of their service level (claimed first)",
+        labels=["queue"],
+    )
+    for row in sla_breaches(session=session):
+        breaches.add_metric([row["queue"], "decided_late"], row["decided_late"])
+        breaches.add_metric([row["queue"], "waiting_late"], row["waiting_late"])
+        nearing.add_metric([row["queue"]], row["nearing"])
+    return [breaches, nearing]
 
 
 def _trust_metrics(session) -> list[GaugeMetricFamily]:

@@ -108,6 +108,10 @@ class Policy(BaseModel):
     # The order claims take, after priority: "arrival" (oldest first) or "uncertainty" (the
     # least sure model answers first, spread out: app.queues.order).
     order: Literal["arrival", "uncertainty"] = "arrival"
+    # Service level: an item should be decided within this many hours of its arrival (None:
+    # no service level). Items past NEARING_SHARE of it come before the queue's order, and
+    # items decided or still waiting past it count as breaches (app.queues.sla).
+    sla_hours: float | None = Field(None, gt=0, le=24 * 366)
     # The share of claims that serve a gold item (known answer) to measure the reviewer
     # (app.desk.gold); 0: none.
     gold_rate: float = Field(0, ge=0, le=1)
@@ -184,6 +188,15 @@ def _check_rule_labels(policy: Policy, labels: list[str] | None) -> None:
 
 def update_policy(*, session: Session, queue: Queue, changes: dict) -> Policy:
     """Changes some policy fields (the others keep their values); all or nothing."""
+    policy = validate_policy_changes(queue=queue, changes=changes)
+    queue.policy = policy.model_dump()
+    session.flush()
+    return policy
+
+
+def validate_policy_changes(*, queue: Queue, changes: dict) -> Policy:
+    """The queue's policy with `changes` applied, validated, not saved: the one check the
+    API's PATCH, the policy page and its preview share. Raises ValidationFailed."""
     if not isinstance(changes, dict) or not changes:
         raise ValidationFailed(
             "Send the policy fields to change, as a JSON object.",
@@ -195,8 +208,6 @@ def update_policy(*, session: Session, queue: Queue, changes: dict) -> Policy:
         details = [{**d, "field": f"policy.{d['field']}"} for d in pydantic_details(exc.errors())]
         raise ValidationFailed("The policy is not valid.", details) from None
     _check_rule_labels(policy, queue.labels)
-    queue.policy = policy.model_dump()
-    session.flush()
     return policy
 
 

@@ -34,6 +34,7 @@ from app.models import (
 )
 from app.queues.order import ORDER_BY
 from app.queues.service import policy_of
+from app.queues.sla import nearing_before
 from app.states import ClaimState, ItemStatus, LabelSource, RouteDecision
 from app.trust.alarms import after_answer
 
@@ -89,23 +90,40 @@ def expire_leases(*, session: Session, queue_id: int | None = None, now=None) ->
     return len(expired)
 
 
-def _claim_sql(sqlite: bool, exclude: bool, order: str = "arrival") -> str:
+def _claim_sql(sqlite: bool, exclude: bool, order: str = "arrival", sla: bool = False) -> str:
     # One statement picks and leases the next item; on PostgreSQL SKIP LOCKED lets
     # concurrent claimers pass each other, on SQLite BEGIN IMMEDIATE serialises them.
     # Each order's ORDER BY follows an index (ix_item_claim_order, ix_item_claim_uncertainty).
     lock = "" if sqlite else " FOR UPDATE SKIP LOCKED"
-    skipped = " AND i.id NOT IN :excluded" if exclude else ""
+
+    def claimable(alias: str) -> str:
+        skipped = f" AND {alias}.id NOT IN :excluded" if exclude else ""
+        return f"""{alias}.queue_id = :queue_id AND {alias}.status = '{ItemStatus.PENDING}'
+                  AND NOT EXISTS (SELECT 1 FROM review AS r
+                                   WHERE r.item_id = {alias}.id
+                                     AND r.user_id = :user_id){skipped}"""
+
+    pick = f"""SELECT i.id{", i.priority" if sla else ""} FROM item AS i
+                WHERE {claimable("i")}
+                ORDER BY {ORDER_BY[order]}
+                LIMIT 1{lock}"""
+    if sla:
+        # With a service level, the first item in the queue's order (`n`, which has the
+        # highest priority) gives way to the oldest item of its priority that is nearing
+        # its deadline, when there is one: a second probe, of ix_item_claim_deadline.
+        # Lower priorities cannot hold a more urgent item, so the claim stays two probes.
+        pick = f"""SELECT COALESCE((
+                   SELECT d.id FROM item AS d
+                    WHERE {claimable("d")}
+                      AND d.priority = n.priority AND d.created_at <= :nearing_before
+                    ORDER BY d.created_at, d.id
+                    LIMIT 1{lock}), n.id)
+                 FROM ({pick}) AS n"""
     return f"""
         UPDATE item
            SET status = '{ItemStatus.IN_REVIEW}', lease_owner_id = :user_id,
                lease_token = :token, lease_expires_at = :expires_at
-         WHERE id = (
-               SELECT i.id FROM item AS i
-                WHERE i.queue_id = :queue_id AND i.status = '{ItemStatus.PENDING}'
-                  AND NOT EXISTS (SELECT 1 FROM review AS r
-                                   WHERE r.item_id = i.id AND r.user_id = :user_id){skipped}
-                ORDER BY {ORDER_BY[order]}
-                LIMIT 1{lock})
+         WHERE id = ({pick})
         RETURNING id
     """
 
@@ -166,10 +184,15 @@ def claim_next(
     )
     if gold is not None:
         return gold
-    stmt = text(_claim_sql(is_sqlite(session), bool(exclude), policy.order)).bindparams(
+    sla_hours = policy.sla_hours
+    sla = sla_hours is not None
+    stmt = text(_claim_sql(is_sqlite(session), bool(exclude), policy.order, sla=sla)).bindparams(
         bindparam("expires_at", type_=UTCDateTime())
     )
     params = {"user_id": user.id, "token": token, "queue_id": queue.id, "expires_at": expires_at}
+    if sla_hours is not None:
+        stmt = stmt.bindparams(bindparam("nearing_before", type_=UTCDateTime()))
+        params["nearing_before"] = nearing_before(sla_hours=sla_hours, now=now)
     if exclude:
         stmt = stmt.bindparams(bindparam("excluded", expanding=True))
         params["excluded"] = exclude

@@ -5,7 +5,7 @@ accuracy and never becomes a label (app.desk.gold). Its item's status is `gold`,
 claim statement (which takes only `pending` items) never hands it out as a normal item.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-01 21:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from app.models import UTCDateTime
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

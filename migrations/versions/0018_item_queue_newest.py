@@ -5,14 +5,14 @@ items when it measures; without this index both sort the whole queue (a million 
 SQLite: about a second each).
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0016
 Create Date: 2026-12-01 22:00:00
 """
 
 from alembic import op
 
 revision = "0018"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

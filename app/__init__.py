@@ -80,13 +80,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.admin.routes import bp as admin_bp
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
+    from app.dashboard.routes import bp as dashboard_bp
     from app.learning.routes import bp as registry_bp
     from app.ops.routes import bp as ops_bp
     from app.queues.routes import bp as queues_bp
     from app.review.routes import bp as review_bp
     from app.trust.routes import bp as trust_bp
 
-    for bp in (auth_bp, queues_bp, review_bp, registry_bp, api_bp, ops_bp, admin_bp, trust_bp):
+    for bp in (
+        auth_bp,
+        queues_bp,
+        review_bp,
+        registry_bp,
+        api_bp,
+        ops_bp,
+        admin_bp,
+        trust_bp,
+        dashboard_bp,
+    ):
         app.register_blueprint(bp)
     openapi.register(app)
 

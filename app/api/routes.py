@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.api import claims, items, labels, outbox, quality, queues, registry
+from app.api import claims, dashboard, items, labels, outbox, quality, queues, registry
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for resource in (queues.bp, items.bp, claims.bp, labels.bp, registry.bp, outbox.bp, quality.bp):
+for resource in (
+    queues.bp,
+    items.bp,
+    claims.bp,
+    labels.bp,
+    registry.bp,
+    outbox.bp,
+    quality.bp,
+    dashboard.bp,
+):
     bp.register_blueprint(resource)

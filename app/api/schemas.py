@@ -125,3 +125,28 @@ class ResumeIn(BaseModel):
     noun: ClassVar[str] = "resume request"  # "The resume request is not valid."
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class DashboardQuery(BaseModel):
+    window: str = Field("7d", pattern="^(24h|7d|30d)$")
+
+
+class DashboardPanelOut(BaseModel):
+    """One chart: its kind (lines, columns, bars, reliability, intervals), the numbers it
+    draws, and the plain-words caption the page shows under it."""
+
+    key: str
+    title: str
+    chart: str
+    data: dict
+    caption: str
+    empty: bool
+
+
+class DashboardOut(BaseModel):
+    """A queue's dashboard figures over a window (docs/API.md describes each panel)."""
+
+    queue: str
+    window: str
+    generated_at: str
+    panels: list[DashboardPanelOut]

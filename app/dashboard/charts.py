@@ -34,6 +34,13 @@ def _fmt(v: float | None, percent: bool = False) -> str:
     return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
 
 
+def _tick(t: float, percent: bool = False) -> str:
+    """An axis tick: the same style on every tick of an axis (0.5, 1, 1.5; 1,000)."""
+    if percent:
+        return f"{t:.0%}"
+    return f"{t:,.0f}" if abs(t) >= 1000 else f"{t:g}"
+
+
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -104,21 +111,27 @@ def _y_axis(ticks: list[float], y: _Scale, percent: bool, label: str, height: in
             f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{py:.1f}" y2="{py:.1f}" '
             'stroke="currentColor" stroke-opacity=".15"/>'
         )
-        out.append(_text(LEFT - 6, py + 4, _fmt(t, percent), "end"))
+        out.append(_text(LEFT - 6, py + 4, _tick(t, percent), "end"))
     mid = (TOP + height - BOTTOM) / 2
     out.append(_text(12, mid, label, "middle", extra=f' transform="rotate(-90 12 {mid:.1f})"'))
     return out
 
 
-def _x_labels(labels: Sequence[str], xs: list[float], height: int) -> list[str]:
+def _x_labels(
+    labels: Sequence[str], xs: list[float], height: int, ticks: Sequence[str] | None = None
+) -> list[str]:
+    """Labels under the x axis: `ticks` where given ("" for none), else every few labels."""
     n = len(labels)
-    every = max(1, math.ceil(n / MAX_X_LABELS))
+    if ticks is None:
+        every = max(1, math.ceil(n / MAX_X_LABELS))
+        ticks = [labels[i] if i % every == 0 else "" for i in range(n)]
     out = [
         f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{height - BOTTOM}" y2="{height - BOTTOM}" '
         'stroke="currentColor" stroke-opacity=".4"/>'
     ]
-    for i in range(0, n, every):
-        out.append(_text(xs[i], height - BOTTOM + 18, _short(labels[i], 12), "middle"))
+    for i, tick in enumerate(ticks):
+        if tick:
+            out.append(_text(xs[i], height - BOTTOM + 18, _short(tick, 12), "middle"))
     return out
 
 
@@ -132,7 +145,8 @@ def _range(values: list[float], data: dict) -> tuple[float, float]:
     hi = data.get("y_max")
     lo = 0.0 if lo is None else lo
     if hi is None:
-        hi = max([*values, lo + 1e-9]) * 1.15 or 1.0
+        # A flat line at zero still gets a readable axis (`y_span`: the least top it shows).
+        hi = max(max([*values, lo]) * 1.15, lo + float(data.get("y_span") or 1.0))
     return lo, hi
 
 
@@ -190,7 +204,8 @@ def lines(key: str, title: str, data: dict) -> Markup:
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{height - BOTTOM}" '
             'stroke="currentColor" stroke-opacity=".35" stroke-dasharray="2 3"/>'
         )
-        body.append(_text(x, TOP - 2, data.get("highlight_label") or "", "middle"))
+        # Beside the line, just above the axis: the legend holds the top.
+        body.append(_text(x + 4, height - BOTTOM - 6, data.get("highlight_label") or ""))
     for s_i, s in enumerate(series):
         colour = COLOURS[s_i % len(COLOURS)]
         runs: list[list[tuple[float, float]]] = [[]]
@@ -212,7 +227,7 @@ def lines(key: str, title: str, data: dict) -> Markup:
                     f'<circle cx="{xs[i]:.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
                     f"<title>{escape(labels[i])}: {_fmt(v, percent)}</title></circle>"
                 )
-    body += _x_labels(labels, xs, height)
+    body += _x_labels(labels, xs, height, data.get("x_ticks"))
     legend = [(s["name"], COLOURS[i % len(COLOURS)], False) for i, s in enumerate(series)]
     if ref is not None and data.get("reference_label"):
         legend.append((data["reference_label"], REFERENCE, True))
@@ -246,7 +261,7 @@ def columns(key: str, title: str, data: dict) -> Markup:
                 f"<title>{escape(labels[i])}: {v} {escape(s['name'])}</title></rect>"
             )
             base[i] += v
-    body += _x_labels(labels, xs, height)
+    body += _x_labels(labels, xs, height, data.get("x_ticks"))
     body += _legend([(s["name"], COLOURS[i % len(COLOURS)], False) for i, s in enumerate(series)])
     desc = " ".join(_series_summary(s["name"], s["values"], labels, False) for s in series)
     return _svg(key, title, desc, height, body)
@@ -256,7 +271,7 @@ def bars(key: str, title: str, data: dict) -> Markup:
     """One horizontal bar per name (reviewer, feature), with optional threshold lines."""
     rows = data["rows"]
     row_h = 24
-    left = 132
+    left = 140
     height = TOP + max(len(rows), 1) * row_h + BOTTOM
     thresholds = data.get("thresholds") or []
     top_value = max([r["value"] for r in rows] + [t["value"] * 1.2 for t in thresholds] + [1e-9])
@@ -273,7 +288,7 @@ def bars(key: str, title: str, data: dict) -> Markup:
     body.append(_text((left + W - RIGHT) / 2, height - 4, data.get("x_label", ""), "middle"))
     for i, r in enumerate(rows):
         py = TOP + i * row_h
-        body.append(_text(left - 6, py + row_h / 2 + 4, _short(str(r["name"]), 18), "end"))
+        body.append(_text(left - 6, py + row_h / 2 + 4, _short(str(r["name"]), 17), "end"))
         end = x(r["value"])
         body.append(
             f'<rect class="bar" x="{left}" y="{py + 4}" width="{max(end - left, 1):.1f}" '
@@ -299,7 +314,7 @@ def reliability(key: str, title: str, data: dict) -> Markup:
     model whose scores mean what they say."""
     height = 300
     bins = data["bins"]
-    x = _Scale(0, 1, LEFT, W - RIGHT)
+    x = _Scale(0, 1, LEFT, W - RIGHT - 14)  # room for the "100%" under the axis's end
     y = _Scale(0, 1, height - BOTTOM, TOP)
     ticks = [0, 0.25, 0.5, 0.75, 1]
     body = _y_axis(ticks, y, True, "how often right", height)
@@ -328,7 +343,12 @@ def reliability(key: str, title: str, data: dict) -> Markup:
             f'<polyline points="{" ".join(points)}" fill="none" stroke="{COLOURS[0]}" '
             'stroke-width="1.5"/>',
         )
-    body += _legend([("perfectly calibrated", "currentColor", True)])
+    # Bottom right, under the diagonal, where no bin of a sane model lands.
+    body += [
+        f'<line x1="{W - 196}" y1="{height - BOTTOM - 14}" x2="{W - 180}" '
+        f'y2="{height - BOTTOM - 14}" stroke="currentColor" stroke-dasharray="4 3"/>',
+        _text(W - 176, height - BOTTOM - 10, "perfectly calibrated"),
+    ]
     desc = (
         "; ".join(
             f"scores {b['lower']:.0%} to {b['upper']:.0%}: right {b['observed']:.0%} of "
@@ -345,7 +365,7 @@ def intervals(key: str, title: str, data: dict) -> Markup:
     whisker from lower to upper, the number of items behind it at the right."""
     rows = data["rows"]
     row_h = 26
-    left = 132
+    left = 140
     height = TOP + max(len(rows), 1) * row_h + BOTTOM
     lo = data.get("x_min", 0.0)
     hi = data.get("x_max", 1.0)
@@ -369,7 +389,7 @@ def intervals(key: str, title: str, data: dict) -> Markup:
         )
     for i, r in enumerate(rows):
         cy = TOP + i * row_h + row_h / 2
-        body.append(_text(left - 6, cy + 4, _short(str(r["name"]), 18), "end"))
+        body.append(_text(left - 6, cy + 4, _short(str(r["name"]), 17), "end"))
         body.append(_text(W - RIGHT, cy + 4, f"n={r.get('n', 0)}", "end"))
         if r.get("estimate") is None:
             body.append(_text(left + 4, cy + 4, "not measured yet"))

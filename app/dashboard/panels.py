@@ -68,8 +68,28 @@ def sla_hours(queue: Queue) -> float | None:
 
 
 def _time_labels(f: Frame) -> list[str]:
-    fmt = "%H:%M" if f.step < 86400 else "%d %b"
+    """Each bucket's start, as a person names it (the chart's tooltips and description)."""
+    if f.step >= 86400:
+        fmt = "%d %b"
+    else:
+        fmt = "%H:%M" if f.window.seconds <= 86400 else "%d %b %H:%M"
     return [t.strftime(fmt) for t in f.starts]
+
+
+def _time_ticks(f: Frame) -> list[str]:
+    """The labels under the axis: hours every 4 h in a day, else days (every few)."""
+    if f.step < 86400 and f.window.seconds <= 86400:
+        every_hours = max(4, f.step // 3600)
+        return [t.strftime("%H:%M") if t.hour % every_hours == 0 else "" for t in f.starts]
+    every = (
+        max(1, -(-f.count * f.step // 86400 // 7)) if f.step < 86400 else max(1, -(-f.count // 7))
+    )
+    ticks = []
+    for i, t in enumerate(f.starts):
+        day = int(t.timestamp()) // 86400
+        keep = (t.hour == 0 and day % every == 0) if f.step < 86400 else i % every == 0
+        ticks.append(t.strftime("%d %b") if keep else "")
+    return ticks
 
 
 def _when(t: datetime, f: Frame) -> str:
@@ -166,8 +186,10 @@ def depth_panel(*, session: Session, queue: Queue, window: Window, now=None) -> 
     )
     data = {
         "x": _time_labels(f),
+        "x_ticks": _time_ticks(f),
         "series": [{"name": "waiting items", "values": depth}],
         "y_label": "items waiting",
+        "y_span": 5,
     }
     return Panel("lines", data, caption)
 
@@ -200,8 +222,10 @@ def oldest_panel(*, session: Session, queue: Queue, window: Window, now=None) ->
             )
     data = {
         "x": _time_labels(f),
+        "x_ticks": _time_ticks(f),
         "series": [{"name": "oldest waiting item", "values": oldest}],
         "y_label": "hours waited",
+        "y_span": 1.0,
         "reference": sla,
         "reference_label": "service level" if sla is not None else None,
     }
@@ -237,6 +261,7 @@ def throughput_panel(*, session: Session, queue: Queue, window: Window, now=None
         caption = f"No review in the last {window.label}."
     data = {
         "x": _time_labels(f),
+        "x_ticks": _time_ticks(f),
         "series": [{"name": "reviews", "values": counts}],
         "y_label": f"reviews per {unit}",
     }
@@ -286,13 +311,19 @@ def sla_panel(*, session: Session, queue: Queue, window: Window, now=None) -> Pa
     f = frame(window, now=now)
     sla = sla_hours(queue)
     x = _time_labels(f)
+    ticks = _time_ticks(f)
     if sla is None:
         caption = (
             "No service level is set for this queue, so no breach is counted. Set the "
             "policy's sla_hours to the hours an item may wait for a person."
         )
         series = [{"name": "decided late", "values": [0] * f.count}]
-        return Panel("columns", {"x": x, "series": series, "y_label": "items"}, caption, True)
+        return Panel(
+            "columns",
+            {"x": x, "x_ticks": ticks, "series": series, "y_label": "items"},
+            caption,
+            True,
+        )
     dialect = dialect_of(session)
     seconds = sla * 3600
     due_from = f.start - timedelta(seconds=seconds)
@@ -354,7 +385,7 @@ def sla_panel(*, session: Session, queue: Queue, window: Window, now=None) -> Pa
         {"name": "decided late", "values": late},
         {"name": "still waiting", "values": waiting},
     ]
-    data = {"x": x, "series": series, "y_label": "items past deadline"}
+    data = {"x": x, "x_ticks": ticks, "series": series, "y_label": "items past deadline"}
     return Panel("columns", data, caption, empty=breaches == 0)
 
 
@@ -416,6 +447,7 @@ def precision_panel(*, session: Session, queue: Queue, window: Window, now=None)
         )
     data = {
         "x": _time_labels(f),
+        "x_ticks": _time_ticks(f),
         "series": [{"name": "audited precision", "values": [p["estimate"] for p in points]}],
         "band": {
             "lower": [p["lower"] for p in points],
@@ -557,8 +589,8 @@ def calibration_panel(*, session: Session, queue: Queue, window: Window, now=Non
         )
     else:
         verdict = (
-            "The dots lie above the diagonal: the model is underconfident, so more could be "
-            "auto-accepted."
+            "The dots lie above the diagonal: the model is underconfident, so a lower "
+            "auto-accept threshold might keep the same precision (check it on audits)."
         )
     caption = (
         f"How often the model's top answer was what a person decided, against the score it "

@@ -10,13 +10,13 @@ Adding a panel is writing its function and one `PanelSpec` line in PANELS.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session, col
 
 from app.dashboard.timeline import Frame, Window, bucket_index, bucketed, dialect_of, epoch, frame
@@ -122,33 +122,45 @@ def waiting_groups(
 ) -> list[tuple[int, int, datetime, int]]:
     """Items waiting at some bucket end, grouped by (arrival bucket, decision bucket): the
     arrival bucket is -1 before the window, the decision bucket `f.count` while undecided.
-    An item waits at the end of bucket k when arrival <= k < decision. Two grouped queries:
-    labels decided in the window (over their index) and items still waiting."""
+    An item waits at the end of bucket k when arrival <= k < decision.
+
+    One grouped query that walks the queue's items and probes each one's label by its unique
+    item id: driving it from the labels' (queue, decided_at) index instead reads items in
+    random order, five times slower on SQLite at 100,000 items."""
     dialect = dialect_of(session)
     arrived = bucketed(col(Item.created_at), f, dialect).label("arrived")
-    decided = bucketed(col(Label.decided_at), f, dialect).label("decided")
-    rows = list(
-        session.execute(
-            select(arrived, decided, func.min(col(Item.created_at)), func.count())
-            .join(Item, col(Item.id) == col(Label.item_id))
-            .where(col(Label.queue_id) == queue.id, col(Label.decided_at) >= f.start)
-            .group_by(sa.text("arrived"), sa.text("decided"))
+    decided = case(
+        (col(Label.id).is_(None), f.count), else_=bucketed(col(Label.decided_at), f, dialect)
+    ).label("decided")
+    rows = session.execute(
+        select(arrived, decided, func.min(col(Item.created_at)), func.count())
+        .select_from(Item)
+        .outerjoin(Label, col(Label.item_id) == col(Item.id))
+        .where(
+            col(Item.queue_id) == queue.id,
+            or_(
+                col(Label.decided_at) >= f.start,
+                and_(col(Label.id).is_(None), col(Item.status).in_(WAITING)),
+            ),
         )
+        .group_by(sa.text("arrived"), sa.text("decided"))
     )
-    rows += [
-        (a, f.count, oldest, n)  # type: ignore[misc]  # still waiting: no decision bucket
-        for a, oldest, n in session.execute(
-            select(arrived, func.min(col(Item.created_at)), func.count())
-            .outerjoin(Label, col(Label.item_id) == col(Item.id))
-            .where(
-                col(Item.queue_id) == queue.id,
-                col(Item.status).in_(WAITING),
-                col(Label.id).is_(None),
-            )
-            .group_by(sa.text("arrived"))
-        )
-    ]
-    return [(int(a), int(d), oldest, int(n)) for a, d, oldest, n in rows]
+    last = f.count - 1
+    return [(min(int(a), last), min(int(d), f.count), oldest, int(n)) for a, d, oldest, n in rows]
+
+
+# The last few waiting_over_time answers, by (session, queue, frame): the depth and the
+# oldest-age panels of one dashboard share the same frame (its `now` included).
+_waiting_memo: OrderedDict[tuple, dict] = OrderedDict()
+
+
+def _waiting(session: Session, queue: Queue, f: Frame) -> dict:
+    key = (id(session), queue.id, f)
+    if key not in _waiting_memo:
+        _waiting_memo[key] = waiting_over_time(session=session, queue=queue, f=f)
+        while len(_waiting_memo) > 4:
+            _waiting_memo.popitem(last=False)
+    return _waiting_memo[key]
 
 
 def waiting_over_time(*, session: Session, queue: Queue, f: Frame) -> dict:
@@ -168,7 +180,7 @@ def waiting_over_time(*, session: Session, queue: Queue, f: Frame) -> dict:
 
 def depth_panel(*, session: Session, queue: Queue, window: Window, now=None) -> Panel:
     f = frame(window, now=now)
-    depth = waiting_over_time(session=session, queue=queue, f=f)["depth"]
+    depth = _waiting(session, queue, f)["depth"]
     first, last, peak = depth[0], depth[-1], max(depth)
     at = _when(f.starts[depth.index(peak)], f)
     if last > first * 1.1 and last - first >= 5:
@@ -196,7 +208,7 @@ def depth_panel(*, session: Session, queue: Queue, window: Window, now=None) -> 
 
 def oldest_panel(*, session: Session, queue: Queue, window: Window, now=None) -> Panel:
     f = frame(window, now=now)
-    oldest = waiting_over_time(session=session, queue=queue, f=f)["oldest_hours"]
+    oldest = _waiting(session, queue, f)["oldest_hours"]
     values = [v for v in oldest if v is not None]
     sla = sla_hours(queue)
     if not values:
@@ -245,7 +257,7 @@ def throughput_panel(*, session: Session, queue: Queue, window: Window, now=None
         .where(col(Item.queue_id) == queue.id, col(Review.created_at) >= f.start)
         .group_by(sa.text("b"))
     ):
-        counts[int(i)] = int(n)
+        counts[min(int(i), f.count - 1)] += int(n)
     total = sum(counts)
     unit = _step_words(f.step)
     hours = window.seconds / 3600
@@ -413,7 +425,9 @@ def precision_over_time(
         .where(col(AuditFrame.queue_id) == queue.id, col(AuditFrame.created_at) >= f.start)
         .group_by(sa.text("b"), col(AuditFrame.band), col(AuditFrame.sample_rate))
     ):
-        cells[int(i)].append(Cell(band, float(rate), int(n), int(a or 0), int(r or 0)))
+        cells[min(int(i), f.count - 1)].append(
+            Cell(band, float(rate), int(n), int(a or 0), int(r or 0))
+        )
     return [stratified_precision(cells.get(k, []), confidence) for k in range(f.count)]
 
 

@@ -114,13 +114,9 @@ def bucket_index(column: Any, start: datetime, step: int, dialect: str) -> Colum
 
 
 def bucketed(column: Any, f: Frame, dialect: str) -> ColumnElement:
-    """bucket_index for a frame: -1 before its start, the last bucket for anything later."""
-    inside = bucket_index(column, f.start, f.step, dialect)
-    return sa.case(
-        (column < f.start, -1),
-        (inside >= f.count, f.count - 1),
-        else_=inside,
-    )
+    """bucket_index for a frame, -1 before its start. A time after the frame's end (a clock
+    ahead of this one) gets an index past the last: callers clamp it."""
+    return sa.case((column < f.start, -1), else_=bucket_index(column, f.start, f.step, dialect))
 
 
 def dialect_of(session) -> str:

@@ -10,6 +10,7 @@ three times each, and the best time per window and the slowest panels are printe
 panel has no model here (its own cost is measured in bench/trust.py).
 """
 
+# ruff: noqa: T201  (a command-line report: printing is its job)
 from __future__ import annotations
 
 import argparse

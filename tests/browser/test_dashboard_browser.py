@@ -63,3 +63,17 @@ def test_the_window_selector_swaps_the_charts_in_place(demo, page_for, artifacts
     expect(page.locator("figure.panel")).to_have_count(len(PANELS))
     expect(page.locator("#panel-throughput figcaption")).to_contain_text("30 days")
     assert page.js_errors == []
+
+
+@pytest.mark.parametrize("viewport", [DESK, PHONE], ids=["1280", "390"])
+def test_axe_finds_nothing_critical_or_serious_on_the_dashboard(demo, page_for, viewport):
+    from axe_playwright_python.sync_playwright import Axe
+
+    page = page_for(demo, "/queues/claims/dashboard", viewport=viewport)
+    results = Axe().run(page)
+    serious = [
+        f"{v['id']}: {v['help']} ({'; '.join(' '.join(n['target']) for n in v['nodes'][:4])})"
+        for v in results.response["violations"]
+        if v["impact"] in ("critical", "serious")
+    ]
+    assert serious == []

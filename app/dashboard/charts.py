@@ -369,7 +369,11 @@ def intervals(key: str, title: str, data: dict) -> Markup:
     height = TOP + max(len(rows), 1) * row_h + BOTTOM
     lo = data.get("x_min", 0.0)
     hi = data.get("x_max", 1.0)
-    x = _Scale(lo, hi, left, W - RIGHT - 48)
+    inner = _Scale(lo, hi, left, W - RIGHT - 48)
+
+    def x(v: float) -> float:  # a figure beyond the axis (a negative kappa) sits at its edge
+        return inner(min(max(v, lo), hi))
+
     body = []
     for t in nice_ticks(lo, hi):
         if t > hi + 1e-9:

@@ -657,26 +657,74 @@ def drift_panel(*, session: Session, queue: Queue, window: Window, now=None) -> 
 # --- Figures with an interval per reviewer (agreement, gold accuracy) ----------------------
 
 
-def interval_panel(*, rows: list[dict], what: str, reference: float | None = None) -> Panel:
+def interval_panel(
+    *, rows: list[dict], what: str, per: str = "reviewer", reference: float | None = None
+) -> Panel:
     """A dot-and-whisker chart of one figure per reviewer (or pair) with its interval:
     rows are {"name", "estimate", "lower", "upper", "n"}, estimate None when unmeasured.
-
-    MERGE: the agreement (app.desk.agreement: Cohen's kappa per reviewer pair) and gold
-    accuracy (app.desk.gold: accuracy per reviewer) panels are this chart fed by those
-    modules' figures; write e.g. `agreement_panel(session, queue, window, now)` returning
-    `interval_panel(rows=[...], what="Cohen's kappa")` and add it to PANELS.
-    """
+    `reference` draws a dashed line (e.g. the queue-wide figure)."""
     measured = [r for r in rows if r.get("estimate") is not None]
+    data = {"rows": rows, "x_label": what, "x_min": 0.0, "x_max": 1.0, "reference": reference}
     if not measured:
-        return Panel("intervals", {"rows": rows, "x_label": what}, f"No {what} measured yet.", True)
+        return Panel("intervals", data, f"No {what} measured yet.", True)
     low = min(measured, key=lambda r: r["estimate"])
     caption = (
-        f"{what} per reviewer with its interval (the whisker) and the number of items behind "
+        f"{what} per {per} with its interval (the whisker) and the number of items behind "
         f"it. Lowest: {low['name']} at {low['estimate']:.2f}. Whiskers that overlap are not "
-        "told apart by the data; talk to a reviewer only when the whole whisker is low."
+        f"told apart by the data: act on a {per} only when the whole whisker is low."
     )
-    data = {"rows": rows, "x_label": what, "x_min": 0.0, "x_max": 1.0, "reference": reference}
     return Panel("intervals", data, caption)
+
+
+def _figure_row(name: str, figure: dict | None) -> dict:
+    figure = figure or {}
+    return {
+        "name": name,
+        "estimate": figure.get("estimate"),
+        "lower": figure.get("lower"),
+        "upper": figure.get("upper"),
+        "n": figure.get("n") or 0,
+    }
+
+
+def kappa_rows(report: dict) -> list[dict]:
+    """Rows for interval_panel from an agreement report ({"pairs": [{"reviewers": [a, b],
+    "kappa": {"estimate", "lower", "upper", "n"}}], ...}, app.desk.agreement)."""
+    return [
+        _figure_row(" & ".join(p.get("reviewers") or []), p.get("kappa"))
+        for p in report.get("pairs") or []
+    ]
+
+
+def gold_accuracy_rows(report: dict) -> list[dict]:
+    """Rows for interval_panel from a gold report ({"reviewers": [{"reviewer", "accuracy":
+    {"estimate", "lower", "upper", "n"}}], ...}, app.desk.gold)."""
+    return [
+        _figure_row(str(r.get("reviewer")), r.get("accuracy"))
+        for r in report.get("reviewers") or []
+    ]
+
+
+# MERGE (issue 11, points 3 and 4): with app.desk.agreement and app.desk.gold on main, the two
+# panels are these functions plus two PanelSpec lines in PANELS ("agreement", "Agreement
+# between reviewers"; "gold", "Gold accuracy per reviewer"):
+#
+#   def agreement_panel(*, session, queue, window, now=None) -> Panel:
+#       from app.desk.agreement import agreement_report
+#       days = max(window.seconds // 86400, 1)
+#       report = agreement_report(session=session, queue=queue, days=days, now=now)
+#       alpha = (report.get("alpha") or {}).get("estimate")
+#       return interval_panel(rows=kappa_rows(report), what="Cohen's kappa",
+#                             per="pair of reviewers", reference=alpha)
+#
+#   def gold_panel(*, session, queue, window, now=None) -> Panel:
+#       from app.desk.gold import gold_report
+#       report = gold_report(session=session, queue=queue)
+#       overall = (report.get("accuracy") or {}).get("estimate")
+#       return interval_panel(rows=gold_accuracy_rows(report), what="gold accuracy",
+#                             reference=overall)
+#
+# (The kappa axis runs 0..1 like accuracy; a negative kappa is drawn at the left edge.)
 
 
 PANELS: list[PanelSpec] = [

@@ -168,6 +168,14 @@ def test_each_chart_kind_draws_well_formed_accessible_svg():
     whisker = iv.find(f".//{SVG}line[@class='whisker']")
     mid = float(iv.find(f".//{SVG}circle[@class='estimate']").get("cx"))
     assert float(whisker.get("x1")) + float(whisker.get("x2")) == pytest.approx(2 * mid, abs=0.2)
+    edge = _parse(
+        charts.intervals(
+            "g",
+            "Kappa",
+            {"rows": [{"name": "ana & bo", "estimate": -0.2, "lower": -0.5, "upper": 0.1, "n": 9}]},
+        )
+    )
+    assert float(edge.find(f".//{SVG}circle[@class='estimate']").get("cx")) >= 140  # inside
     assert "not measured yet" in str(
         charts.intervals("e", "t", {"rows": [{"name": "bo", "estimate": None}]})
     )

@@ -288,6 +288,32 @@ def test_interval_panel_for_agreement_and_gold_accuracy():
     panel = P.interval_panel(rows=rows, what="gold accuracy")
     assert panel.chart == "intervals" and not panel.empty and "Lowest: ana at 0.90" in panel.caption
     assert P.interval_panel(rows=rows[1:], what="kappa").empty
+    # The shapes of app.desk.agreement's and app.desk.gold's reports (issue 11, points 3, 4).
+    agreement = {
+        "alpha": {"estimate": 0.7, "lower": 0.6, "upper": 0.8, "n": 30},
+        "pairs": [
+            {
+                "reviewers": ["ana", "bo"],
+                "kappa": {"estimate": 0.61, "lower": 0.4, "upper": 0.8, "n": 25},
+            },
+            {
+                "reviewers": ["ana", "cy"],
+                "kappa": {"estimate": None, "lower": None, "upper": None, "n": 3},
+            },
+        ],
+    }
+    assert P.kappa_rows(agreement) == [
+        {"name": "ana & bo", "estimate": 0.61, "lower": 0.4, "upper": 0.8, "n": 25},
+        {"name": "ana & cy", "estimate": None, "lower": None, "upper": None, "n": 3},
+    ]
+    gold = {
+        "reviewers": [
+            {"reviewer": "ana", "accuracy": {"estimate": 0.75, "lower": 0.5, "upper": 0.9, "n": 12}}
+        ]
+    }
+    assert P.gold_accuracy_rows(gold) == [
+        {"name": "ana", "estimate": 0.75, "lower": 0.5, "upper": 0.9, "n": 12}
+    ]
 
 
 def test_dashboard_lists_every_panel(session):

@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.admin.routes import bp as admin_bp
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
+    from app.dashboard.routes import bp as dashboard_bp
     from app.desk.quality_pages import bp as desk_quality_bp
     from app.desk.routes import bp as desk_bp
     from app.learning.routes import bp as registry_bp
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         trust_bp,
         desk_bp,
         policy_bp,
+        dashboard_bp,
     ):
         app.register_blueprint(bp)
     app.register_blueprint(desk_quality_bp)

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.api import adjudications, claims, desk, items, labels, outbox, quality, queues, registry
+from app.api import (
+    adjudications,
+    claims,
+    dashboard,
+    desk,
+    items,
+    labels,
+    outbox,
+    quality,
+    queues,
+    registry,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 for resource in (
@@ -21,5 +32,6 @@ for resource in (
     quality.bp,
     adjudications.bp,
     desk.bp,
+    dashboard.bp,
 ):
     bp.register_blueprint(resource)

@@ -349,3 +349,28 @@ class PolicyPreviewOut(BaseModel):
     changed: list[str]
     current: PolicyEffectOut
     proposed: PolicyEffectOut
+
+
+class DashboardQuery(BaseModel):
+    window: str = Field("7d", pattern="^(24h|7d|30d)$")
+
+
+class DashboardPanelOut(BaseModel):
+    """One chart: its kind (lines, columns, bars, reliability, intervals), the numbers it
+    draws, and the plain-words caption the page shows under it."""
+
+    key: str
+    title: str
+    chart: str
+    data: dict
+    caption: str
+    empty: bool
+
+
+class DashboardOut(BaseModel):
+    """A queue's dashboard figures over a window (docs/API.md describes each panel)."""
+
+    queue: str
+    window: str
+    generated_at: str
+    panels: list[DashboardPanelOut]

@@ -23,6 +23,7 @@ PERMISSIONS = {
     "retrain": {"lead", "scientist", "admin"},
     "promote": {"lead", "scientist", "admin"},
     "configure": {"lead", "scientist", "admin"},
+    "view_dashboard": {"lead", "scientist", "admin"},
     "create_queue": {"lead", "admin"},
     # The final word on escalated, disputed and flagged items (app.desk.adjudication).
     "adjudicate": {"lead", "admin"},

@@ -13,6 +13,7 @@ from werkzeug.security import generate_password_hash
 from app.auth.service import add_membership, create_token, create_user
 from app.db import session_scope
 from app.demo.claims import FIELDS, LABELS, generate_claims
+from app.demo.past import labelled_past
 from app.desk.gold import claim_gold
 from app.errors import Conflict
 from app.ingest.service import ingest_items, parse_rows
@@ -120,16 +121,9 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
 
     claims = generate_claims(history + incoming)
     past, new = claims[:history], claims[history:]
-    # The past: items a team already labelled, reviewed through the ordinary path.
-    ingest_items(
-        session=s,
-        queue=queue,
-        items=parse_rows({"external_id": c["external_id"], "payload": c["payload"]} for c in past),
-    )
-    truth = {c["external_id"]: c["label"] for c in past}
-    while (claim := claim_next(session=s, queue=queue, user=archivist)) is not None:
-        external_id = s.get_one(Item, claim.item_id).external_id
-        decide(session=s, token=claim.token, user=archivist, label=truth[external_id])
+    # The past: items a team already labelled over two weeks, reviewed through the ordinary
+    # path, so the dashboard has a history to draw.
+    labelled_past(session=s, queue=queue, reviewer=archivist, claims=past, now=utcnow())
     for outbox in s.scalars(select(Outbox).where(col(Outbox.queue_id) == queue.id)):
         make_training_example(session=s, outbox_id=id_of(outbox))
     train_model_version(db=s, queue_id=id_of(queue), seed=0)

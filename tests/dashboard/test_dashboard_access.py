@@ -58,6 +58,8 @@ def test_the_page_draws_every_panel_with_a_caption_and_the_fragment_swaps(client
         "models",
         "calibration",
         "drift",
+        "agreement",
+        "gold",
     ]
     assert page.text.count("<figcaption>") == len(figures)
     assert page.text.count('role="img"') == len(figures)

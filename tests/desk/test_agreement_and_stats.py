@@ -70,6 +70,15 @@ def test_alpha_and_kappa_with_bootstrap_intervals_and_counts(client, make):
     # A fixed seed: the same data gives the same intervals.
     again = client.get("/api/v1/queues/claims/agreement?days=30", headers=lead["headers"]).json
     assert again["alpha"] == alpha and again["pairs"] == report["pairs"]
+    # The dashboard draws the pair's kappa with its whisker, alpha as the dashed line.
+    panels = client.get("/api/v1/queues/claims/dashboard?window=30d", headers=lead["headers"]).json[
+        "panels"
+    ]
+    drawn = next(p for p in panels if p["key"] == "agreement")
+    (row,) = drawn["data"]["rows"]
+    assert row["name"] == " & ".join(pair["reviewers"]) and row["n"] == 12
+    assert (row["estimate"], row["lower"]) == (kappa["estimate"], kappa["lower"])
+    assert drawn["data"]["reference"] == alpha["estimate"]
 
 
 def test_too_few_items_say_so_instead_of_a_figure(client, make):

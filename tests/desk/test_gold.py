@@ -323,3 +323,11 @@ def test_accuracy_and_automation_bias_with_clopper_pearson_intervals(client, mak
         "w2": "fraud",
         "r1": "fraud",
     }
+    # The dashboard's gold panel draws the same figures, one whisker per reviewer.
+    panels = client.get("/api/v1/queues/claims/dashboard", headers=lead["headers"]).json
+    gold = next(p for p in panels["panels"] if p["key"] == "gold")
+    rows = {r["name"]: r for r in gold["data"]["rows"]}
+    assert gold["chart"] == "intervals" and not gold["empty"]
+    assert rows[follower["name"]]["estimate"] == round(1 / 3, 4)
+    assert rows[follower["name"]]["n"] == 3 and rows[careful["name"]]["estimate"] == 1.0
+    assert gold["data"]["reference"] == report["accuracy"]["estimate"]

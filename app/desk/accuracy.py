@@ -1,4 +1,5 @@
-"""How often a reviewer's answers agree with final labels that others decided."""
+"""How often a reviewer's answers are right: on gold items (known answers) and against final
+labels that others decided."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app.desk.gold import gold_hits
 from app.models import Item, Label, Queue, Review, User
 from app.states import LabelSource
 
@@ -27,9 +29,9 @@ class Accuracy:
 def reviewer_accuracy(*, session: Session, queue: Queue, user_id: int) -> Accuracy | None:
     """The reviewer's measured accuracy in the queue, or None below MIN_ANSWERS answers.
 
-    An answer counts when its item's final label was not the reviewer's alone: a lead
-    adjudicated it, or several reviewers reached it. (Gold items can be added here later:
-    this is the one place that says what a reviewer's accuracy is.)
+    An answer counts when its item's answer is known (a gold item) or its final label was
+    not the reviewer's alone: a lead adjudicated it, or several reviewers reached it. This
+    is the one place that says what a reviewer's accuracy is (dynamic second review).
     """
     name = session.scalar(select(col(User.name)).where(col(User.id) == user_id))
     rows = session.execute(
@@ -49,6 +51,7 @@ def reviewer_accuracy(*, session: Session, queue: Queue, user_id: int) -> Accura
         for answer, final, source, reviewers in rows
         if source == LabelSource.ADJUDICATED or len([r for r in reviewers or [] if r != name]) > 0
     ]
+    judged += gold_hits(session=session, queue=queue, user_id=user_id)[-RECENT_ANSWERS:]
     if len(judged) < MIN_ANSWERS:
         return None
     return Accuracy(estimate=sum(judged) / len(judged), n=len(judged))

@@ -311,10 +311,15 @@ def _model_answers(session: Session, item_ids: set[int]) -> dict[int, str]:
     return {item_id: cands[0]["label"] for item_id, cands in rows if cands}
 
 
+def gold_hits(*, session: Session, queue: Queue, user_id: int) -> list[bool]:
+    """Whether each of the reviewer's answers on the queue's live gold items was right."""
+    return [answer == known for _u, _n, answer, known, _i in _answers(session, queue, user_id)]
+
+
 def gold_accuracy(*, session: Session, queue: Queue, user_id: int) -> dict:
     """One reviewer's accuracy on the queue's gold items, with its interval."""
-    answers = _answers(session, queue, user_id)
-    return interval(sum(answer == known for _u, _n, answer, known, _i in answers), len(answers))
+    hits = gold_hits(session=session, queue=queue, user_id=user_id)
+    return interval(sum(hits), len(hits))
 
 
 def gold_report(*, session: Session, queue: Queue) -> dict:

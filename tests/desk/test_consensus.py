@@ -9,6 +9,7 @@ from app.desk import accuracy
 from app.desk.accuracy import reviewer_accuracy
 from app.models import Item, ItemEvent, Label, Queue
 from app.states import ItemStatus, LabelSource
+from tests.conftest import item
 
 
 def _final(db, external_id):
@@ -193,3 +194,33 @@ def test_bad_consensus_policy_values_are_refused_naming_the_field(desk, client):
     assert policy["consensus"] == "unanimous"
     assert policy["second_review_on_override"] is None
     assert policy["second_review_below_accuracy"] is None
+
+
+def test_gold_answers_measure_the_reviewer_for_the_second_review(desk, db, engine, monkeypatch):
+    """A reviewer who misses the known answers of gold items gets a second review on ordinary
+    items; one who hits them does not (gold answers count in reviewer_accuracy)."""
+    monkeypatch.setattr(accuracy, "MIN_ANSWERS", 3)
+    desk.setup(reviewers=2, gold_rate=1)
+    weak, strong = desk.reviewers
+    desk.push(*[item(f"g{n}", "fraud", 0.6, gold_label="legit") for n in range(3)])
+    for _ in range(3):
+        desk.answer(weak, "fraud")
+        desk.answer(strong, "legit")
+    from app.db import new_session
+
+    with new_session(engine) as s:
+        queue = s.scalars(select(Queue)).one()
+        assert reviewer_accuracy(session=s, queue=queue, user_id=weak["id"]).estimate == 0
+        measured = reviewer_accuracy(session=s, queue=queue, user_id=strong["id"])
+        assert (measured.estimate, measured.n) == (1.0, 3)
+
+    _patch(desk, gold_rate=0, second_review_below_accuracy=0.5)
+    desk.push_ids("o1", "o2")
+    ext, answer = desk.answer(weak, "fraud")
+    assert ext == "o1" and answer["status"] == "pending"  # the weak reviewer is checked
+    why = db.scalar(select(ItemEvent.comment).where(ItemEvent.kind == "second_review"))
+    assert "measured accuracy is 0% over 3 answers" in why
+    ext, answer = desk.answer(strong, "fraud")
+    assert ext == "o1" and answer["status"] == "done"
+    ext, answer = desk.answer(strong, "legit")
+    assert ext == "o2" and answer["status"] == "done"  # the strong reviewer alone suffices

@@ -645,15 +645,21 @@ def drift_panel(*, session: Session, queue: Queue, window: Window, now=None) -> 
 
 
 def interval_panel(
-    *, rows: list[dict], what: str, per: str = "reviewer", reference: float | None = None
+    *,
+    rows: list[dict],
+    what: str,
+    per: str = "reviewer",
+    reference: float | None = None,
+    unmeasured: str = "",
 ) -> Panel:
     """A dot-and-whisker chart of one figure per reviewer (or pair) with its interval:
     rows are {"name", "estimate", "lower", "upper", "n"}, estimate None when unmeasured.
-    `reference` draws a dashed line (e.g. the queue-wide figure)."""
+    `reference` draws a dashed line (e.g. the queue-wide figure); `unmeasured` says what
+    would make the figure appear."""
     measured = [r for r in rows if r.get("estimate") is not None]
     data = {"rows": rows, "x_label": what, "x_min": 0.0, "x_max": 1.0, "reference": reference}
     if not measured:
-        return Panel("intervals", data, f"No {what} measured yet.", True)
+        return Panel("intervals", data, f"No {what} measured yet. {unmeasured}".strip(), True)
     low = min(measured, key=lambda r: r["estimate"])
     caption = (
         f"{what} per {per} with its interval (the whisker) and the number of items behind "
@@ -700,7 +706,15 @@ def agreement_panel(*, session: Session, queue: Queue, window: Window, now=None)
     report = agreement_report(session=session, queue=queue, days=days, now=now)
     alpha = (report.get("alpha") or {}).get("estimate")
     return interval_panel(
-        rows=kappa_rows(report), what="Cohen's kappa", per="pair of reviewers", reference=alpha
+        rows=kappa_rows(report),
+        what="Cohen's kappa",
+        per="pair of reviewers",
+        reference=alpha,
+        unmeasured=(
+            f"It needs at least {report.get('min_items', 10)} items that the same two "
+            "reviewers both answered in this window: a policy with reviews_required above 1, "
+            "or second reviews, gives them."
+        ),
     )
 
 
@@ -709,7 +723,15 @@ def gold_panel(*, session: Session, queue: Queue, window: Window, now=None) -> P
     (app.desk.gold; all of the queue's gold answers, whatever the window)."""
     report = gold_report(session=session, queue=queue)
     overall = (report.get("accuracy") or {}).get("estimate")
-    return interval_panel(rows=gold_accuracy_rows(report), what="gold accuracy", reference=overall)
+    return interval_panel(
+        rows=gold_accuracy_rows(report),
+        what="gold accuracy",
+        reference=overall,
+        unmeasured=(
+            "Mark items with a known answer as gold (the queue's Reviewers page, or gold_label "
+            "at ingest) and set the policy's gold_rate: reviewers' answers on them show here."
+        ),
+    )
 
 
 PANELS: list[PanelSpec] = [

@@ -346,6 +346,8 @@ def sla_panel(*, session: Session, queue: Queue, window: Window, now=None) -> Pa
             col(Item.queue_id) == queue.id,
             col(Item.created_at) >= due_from,
             col(Item.created_at) <= due_until,
+            # Gold items are never settled: they only measure reviewers.
+            col(Item.status) != ItemStatus.GOLD,
         )
         .group_by(sa.text("due"), sa.text("state"))
     ):

@@ -34,7 +34,7 @@ from app.models import (
     utcnow,
 )
 from app.queues.service import Policy, policy_of
-from app.routing.decision import Route
+from app.routing.decision import Route, audit_reason
 from app.routing.placement import Placement
 from app.states import ClaimState, ItemStatus, RouteDecision
 
@@ -178,22 +178,26 @@ def gold_rows(*, queue_id: int, created: dict[str, int], gold: dict[str, str], n
     ]
 
 
-# The route reason of a gold item the model would have auto-accepted or audited: what any
-# item sent to a person might say, so the reason gives nothing away.
-GOLD_REASON = "picked for a person to check"
-
-
-def gold_placement(placement: Placement) -> Placement:
-    """A gold item always goes to people (routed `review`), and outside the audit frame."""
-    if placement.route.decision == RouteDecision.REVIEW:
+def gold_placement(placement: Placement, *, policy: Policy, candidates) -> Placement:
+    """A gold item always goes to people (routed `review`), and outside the audit frame.
+    One the model would have auto-accepted says what an audited item says, so the reason
+    gives nothing away (with no audits at all, an item that reaches a person anyway can)."""
+    planned = placement.planned
+    if placement.route.decision == RouteDecision.REVIEW:  # planned so, or auto-accept paused
         return Placement(placement.route, placement.route)
-    route = Route(RouteDecision.REVIEW, GOLD_REASON)
+    if planned.decision == RouteDecision.AUDIT:
+        reason = planned.reason
+    else:
+        top = float(candidates[0]["score"])
+        reason = audit_reason(policy.audit_rate_for(top), f"score {top:.2f}")
+    route = Route(RouteDecision.REVIEW, reason)
     return Placement(route, route)
 
 
 def _gold_sql(exclude: bool) -> str:
-    # The queue's live gold items (ix_gold_item_serving) this reviewer has neither answered
-    # nor holds right now. Nothing on the item row is leased: other reviewers may hold it.
+    # The queue's live gold items (ix_gold_item_serving) this reviewer has neither answered,
+    # escalated (as an ordinary escalated item, it must not come back) nor holds right now.
+    # Nothing on the item row is leased: other reviewers may hold it.
     skipped = " AND g.item_id NOT IN :excluded" if exclude else ""
     return f"""
         SELECT g.item_id FROM gold_item AS g
@@ -202,8 +206,9 @@ def _gold_sql(exclude: bool) -> str:
                             WHERE r.item_id = g.item_id AND r.user_id = :user_id)
            AND NOT EXISTS (SELECT 1 FROM claim AS c
                             WHERE c.item_id = g.item_id AND c.user_id = :user_id
-                              AND c.state IN ('{ClaimState.LIVE}', '{ClaimState.AHEAD}')
-                              AND c.expires_at > :now){skipped}
+                              AND (c.state = '{ClaimState.ESCALATED}'
+                                   OR (c.state IN ('{ClaimState.LIVE}', '{ClaimState.AHEAD}')
+                                       AND c.expires_at > :now))){skipped}
          ORDER BY g.item_id
          LIMIT 1
     """

@@ -290,8 +290,8 @@ def ingest_items(
         it["external_id"]: known for it in batch if (known := it.get("gold_label"))
     }
     placements = [
-        gold_placement(p) if it["external_id"] in gold else p
-        for it, p in zip(batch, placements, strict=True)
+        gold_placement(p, policy=policy, candidates=c) if it["external_id"] in gold else p
+        for it, p, c in zip(batch, placements, candidates, strict=True)
     ]
     rows = [
         {

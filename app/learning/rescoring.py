@@ -4,7 +4,8 @@ Batches by item id; each batch is read, scored with no transaction open, then wr
 short transaction that only touches items still waiting, which are routed again by their new
 answers exactly as arriving items are (app.routing.placement), drift and novelty guard
 included. Items a reviewer holds keep
-the prediction they see, and producers' own predictions are left alone.
+the prediction they see, items a person has answered already (waiting for a further review)
+keep theirs, and producers' own predictions are left alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlmodel import Session, col
 
 from app.bulk import insert_rows
@@ -31,6 +32,7 @@ from app.models import (
     Outbox,
     Prediction,
     Queue,
+    Review,
     table_of,
     utcnow,
 )
@@ -52,6 +54,11 @@ class Progress:
     last_item_id: int | None  # None: nothing left (or the version is no longer active)
 
 
+# Waiting for a further review (k > 1, a second review): a person has answered it already,
+# and no model may overrule that answer by auto-accepting the item.
+_UNANSWERED = ~exists(select(col(Review.id)).where(col(Review.item_id) == col(Item.id)))
+
+
 def _waiting_batch(session: Session, queue_id: int, after_id: int, size: int):
     items = session.execute(
         select(col(Item.id), col(Item.external_id), col(Item.payload))
@@ -59,6 +66,7 @@ def _waiting_batch(session: Session, queue_id: int, after_id: int, size: int):
             col(Item.queue_id) == queue_id,
             col(Item.status) == ItemStatus.PENDING,
             col(Item.id) > after_id,
+            _UNANSWERED,
         )
         .order_by(col(Item.id))
         .limit(size)
@@ -208,7 +216,9 @@ def _still_waiting(session: Session, ids: list[int]) -> set[int]:
     claim cannot slip in between (it skips them for that moment instead)."""
     if not ids:
         return set()
-    stmt = select(col(Item.id)).where(col(Item.id).in_(ids), col(Item.status) == ItemStatus.PENDING)
+    stmt = select(col(Item.id)).where(
+        col(Item.id).in_(ids), col(Item.status) == ItemStatus.PENDING, _UNANSWERED
+    )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return set(session.scalars(stmt))

@@ -161,7 +161,11 @@ def sla_by_day(
     now = now or utcnow()
     sla_hours = policy_of(queue).sla_hours
     first = (now - timedelta(days=days - 1)).date()
-    day = "date(l.decided_at)" if is_sqlite(session) else "to_char(l.decided_at, 'YYYY-MM-DD')"
+    day = (
+        "date(l.decided_at)"
+        if is_sqlite(session)
+        else "to_char(l.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    )
     late = _late_sql(session) if sla_hours is not None else "1 = 0"
     rows = session.execute(
         text(

@@ -125,6 +125,17 @@ def _used_for_training(session: Session, item_id: int) -> bool:
     )
 
 
+def _others_answered(session: Session, review: Review) -> bool:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Review)
+            .where(col(Review.item_id) == review.item_id, col(Review.user_id) != review.user_id)
+        )
+        or 0
+    ) > 0
+
+
 def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Reopened:
     """Takes a decision back and hands the item to the reviewer again, under a new claim."""
     item = session.scalars(
@@ -138,6 +149,14 @@ def _reverse(session: Session, review: Review, user: User, kind: str, now) -> Re
     if item.status == ItemStatus.IN_REVIEW:
         raise Conflict("Someone is reviewing this item right now; try again later.")
     label = session.scalar(select(Label).where(col(Label.item_id) == item.id))
+    if label is None and item.status != ItemStatus.GOLD and _others_answered(session, review):
+        # Unsettled with others' answers (k > 1, waiting for more reviews or for a lead): the
+        # reviewer may have seen them since, and taking the answer back would let one
+        # reviewer rewrite the overlap, or pull the item off the lead's desk.
+        raise Conflict(
+            "Other reviewers have answered this item too; it is settled by their answers or by "
+            "a lead, so this answer cannot be taken back."
+        )
     if label is not None and label.source == LabelSource.ADJUDICATED:
         # A lead's decision is not taken back by one of the reviewers it overruled.
         raise Conflict("A lead has decided this item; it cannot be reopened.")

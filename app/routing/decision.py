@@ -100,15 +100,18 @@ def unlike_training_reason(hits: list[dict]) -> str:
     return shown + tail
 
 
+def audit_reason(rate: float, what: str) -> str:
+    """The route reason of an audited item (`what`: "score 0.97", "confidence 0.97")."""
+    share = f" ({rate:.0%})" if rate > 0 else ""
+    return f"random audit{share} of an item that would be auto-accepted ({what})"
+
+
 def _accept_or_audit(policy, queue_name, external_id, top: float, what: str, why: str) -> Route:
     """An item that may be auto-accepted: unless the audit draw picks it for a person, at the
     audit rate of its confidence band."""
     rate = policy.audit_rate_for(top)
     if audit_draw(queue_name, external_id) < rate:
-        return Route(
-            RouteDecision.AUDIT,
-            f"random audit ({rate:.0%}) of an item that would be auto-accepted ({what})",
-        )
+        return Route(RouteDecision.AUDIT, audit_reason(rate, what))
     return Route(RouteDecision.AUTO_ACCEPT, why)
 
 

@@ -16,7 +16,7 @@ class Desk:
         self.queue = "claims"
 
     def setup(self, *, reviewers=2, **policy):
-        self.make.queue(self.queue, audit_rate=0, retrain_after=0, **policy)
+        self.make.queue(self.queue, **{"audit_rate": 0, "retrain_after": 0, **policy})
         self.producer = self.make.user("scientist", queues=[self.queue])
         self.lead = self.make.user("lead", queues=[self.queue])
         self.reviewers = [self.make.user("reviewer", queues=[self.queue]) for _ in range(reviewers)]

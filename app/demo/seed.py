@@ -39,16 +39,22 @@ class DemoLogin:
     seeded: bool
 
 
-def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
+def seed_demo(
+    engine, *, history: int = 600, incoming: int = 600, gold_rate: float = 0.05
+) -> DemoLogin:
     """Creates the demo queue once; every run gives the reviewer a fresh password and the
-    producer a fresh API token (only their hashes are stored, so neither can be shown again)."""
+    producer a fresh API token (only their hashes are stored, so neither can be shown again).
+    `gold_rate`: the share of claims that serve a gold item (a random draw; tests that expect
+    a given item next set it to 0)."""
     password = secrets.token_urlsafe(9)
     with session_scope(engine) as s:
         queue = s.scalar(select(Queue).where(col(Queue.name) == QUEUE))
         reviewer = s.scalar(select(User).where(col(User.name) == "reviewer"))
         seeded = queue is None or reviewer is None
         if queue is None or reviewer is None:
-            reviewer = _build(s, password=password, history=history, incoming=incoming)
+            reviewer = _build(
+                s, password=password, history=history, incoming=incoming, gold_rate=gold_rate
+            )
         else:
             reviewer.password_hash = generate_password_hash(password)
         producer = s.scalar(select(User).where(col(User.name) == "producer"))
@@ -73,7 +79,7 @@ def seed_demo(engine, *, history: int = 600, incoming: int = 600) -> DemoLogin:
         )
 
 
-def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
+def _build(s: Session, *, password: str, history: int, incoming: int, gold_rate: float) -> User:
     """The queue, its three users, a labelled past, a baseline model and today's claims;
     returns the reviewer."""
     queue = create_queue(
@@ -91,7 +97,7 @@ def _build(s: Session, *, password: str, history: int, incoming: int) -> User:
                 "lease_seconds": 600,
                 "coverage": 0.95,
                 # One claim in twenty is a gold item (a known answer) measuring the reviewer.
-                "gold_rate": 0.05,
+                "gold_rate": gold_rate,
                 # What reviewers see when the model cannot answer in time (or is gone).
                 "rules": [
                     {
@@ -210,7 +216,8 @@ def _gold(s: Session, *, queue: Queue, reviewers: list[User]) -> None:
             for n, (ext, c) in enumerate(zip(truth, claims, strict=True))
         ),
     )
-    policy = policy_of(queue)
+    # Every seeding claim serves a gold item, whatever the queue's own gold_rate.
+    policy = policy_of(queue).model_copy(update={"gold_rate": 1.0})
     for careful, user in zip((True, False), reviewers, strict=True):
         add_membership(session=s, user=user, queue=queue)
         now = utcnow()

@@ -371,7 +371,9 @@ def decide(
     session.add(review)
     claim.state = ClaimState.DECIDED
     session.flush()
-    return _settle(session=session, queue=queue, item=item, review=review, now=now)
+    return _settle(
+        session=session, queue=queue, item=item, review=review, prediction=prediction, now=now
+    )
 
 
 # At most this many candidates are kept of what a reviewer was shown.
@@ -405,9 +407,18 @@ def implied_feedback(prediction: Prediction | None, label: str) -> str | None:
     return "all_wrong"
 
 
-def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) -> Decision:
+def _settle(
+    *,
+    session: Session,
+    queue: Queue,
+    item: Item,
+    review: Review,
+    prediction: Prediction | None,
+    now,
+) -> Decision:
     """Closes the item once it has all its reviews and they reach an answer under the
-    queue's consensus rule; an unresolved item goes to adjudication (app.desk)."""
+    queue's consensus rule; an unresolved item goes to adjudication (app.desk).
+    `prediction` is the one the reviewer was shown (decide() read it)."""
     if is_gold(item):
         # A gold answer only measures the reviewer (app.desk.gold): the item never settles.
         return Decision(item=item, label=None, review=review, outbox_id=None)
@@ -431,7 +442,6 @@ def _settle(*, session: Session, queue: Queue, item: Item, review: Review, now) 
         item.status = ItemStatus.PENDING
         session.flush()
         return waiting
-    prediction = current_prediction(session=session, item_id=id_of(item))
     if len(reviews) == 1:
         why = second_review_reason(
             session=session,
